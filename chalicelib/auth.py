@@ -1,0 +1,71 @@
+"""API tokens: minted once, stored only as SHA-256 hashes, checked by the API's authorizer.
+
+Roles: ``operator`` (HQ staff: every route) and ``store`` (one store: ``/stores/<its id>/...``).
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+
+from chalicelib.domain.errors import FieldError, ValidationError
+from chalicelib.storage.base import iso
+from chalicelib.storage.tokens import ApiToken
+
+ROLES = ("operator", "store")
+TOKEN_PREFIX = "rs_"
+# last_used_at is bookkeeping, not security: refreshed at most this often per token.
+_LAST_USED_RESOLUTION = 300
+_last_used_written: dict[str, float] = {}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(role: str, store_id: str | None = None, label: str = "") -> str:
+    """Mint a token and return it; only its hash is stored, so this is the one time it is seen.
+
+    >>> token = issue_token("store", store_id="S001", label="POS S001")
+    """
+    if role not in ROLES:
+        raise ValidationError([FieldError("role", f"must be one of {', '.join(ROLES)}")])
+    if role == "store" and not store_id:
+        raise ValidationError([FieldError("store_id", "is required for a store token")])
+    if role == "operator" and store_id:
+        raise ValidationError([FieldError("store_id", "an operator token is not tied to a store")])
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    ApiToken(hash_token(token), token_id=uuid.uuid4().hex[:16], role=role, store_id=store_id,
+             label=label, created_at=iso()).save(condition=ApiToken.token_hash.does_not_exist())
+    return token
+
+
+def verify(token: str) -> ApiToken | None:
+    """The live token record for ``token``, or None when unknown or revoked."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    try:
+        record = ApiToken.get(digest)
+    except ApiToken.DoesNotExist:
+        return None
+    if record.revoked_at:
+        return None
+    now = time.time()
+    if now - _last_used_written.get(digest, 0) > _LAST_USED_RESOLUTION:
+        record.update(actions=[ApiToken.last_used_at.set(iso())])
+        _last_used_written[digest] = now
+    return record
+
+
+def list_tokens() -> list[dict]:
+    # An admin listing of a small table; not on any hot path.
+    return sorted((t.to_api() for t in ApiToken.scan()), key=lambda t: t["created_at"])
+
+
+def revoke(token_id: str) -> bool:
+    for record in ApiToken.scan(ApiToken.token_id == token_id):
+        record.update(actions=[ApiToken.revoked_at.set(iso())])
+        return True
+    return False

@@ -1,0 +1,34 @@
+"""Structured logs and EMF metrics (Powertools for AWS Lambda)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from chalicelib.settings import APP_NAME
+
+
+@lru_cache(maxsize=1)
+def logger():
+    from aws_lambda_powertools import Logger
+
+    return Logger(service=APP_NAME)
+
+
+@lru_cache(maxsize=1)
+def metrics():
+    from aws_lambda_powertools import Metrics
+
+    return Metrics(namespace="RetailSync", service=APP_NAME)
+
+
+def emit_run_metrics(job: str, status: str, seconds: float, counters: dict) -> None:
+    """One EMF document per finished run: duration, records and failures by job and status."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    emf = metrics()
+    emf.add_dimension(name="job", value=job)
+    emf.add_dimension(name="status", value=status)
+    emf.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=seconds)
+    emf.add_metric(name="RecordsRead", unit=MetricUnit.Count, value=counters.get("read", 0))
+    emf.add_metric(name="RecordsWritten", unit=MetricUnit.Count, value=counters.get("written", 0))
+    emf.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=counters.get("failed", 0))
+    emf.flush_metrics()

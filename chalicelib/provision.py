@@ -1,0 +1,55 @@
+"""Create every table, bucket, queue and the SES sender identity against the configured endpoint.
+
+Idempotent: what exists is left as it is. Tests, the local stack and the benchmark use it; in AWS
+the Terraform configuration creates the same resources.
+"""
+from __future__ import annotations
+
+from chalicelib import settings
+from chalicelib.storage import aws
+from chalicelib.storage.tables import ALL_MODELS
+
+
+def provision() -> dict:
+    created: dict[str, list[str]] = {"tables": [], "buckets": [], "queues": []}
+    for model in ALL_MODELS:
+        model._connection = None
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+            created["tables"].append(model.Meta.table_name)
+        ttl = _ttl_attribute(model)
+        if ttl:
+            description = aws.client("dynamodb").describe_time_to_live(TableName=model.Meta.table_name)
+            if description["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                model.update_ttl(ignore_update_ttl_errors=False)
+    s3 = aws.client("s3")
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for bucket in (settings.data_bucket(), settings.migration_bucket()):
+        if bucket not in existing:
+            region = s3.meta.region_name
+            kwargs = {} if region == "us-east-1" else {
+                "CreateBucketConfiguration": {"LocationConstraint": region}}
+            s3.create_bucket(Bucket=bucket, **kwargs)
+            created["buckets"].append(bucket)
+    sqs = aws.client("sqs")
+    name = settings.shard_queue_name()
+    sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "5400"})
+    created["queues"].append(name)
+    if not _identity_exists(settings.mail_from()):
+        aws.client("sesv2").create_email_identity(EmailIdentity=settings.mail_from())
+    return created
+
+
+def _ttl_attribute(model) -> str | None:
+    for name, attribute in model.get_attributes().items():
+        if type(attribute).__name__ == "TTLAttribute":
+            return name
+    return None
+
+
+def _identity_exists(identity: str) -> bool:
+    try:
+        aws.client("sesv2").get_email_identity(EmailIdentity=identity)
+        return True
+    except aws.client("sesv2").exceptions.NotFoundException:
+        return False

@@ -1,0 +1,161 @@
+"""PynamoDB foundations shared by every model: stage-prefixed table names, JSON attributes,
+and the one batch writer / batch getter (AWS limits enforced, retries with backoff)."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.models import Model
+
+from chalicelib import settings
+
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+MAX_BATCH_ATTEMPTS = 8
+
+M = TypeVar("M", bound=Model)
+
+
+class TableName:
+    """``Meta.table_name`` resolved from settings on every access (stage prefix, read lazily)."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def __get__(self, obj, owner) -> str:
+        return settings.table_name(self.base)
+
+
+def meta(base: str) -> type:
+    """A PynamoDB ``Meta`` class for table ``base``: no host, so ``AWS_ENDPOINT_URL`` applies."""
+    return type("Meta", (), {"table_name": TableName(base), "billing_mode": "PAY_PER_REQUEST"})
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    """Compact, deterministic JSON; decimals become strings so no float ever rounds them."""
+    return json.dumps(value, default=_json_default, separators=(",", ":"), sort_keys=True)
+
+
+class JSONAttribute(UnicodeAttribute):
+    """Any JSON value stored as one compact string (decimals kept exact as strings)."""
+
+    def serialize(self, value: Any) -> str:
+        return dumps(value)
+
+    def deserialize(self, value: str) -> Any:
+        return json.loads(value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None = None) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``; sorts lexically in time order."""
+    moment = moment or utcnow()
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class BatchWriteFailed(Exception):
+    """Items DynamoDB left unprocessed after every retry; ``keys`` lists them."""
+
+    def __init__(self, table: str, keys: list[dict]):
+        super().__init__(f"{len(keys)} item(s) of {table} not written after {MAX_BATCH_ATTEMPTS} attempts")
+        self.table = table
+        self.keys = keys
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+
+
+class BatchWriter:
+    """Buffered puts and deletes for one model, sent 25 at a time.
+
+    DynamoDB may leave part of a batch unprocessed under throttling; those items are resent with
+    jittered exponential backoff (PynamoDB's own batch writer resends at once). Use as a context
+    manager so the last partial batch is flushed::
+
+        with BatchWriter(Transaction) as batch:
+            for item in items:
+                batch.put(item)
+    """
+
+    def __init__(self, model: type[Model]):
+        self.model = model
+        self._pending: list[dict] = []
+        self.written = 0
+
+    def put(self, item: Model) -> None:
+        self._pending.append({"PutRequest": {"Item": item.serialize()}})
+        if len(self._pending) == BATCH_WRITE_LIMIT:
+            self.flush()
+
+    def delete(self, item: Model) -> None:
+        self._pending.append({"DeleteRequest": {"Key": item._get_keys()}})
+        if len(self._pending) == BATCH_WRITE_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        requests, self._pending = self._pending, []
+        table = self.model.Meta.table_name
+        connection = self.model._get_connection().connection
+        attempt = 0
+        while requests:
+            response = connection.client.batch_write_item(RequestItems={table: requests})
+            left = response.get("UnprocessedItems", {}).get(table, [])
+            self.written += len(requests) - len(left)
+            requests = left
+            if requests:
+                attempt += 1
+                if attempt >= MAX_BATCH_ATTEMPTS:
+                    keys = [r.get("PutRequest", {}).get("Item") or r["DeleteRequest"]["Key"] for r in requests]
+                    raise BatchWriteFailed(table, keys)
+                _backoff(attempt)
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+
+
+def write_all(model: type[Model], puts: Iterable[Model] = (), deletes: Iterable[Model] = ()) -> int:
+    """Put and delete items in 25-item batches; returns how many were written."""
+    with BatchWriter(model) as batch:
+        for item in puts:
+            batch.put(item)
+        for item in deletes:
+            batch.delete(item)
+    return batch.written
+
+
+def get_many(model: type[M], keys: Iterable[Any]) -> Iterator[M]:
+    """Batch-get items by key (hash, or (hash, range) tuples), 100 keys per request.
+
+    PynamoDB chunks by 100 and resends unprocessed keys; missing items are simply absent.
+    """
+    keys = list(dict.fromkeys(keys))
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        yield from model.batch_get(keys[start:start + BATCH_GET_LIMIT])

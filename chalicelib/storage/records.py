@@ -1,0 +1,107 @@
+"""Master data (the ``/data`` entities) in one table: ``entity`` + ``id``, the record as JSON.
+
+Entities that jobs look up by a parent carry a sparse ``ref`` key (``products#<category>``,
+``stores#<org node>``, ``workers#<store>``) queried through the ``by_ref`` index.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.storage.base import JSONAttribute, dumps, get_many, iso, meta, write_all
+
+_REF_FIELD = {"products": "category_id", "stores": "org_node_id", "workers": "store_id"}
+PAGE_SIZE = 1000
+
+
+class RecordsByRef(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_ref"
+        projection = AllProjection()
+
+    ref = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class MasterRecord(Model):
+    Meta = meta("records")
+    entity = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+    data = JSONAttribute()
+    updated_at = UnicodeAttribute()
+    ref = UnicodeAttribute(null=True)
+    by_ref = RecordsByRef()
+
+
+def _make(entity: str, record: dict, now: str) -> MasterRecord:
+    field = _REF_FIELD.get(entity)
+    ref = f"{entity}#{record[field]}" if field and record.get(field) else None
+    return MasterRecord(entity, record["id"], data=record, updated_at=now, ref=ref)
+
+
+def upsert(entity: str, records: list[dict]) -> int:
+    """Write the records that differ from what is stored; returns how many were written.
+
+    Assortments are system-managed: editing one makes it ``Draft`` again (DOMAIN §5), while an
+    unchanged one keeps its status.
+    """
+    existing = {r.id: r.data for r in get_many(MasterRecord, [(entity, r["id"]) for r in records])}
+    now = iso()
+    changed = []
+    for record in records:
+        old = existing.get(record["id"])
+        if entity == "assortments":
+            old_body = {k: v for k, v in (old or {}).items() if k != "status"}
+            if old is not None and dumps(old_body) == dumps(record):
+                continue
+            record = {**record, "status": "Draft"}
+        elif old is not None and dumps(old) == dumps(record):
+            continue
+        changed.append(_make(entity, record, now))
+    return write_all(MasterRecord, puts=changed)
+
+
+def save(entity: str, record: dict) -> None:
+    """Write one record as is (system-managed changes such as an assortment's status)."""
+    _make(entity, record, iso()).save()
+
+
+def get(entity: str, record_id: str) -> dict | None:
+    try:
+        return MasterRecord.get(entity, record_id).data
+    except MasterRecord.DoesNotExist:
+        return None
+
+
+def get_by_ids(entity: str, ids: Iterable[str]) -> dict[str, dict]:
+    return {r.id: r.data for r in get_many(MasterRecord, [(entity, i) for i in ids])}
+
+
+def delete(entity: str, record_id: str) -> bool:
+    try:
+        MasterRecord(entity, record_id).delete(condition=MasterRecord.id.exists())
+        return True
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def scan_entity(entity: str) -> Iterator[dict]:
+    """Every record of ``entity`` (a query on the partition key, 1 MB pages)."""
+    for item in MasterRecord.query(entity, page_size=PAGE_SIZE):
+        yield item.data
+
+
+def by_ref(entity: str, parent_id: str) -> Iterator[dict]:
+    for item in MasterRecord.by_ref.query(f"{entity}#{parent_id}", page_size=PAGE_SIZE):
+        yield item.data
+
+
+def page(entity: str, limit: int, cursor: dict | None) -> tuple[list[dict], dict | None]:
+    results = MasterRecord.query(entity, limit=limit, page_size=limit, last_evaluated_key=cursor)
+    items = [r.data for r in results]
+    return items, results.last_evaluated_key

@@ -1,0 +1,180 @@
+"""Run records, the single-flight lease lock and idempotency keys."""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.storage.base import JSONAttribute, meta
+
+FINAL_STATUSES = frozenset({"Ended", "Error", "Canceled", "NotRun"})
+IDEMPOTENCY_TTL = timedelta(days=7)
+
+
+class RunsByJob(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_job"
+        projection = AllProjection()
+
+    job = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class RunRecord(Model):
+    """One execution of a job (AX batch statuses: Waiting, Executing, Ended, Error, Canceled,
+    Cancelling, NotRun)."""
+
+    Meta = meta("runs")
+    run_id = UnicodeAttribute(hash_key=True)
+    job = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    status = UnicodeAttribute(default="Waiting")
+    trigger = UnicodeAttribute(default="manual")
+    params = JSONAttribute(default=dict)
+    dry_run = BooleanAttribute(default=False)
+    requested_by = UnicodeAttribute(null=True)
+    started_at = UnicodeAttribute(null=True)
+    ended_at = UnicodeAttribute(null=True)
+    counters = JSONAttribute(default=lambda: {"read": 0, "written": 0, "skipped": 0, "failed": 0})
+    errors = JSONAttribute(default=list)
+    outputs = JSONAttribute(default=list)
+    aws_requests = JSONAttribute(default=dict)
+    message = UnicodeAttribute(null=True)
+    checkpoint = JSONAttribute(null=True)
+    hops = NumberAttribute(default=0)
+    cancel_requested = BooleanAttribute(default=False)
+    idempotency_key = UnicodeAttribute(null=True)
+    lock_scope = UnicodeAttribute(default="all")
+    parent_run_id = UnicodeAttribute(null=True)
+    shards_pending = NumberAttribute(null=True)
+    by_job = RunsByJob()
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_api(self) -> dict:
+        body = {
+            "run_id": self.run_id,
+            "job": self.job,
+            "status": self.status,
+            "trigger": self.trigger,
+            "params": self.params,
+            "dry_run": self.dry_run,
+            "requested_by": self.requested_by,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "counters": self.counters,
+            "errors": self.errors,
+            "outputs": self.outputs,
+            "aws_requests": self.aws_requests,
+            "message": self.message,
+        }
+        if self.parent_run_id:
+            body["parent_run_id"] = self.parent_run_id
+        return body
+
+
+def new_run_id() -> str:
+    # Time-ordered so ids sort like their creation; the random tail keeps them unique.
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}"
+
+
+class Coordination(Model):
+    """Lease locks (``lock#<job>#<scope>``) and idempotency keys (``idem#<job>#<key>``)."""
+
+    Meta = meta("coordination")
+    key = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
+    fence = NumberAttribute(default=0)
+    run_id = UnicodeAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+
+class LockHeld(Exception):
+    def __init__(self, owner: str):
+        super().__init__(f"lock held by run {owner}")
+        self.owner = owner
+
+
+def _lock_key(job: str, scope: str) -> str:
+    return f"lock#{job}#{scope}"
+
+
+def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
+    """Take or renew the lease for (job, scope); raises ``LockHeld`` naming the current owner.
+
+    The owner keeps its own lock (continuations); anyone may take an expired lease.
+    """
+    now = int(time.time())
+    lock = Coordination(_lock_key(job, scope), owner=owner, lease_until=now + lease_seconds,
+                        expires=timedelta(days=2))
+    try:
+        lock.save(condition=Coordination.key.does_not_exist()
+                  | (Coordination.owner == owner)
+                  | (Coordination.lease_until < now))
+    except PutError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        current = Coordination.get(_lock_key(job, scope), consistent_read=True)
+        raise LockHeld(current.owner or "?") from None
+
+
+def lock_owner(job: str, scope: str) -> tuple[str | None, int]:
+    try:
+        lock = Coordination.get(_lock_key(job, scope), consistent_read=True)
+    except Coordination.DoesNotExist:
+        return None, 0
+    return lock.owner, int(lock.lease_until or 0)
+
+
+def renew_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
+    lock = Coordination(_lock_key(job, scope))
+    try:
+        lock.update(actions=[Coordination.lease_until.set(int(time.time()) + lease_seconds)],
+                    condition=Coordination.owner == owner)
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise LockHeld("another run") from None
+        raise
+
+
+def release_lock(job: str, scope: str, owner: str) -> None:
+    try:
+        Coordination(_lock_key(job, scope)).delete(condition=Coordination.owner == owner)
+    except Exception:  # noqa: BLE001 - a lost lock is already someone else's; nothing to undo
+        pass
+
+
+def create_run(run: RunRecord) -> RunRecord:
+    """Save a new run; with an idempotency key, atomically with the key, so a duplicate trigger
+    finds the first run instead of creating a second (returned in place of ``run``)."""
+    if not run.idempotency_key:
+        run.save(condition=RunRecord.run_id.does_not_exist())
+        return run
+    key = f"idem#{run.job}#{run.idempotency_key}"
+    marker = Coordination(key, run_id=run.run_id, expires=IDEMPOTENCY_TTL)
+    try:
+        with TransactWrite(connection=Connection()) as transaction:
+            transaction.save(marker, condition=Coordination.key.does_not_exist())
+            transaction.save(run, condition=RunRecord.run_id.does_not_exist())
+        return run
+    except TransactWriteError as exc:
+        if not any(r and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []):
+            raise
+    existing = Coordination.get(key, consistent_read=True)
+    return RunRecord.get(existing.run_id, consistent_read=True)

@@ -1,0 +1,14 @@
+"""Every DynamoDB model of the application (provisioning, tests and Terraform read this list)."""
+from __future__ import annotations
+
+from chalicelib.storage.records import MasterRecord
+from chalicelib.storage.runs import Coordination, RunRecord
+from chalicelib.storage.tokens import ApiToken
+
+ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord]
+
+
+def reset_connections() -> None:
+    """Drop PynamoDB's cached connections (a new endpoint or a fresh moto)."""
+    for model in ALL_MODELS:
+        model._connection = None

@@ -1,0 +1,66 @@
+"""Shared fixtures. moto is imported before the application so every client is intercepted."""
+import os
+
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing",
+                  AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing")
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402  (must precede the application's imports)
+
+from chalicelib import localenv  # noqa: E402
+
+localenv.apply("local")
+
+
+@pytest.fixture
+def aws():
+    """A fresh in-process moto with every table, bucket, queue and the SES sender provisioned."""
+    from chalicelib.provision import provision
+    from chalicelib.storage import aws as clients
+    from chalicelib.storage.tables import reset_connections
+
+    with mock_aws():
+        clients.reset()
+        reset_connections()
+        provision()
+        yield
+        clients.reset()
+        reset_connections()
+
+
+@pytest.fixture
+def client(aws):
+    from chalice.test import Client
+
+    import app
+
+    with Client(app.app, stage_name="local", project_dir=str(localenv.PROJECT_DIR)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def operator_token(aws):
+    from chalicelib.auth import issue_token
+
+    return issue_token("operator", label="tests")
+
+
+@pytest.fixture
+def operator(operator_token):
+    return {"Authorization": f"Bearer {operator_token}", "Content-Type": "application/json"}
+
+
+def store_headers(store_id: str) -> dict:
+    from chalicelib.auth import issue_token
+
+    return {"Authorization": f"Bearer {issue_token('store', store_id=store_id)}",
+            "Content-Type": "application/json"}
+
+
+def schedule_event(client, event_id: str = "evt-1") -> dict:
+    """A scheduled EventBridge delivery (chalice's test client has no schedule generator)."""
+    event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
+                                            resources=["arn:aws:events:us-east-1:123456789012:rule/x"])
+    event["id"] = event_id
+    return event
