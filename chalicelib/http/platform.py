@@ -161,3 +161,17 @@ def delete_data(entity, record_id):
     if not records.delete(_entity(entity), record_id):
         raise NotFound(f"{entity} {record_id} not found")
     return json_response({"deleted": record_id})
+
+
+@bp.route("/stores/{store_id}", methods=["GET"], **AUTH)
+@api
+def get_store(store_id):
+    """A store's own master record (its POS reads its configuration; operators read any)."""
+    from chalicelib.http.common import require_store
+    from chalicelib.storage import records
+
+    require_store(bp.current_request, store_id)
+    record = records.get("stores", store_id)
+    if record is None:
+        raise NotFound(f"store {store_id} not found")
+    return record

@@ -232,7 +232,9 @@ def execute(run_id: str, budget: Budget) -> str:
         acquire_lock(job.name, run.lock_scope, run.run_id, lease) if previous_owner != run.run_id \
             else _take_own_lock(job, run, lease)
     except LockHeld as held:
-        _finish(run, "NotRun", f"job {job.name} is already running as run {held.owner}", None)
+        if held.owner != run.run_id:
+            _finish(run, "NotRun", f"job {job.name} is already running as run {held.owner}", None)
+        # else: a duplicated delivery of a run that is executing elsewhere; leave it be.
         return "done"
     if previous_owner and previous_owner != run.run_id:
         _mark_abandoned(previous_owner, run.run_id)

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from pynamodb.attributes import UnicodeAttribute
+from pynamodb.attributes import Attribute, UnicodeAttribute
+from pynamodb.constants import NUMBER
 from pynamodb.models import Model
 
 from chalicelib import settings
@@ -50,6 +51,18 @@ def _json_default(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """Compact, deterministic JSON; decimals become strings so no float ever rounds them."""
     return json.dumps(value, default=_json_default, separators=(",", ":"), sort_keys=True)
+
+
+class DecimalAttribute(Attribute[Decimal]):
+    """A DynamoDB number read back as an exact ``Decimal`` (PynamoDB's NumberAttribute gives floats)."""
+
+    attr_type = NUMBER
+
+    def serialize(self, value: Decimal | int | str) -> str:
+        return str(Decimal(str(value)))
+
+    def deserialize(self, value: str) -> Decimal:
+        return Decimal(value)
 
 
 class JSONAttribute(UnicodeAttribute):
