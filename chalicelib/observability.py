@@ -13,18 +13,13 @@ def logger():
     return Logger(service=APP_NAME)
 
 
-@lru_cache(maxsize=1)
-def metrics():
-    from aws_lambda_powertools import Metrics
-
-    return Metrics(namespace="RetailSync", service=APP_NAME)
-
-
 def emit_run_metrics(job: str, status: str, seconds: float, counters: dict) -> None:
     """One EMF document per finished run: duration, records and failures by job and status."""
     from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-    emf = metrics()
+    # A provider of its own per run: the shared Metrics singleton would carry dimensions over.
+    emf = AmazonCloudWatchEMFProvider(namespace="RetailSync", service=APP_NAME)
     emf.add_dimension(name="job", value=job)
     emf.add_dimension(name="status", value=status)
     emf.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=seconds)

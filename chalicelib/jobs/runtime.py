@@ -94,7 +94,6 @@ class JobContext:
         self._budget = budget
         self._requests = requests
         self._base_requests = base_requests
-        self._progressed = False
         self._lease_renewed = time.monotonic()
 
     @property
@@ -127,8 +126,14 @@ class JobContext:
     def checkpoint(self, **state: Any) -> None:
         """Persist progress (``state`` merged into ``ctx.state``) and counters; then stop here if
         the run was cancelled, or hand over to a fresh invocation if the budget is spent."""
+        self._save(state)
+        if self.run.cancel_requested:
+            raise _Cancelled()
+        if self._budget.spent():
+            raise _Continue()
+
+    def _save(self, state: dict) -> None:
         self.state.update(state)
-        self._progressed = True
         self.run.update(actions=[
             RunRecord.checkpoint.set({"state": self.state, "warnings": self.warnings}),
             RunRecord.counters.set(self.counters),
@@ -139,10 +144,6 @@ class JobContext:
         if time.monotonic() - self._lease_renewed > settings.lock_lease_seconds() / 3:
             renew_lock(self.job.name, self.run.lock_scope, self.run.run_id, settings.lock_lease_seconds())
             self._lease_renewed = time.monotonic()
-        if self.run.cancel_requested:
-            raise _Cancelled()
-        if self._budget.spent():
-            raise _Continue()
 
     def pages(self, name: str, fetch: Callable[[Any], tuple[list, Any]]) -> Iterator[list]:
         """Yield pages from ``fetch(cursor) -> (items, next_cursor)``, resuming at the saved cursor.
@@ -158,7 +159,7 @@ class JobContext:
             items, cursor = fetch(cursor)
             yield items
             if cursor is None:
-                self.checkpoint(**{key: "done"})
+                self._save({key: "done"})
                 return
             self.checkpoint(**{key: cursor})
 
