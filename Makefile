@@ -16,10 +16,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run every job on the embedded local stack; outputs in demo-output/
-	$(PY) -m chalicelib.local demo
+	$(PY) -m devstack demo
 
 serve: $(STAMP)  ## keep the local stack running: HTTP API, schedules, migration drops
-	$(PY) -m chalicelib.local serve
+	$(PY) -m devstack serve
 
 test: $(STAMP)  ## the test suite (unit and integration, moto in process)
 	$(PY) -m pytest -n 2 -q
@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)  ## make bench SCALE=M: per-job requests, time and memory into BENCHMARKS.md
-	$(PY) -m chalicelib.local bench --scale $(SCALE)
+	$(PY) -m devstack bench --scale $(SCALE)
 
 package: $(STAMP)  ## chalice package --pkg-format terraform into build/terraform
 	$(PY) -m chalicelib.deploy package

@@ -1,0 +1,33 @@
+"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run every job on the local stack")
+    demo.add_argument("--scale", default="S", choices=["S", "M", "L"])
+    serve = sub.add_parser("serve", help="keep the local stack running")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--scale", default="S", choices=["S", "M", "L"])
+    bench = sub.add_parser("bench", help="measure every job")
+    bench.add_argument("--scale", default="M", choices=["S", "M", "L"])
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from devstack.demo import main as run
+
+        return run(args.scale)
+    if args.command == "serve":
+        from devstack.serve import main as run
+
+        return run(args.port, args.scale)
+    from devstack.bench import main as run
+
+    return run(args.scale)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

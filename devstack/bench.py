@@ -1,0 +1,136 @@
+"""``make bench SCALE=M``: every job on the local stack at a realistic scale.
+
+For each measured step: records processed, wall seconds, AWS requests by operation, requests per
+record and peak Python memory (tracemalloc) — written to ``BENCHMARKS.md``. Job families add
+their scenarios to ``SCENARIOS``: ``scenario(bench) -> None`` calling ``bench.measure``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from devstack.stack import LocalStack, local_stack
+
+RESULTS = Path("BENCHMARKS.md")
+
+
+@dataclass
+class Row:
+    step: str
+    records: int
+    unit: str
+    seconds: float
+    requests: dict[str, int]
+    peak_mb: float
+    status: str
+
+    @property
+    def per_record(self) -> float:
+        return sum(self.requests.values()) / self.records if self.records else 0.0
+
+
+@dataclass
+class Bench:
+    stack: LocalStack
+    retailer: Any
+    scale: str
+    operator: str
+    rows: list[Row] = field(default_factory=list)
+
+    def measure(self, step: str, unit: str, action: Callable[[], dict], records: Callable[[dict], int]) -> dict:
+        """Run ``action`` (returns a Run) with memory tracing; record its requests per record."""
+        tracemalloc.start()
+        started = time.monotonic()
+        run = action()
+        seconds = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        row = Row(step, records(run), unit, seconds, run.get("aws_requests", {}), peak / 2**20, run["status"])
+        self.rows.append(row)
+        print(f"  {step}: {row.status}, {row.records} {unit} in {seconds:.1f}s, "
+              f"{sum(row.requests.values())} requests ({row.per_record:.3f}/record), peak {row.peak_mb:.0f} MB",
+              flush=True)
+        return run
+
+    def run_job(self, job: str, params: dict | None = None) -> dict:
+        from chalicelib.jobs import runtime
+
+        run, _ = runtime.submit(job, params or {}, trigger="manual", requested_by="bench")
+        runtime.dispatch(run.run_id)
+        return runtime.get_run(run.run_id).to_api()
+
+
+def load_master_data(bench: Bench) -> None:
+    from chalicelib.storage import records
+
+    def load() -> dict:
+        from collections import Counter
+
+        from chalicelib.storage.metering import metered
+
+        total = 0
+        with metered(Counter()) as requests:
+            for entity, items in bench.retailer.master_data().items():
+                for start in range(0, len(items), 1000):
+                    records.upsert(entity, items[start:start + 1000])
+                total += len(items)
+        return {"status": "Ended", "aws_requests": dict(requests), "records": total}
+
+    bench.measure("load master data (PUT /data path)", "records", load, lambda run: run["records"])
+
+
+def purge_history(bench: Bench) -> None:
+    bench.measure("purge-run-history", "runs", lambda: bench.run_job("purge-run-history"),
+                  lambda run: run["counters"]["read"])
+
+
+SCENARIOS: list[tuple[str, Callable[[Bench], None]]] = [
+    ("master data", load_master_data),
+    ("run history", purge_history),
+]
+
+
+def write_report(bench: Bench, started: float) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`make bench SCALE={bench.scale}` on the local stack (moto server over loopback HTTP, 2 cores), "
+        f"{datetime.now(timezone.utc):%Y-%m-%d}. Total {time.monotonic() - started:.0f}s.",
+        "Requests are counted per run by the runtime's metering (every boto3 and PynamoDB call). Peak memory is",
+        "Python's (tracemalloc) during the step. moto is slower than DynamoDB; compare requests, not seconds.",
+        "",
+        "| step | status | records | seconds | AWS requests | requests/record | peak MB | requests by operation |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in bench.rows:
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(row.requests.items()))
+        lines.append(f"| {row.step} | {row.status} | {row.records} {row.unit} | {row.seconds:.1f} | "
+                     f"{sum(row.requests.values())} | {row.per_record:.3f} | {row.peak_mb:.0f} | {ops} |")
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {RESULTS}")
+
+
+def main(scale: str = "M") -> int:
+    from chalicelib.auth import issue_token
+    from chalicelib.datagen import generate
+
+    started = time.monotonic()
+    print(f"retail-sync bench, scale {scale}", flush=True)
+    with local_stack() as stack:
+        bench = Bench(stack, generate(scale, end_date=datetime.now(timezone.utc).date()), scale,
+                      issue_token("operator", label="bench"))
+        for title, scenario in SCENARIOS:
+            print(f"[{title}]", flush=True)
+            scenario(bench)
+    write_report(bench, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:2]))
