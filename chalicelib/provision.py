@@ -7,19 +7,24 @@ from __future__ import annotations
 
 from chalicelib import settings
 from chalicelib.storage import aws
-from chalicelib.storage.tables import ALL_MODELS
+from chalicelib.storage.tables import ALL_MODELS, reset_connections
 
 
 def provision() -> dict:
     created: dict[str, list[str]] = {"tables": [], "buckets": [], "queues": []}
+    reset_connections()
+    dynamodb = aws.client("dynamodb")
+    existing_tables = {name for page in dynamodb.get_paginator("list_tables").paginate()
+                       for name in page["TableNames"]}
     for model in ALL_MODELS:
-        model._connection = None
-        if not model.exists():
-            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-            created["tables"].append(model.Meta.table_name)
-        ttl = _ttl_attribute(model)
-        if ttl:
-            description = aws.client("dynamodb").describe_time_to_live(TableName=model.Meta.table_name)
+        name = model.Meta.table_name
+        if name not in existing_tables:
+            # PynamoDB's own wait sleeps 2 s per poll; the boto3 waiter checks first.
+            model.create_table(wait=False, billing_mode="PAY_PER_REQUEST")
+            dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+            created["tables"].append(name)
+        if _ttl_attribute(model):
+            description = dynamodb.describe_time_to_live(TableName=name)
             if description["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
                 model.update_ttl(ignore_update_ttl_errors=False)
     s3 = aws.client("s3")

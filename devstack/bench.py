@@ -11,7 +11,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def write_report(bench: Bench, started: float) -> None:
         "# Benchmarks",
         "",
         f"`make bench SCALE={bench.scale}` on the local stack (moto server over loopback HTTP, 2 cores), "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}. Total {time.monotonic() - started:.0f}s.",
+        f"{datetime.now(UTC):%Y-%m-%d}. Total {time.monotonic() - started:.0f}s.",
         "Requests are counted per run by the runtime's metering (every boto3 and PynamoDB call). Peak memory is",
         "Python's (tracemalloc) during the step. moto is slower than DynamoDB; compare requests, not seconds.",
         "",
@@ -123,7 +123,7 @@ def main(scale: str = "M") -> int:
     started = time.monotonic()
     print(f"retail-sync bench, scale {scale}", flush=True)
     with local_stack() as stack:
-        bench = Bench(stack, generate(scale, end_date=datetime.now(timezone.utc).date()), scale,
+        bench = Bench(stack, generate(scale, end_date=datetime.now(UTC).date()), scale,
                       issue_token("operator", label="bench"))
         for title, scenario in SCENARIOS:
             print(f"[{title}]", flush=True)

@@ -9,7 +9,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ class Demo:
     def fire(self, function: str, expect: tuple[str, ...] = ("Ended",)) -> dict:
         """Fire a function's schedule, as EventBridge would."""
         started = time.monotonic()
-        run = self.stack.fire_schedule(function, datetime.now(timezone.utc))
+        run = self.stack.fire_schedule(function, datetime.now(UTC))
         self.record(run["job"], run, time.monotonic() - started)
         if run["status"] not in expect:
             raise SystemExit(f"{run['job']} ended {run['status']}: {run['message']}")
@@ -100,7 +100,7 @@ def main(scale: str = "S") -> int:
     OUTPUT.mkdir(parents=True)
     print(f"retail-sync demo: starting the local stack (moto on 127.0.0.1), scale {scale}", flush=True)
     with local_stack() as stack:
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         demo = Demo(stack, generate(scale, end_date=today), today,
                     issue_token("operator", label="demo"), OUTPUT)
         print(f"  moto endpoint {stack.endpoint}", flush=True)

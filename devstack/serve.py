@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from devstack.cron import is_due
 from devstack.stack import local_stack
@@ -21,12 +21,11 @@ def main(port: int = 8000, scale: str = "S") -> int:
     from chalice.cli.factory import CLIFactory
     from chalice.local import create_local_server
 
+    import app
     from chalicelib import localenv
     from chalicelib.auth import issue_token
     from chalicelib.datagen import generate
     from chalicelib.storage import records
-
-    import app
 
     with local_stack() as stack:
         retailer = generate(scale)
@@ -56,7 +55,7 @@ Schedules fire on their cron (UTC); Ctrl-C stops.""", flush=True)
         last_minute = None
         try:
             while True:
-                now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+                now = datetime.now(UTC).replace(second=0, microsecond=0)
                 if now != last_minute:
                     last_minute = now
                     for function, expression in schedules.items():

@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import localenv
@@ -27,7 +27,7 @@ class LocalStack:
     # --- invoking functions ---------------------------------------------------------------
     def fire_schedule(self, function: str, when: datetime | None = None) -> dict:
         """Deliver the EventBridge event the function's schedule would send at ``when``."""
-        when = when or datetime.now(timezone.utc)
+        when = when or datetime.now(UTC)
         self._tick += 1
         event = self.client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={},

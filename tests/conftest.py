@@ -17,16 +17,12 @@ localenv.apply("local")
 def aws():
     """A fresh in-process moto with every table, bucket, queue and the SES sender provisioned."""
     from chalicelib.provision import provision
-    from chalicelib.storage import aws as clients
     from chalicelib.storage.tables import reset_connections
 
     with mock_aws():
-        clients.reset()
         reset_connections()
         provision()
         yield
-        clients.reset()
-        reset_connections()
 
 
 @pytest.fixture

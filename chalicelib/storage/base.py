@@ -125,7 +125,7 @@ class BatchWriter:
             self.flush()
 
     def delete(self, item: Model) -> None:
-        self._pending.append({"DeleteRequest": {"Key": item._get_keys()}})
+        self._pending.append({"DeleteRequest": {"Key": _key_of(item)}})
         if len(self._pending) == BATCH_WRITE_LIMIT:
             self.flush()
 
@@ -152,6 +152,15 @@ class BatchWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.flush()
+
+
+def _key_of(item: Model) -> dict:
+    """The item's primary key in DynamoDB's attribute-value form."""
+    serialized = item.serialize(null_check=False)
+    names = [item._hash_key_attribute().attr_name]
+    if item._range_key_attribute() is not None:
+        names.append(item._range_key_attribute().attr_name)
+    return {name: serialized[name] for name in names}
 
 
 def write_all(model: type[Model], puts: Iterable[Model] = (), deletes: Iterable[Model] = ()) -> int:

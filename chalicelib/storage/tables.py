@@ -1,6 +1,8 @@
 """Every DynamoDB model of the application (provisioning, tests and Terraform read this list)."""
 from __future__ import annotations
 
+import os
+
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.ledger import LedgerLine
 from chalicelib.storage.records import MasterRecord
@@ -10,7 +12,17 @@ from chalicelib.storage.tokens import ApiToken
 ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand]
 
 
-def reset_connections() -> None:
-    """Drop PynamoDB's cached connections (a new endpoint or a fresh moto)."""
-    for model in ALL_MODELS:
-        model._connection = None
+_bound_to: tuple | None = None
+
+
+def reset_connections(force: bool = False) -> None:
+    """Drop PynamoDB's cached connections when the endpoint or region changed (or ``force``).
+
+    Each connection owns a botocore client that is costly to build, so they are kept otherwise.
+    """
+    global _bound_to
+    target = (os.environ.get("AWS_DEFAULT_REGION"), os.environ.get("AWS_ENDPOINT_URL"))
+    if force or target != _bound_to:
+        for model in ALL_MODELS:
+            model._connection = None
+        _bound_to = target

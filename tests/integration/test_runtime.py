@@ -3,13 +3,12 @@ cancellation and fan-out, observed through run records and the effects jobs leav
 import time
 
 import pytest
-
-from chalicelib.jobs import runtime
-from chalicelib.jobs.registry import JOBS, STORE_TARGETING, Job, Param, register
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.jobs import runtime
+from chalicelib.jobs.registry import JOBS, STORE_TARGETING, Job, Param, register
 from chalicelib.storage.runs import Coordination
 
 
@@ -130,7 +129,8 @@ def test_tiny_budget_continues_across_invocations_with_the_same_result(aws, monk
     monkeypatch.setenv("JOB_TIME_BUDGET_MS", "0")
     invocations = []
     real_execute = runtime.execute
-    monkeypatch.setattr(runtime, "execute", lambda run_id, budget: invocations.append(1) or real_execute(run_id, budget))
+    monkeypatch.setattr(runtime, "execute",
+                        lambda run_id, budget: invocations.append(1) or real_execute(run_id, budget))
     split, _ = runtime.submit("test-paged", {"items": 9}, trigger="manual")
     runtime.dispatch(split.run_id)
     result = runtime.get_run(split.run_id)
@@ -151,10 +151,14 @@ def test_too_many_continuations_end_the_run_in_error(aws, monkeypatch):
     assert run.status == "Error" and "continuations" in run.message
 
 
-def test_a_run_killed_mid_way_resumes_without_repeating_effects(aws, monkeypatch):
+def expire_lease(job: str) -> None:
+    """What the passing of the lease time does: the lock's lease lies in the past."""
+    Coordination(f"lock#{job}#all").update(actions=[Coordination.lease_until.set(time.time() - 1)])
+
+
+def test_a_run_killed_mid_way_resumes_without_repeating_effects(aws):
     from chalicelib.jobs.triggers import on_schedule
 
-    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
 
     def die_after_second_page(ctx):
         if ctx.counters["read"] == 4 and not HOOKS.get("died"):
@@ -168,7 +172,7 @@ def test_a_run_killed_mid_way_resumes_without_repeating_effects(aws, monkeypatch
 
     # Redelivered at once, the run still holds a live lease: the duplicate leaves it alone.
     assert on_schedule("test-paged", Event("evt-crash"))["status"] == "Executing"
-    time.sleep(1.2)
+    expire_lease("test-paged")
     # Redelivered after the lease expired (Lambda's async retry): resumes from its checkpoint.
     final = on_schedule("test-paged", Event("evt-crash"))
     assert final["status"] == "Ended"
@@ -178,14 +182,13 @@ def test_a_run_killed_mid_way_resumes_without_repeating_effects(aws, monkeypatch
     assert effects() == {f"item-{i:02d}": 1 for i in range(10)}
 
 
-def test_a_new_run_takes_over_from_an_abandoned_one(aws, monkeypatch):
-    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
+def test_a_new_run_takes_over_from_an_abandoned_one(aws):
     HOOKS["after_page"] = lambda ctx: (_ for _ in ()).throw(Crash())
     crashed, _ = runtime.submit("test-paged", trigger="manual")
     with pytest.raises(Crash):
         runtime.dispatch(crashed.run_id)
     HOOKS.clear()
-    time.sleep(1.2)
+    expire_lease("test-paged")
     fresh, _ = runtime.submit("test-paged", trigger="manual")
     runtime.dispatch(fresh.run_id)
     assert runtime.get_run(fresh.run_id).status == "Ended"
