@@ -1,6 +1,7 @@
 """Structured logs and EMF metrics (Powertools for AWS Lambda)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 
 from chalicelib.settings import APP_NAME
@@ -27,3 +28,16 @@ def emit_run_metrics(job: str, status: str, seconds: float, counters: dict) -> N
     emf.add_metric(name="RecordsWritten", unit=MetricUnit.Count, value=counters.get("written", 0))
     emf.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=counters.get("failed", 0))
     emf.flush_metrics()
+
+
+@contextmanager
+def log_keys(**keys):
+    """Add ``keys`` to every log line inside the block, restoring the outer ones afterwards."""
+    log = logger()
+    previous = {k: log.get_current_keys().get(k) for k in keys}
+    log.append_keys(**keys)
+    try:
+        yield log
+    finally:
+        log.remove_keys([k for k, v in previous.items() if v is None])
+        log.append_keys(**{k: v for k, v in previous.items() if v is not None})

@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib import settings
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
 from chalicelib.jobs.registry import Job, get_job
-from chalicelib.observability import emit_run_metrics, logger
+from chalicelib.observability import emit_run_metrics, log_keys, logger
 from chalicelib.storage import aws
 from chalicelib.storage.base import iso
 from chalicelib.storage.metering import metered
@@ -224,9 +224,12 @@ def execute(run_id: str, budget: Budget) -> str:
     run = get_run(run_id)
     if run.is_final:
         return "done"
+    with log_keys(job=run.job, run_id=run.run_id) as log:
+        return _execute(run, budget, log)
+
+
+def _execute(run: RunRecord, budget: Budget, log) -> str:
     job = get_job(run.job)
-    log = logger()
-    log.append_keys(job=run.job, run_id=run.run_id)
     lease = settings.lock_lease_seconds()
     previous_owner, _ = lock_owner(job.name, run.lock_scope)
     try:
