@@ -14,23 +14,29 @@ from collections.abc import Iterator
 import botocore.client
 
 _active: contextvars.ContextVar[Counter | None] = contextvars.ContextVar("aws_requests", default=None)
-_installed = False
+_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("aws_request_counted", default=False)
 
 
 def install() -> None:
-    global _installed
-    if _installed:
+    """Wrap ``_make_api_call`` unless the current one is already our wrapper (it may have been
+    replaced since, e.g. by a test's patch being undone)."""
+    current = botocore.client.BaseClient._make_api_call
+    if getattr(current, "_counts_requests", False):
         return
-    original = botocore.client.BaseClient._make_api_call
 
     def _counted(self, operation_name, api_params):
         counter = _active.get()
-        if counter is not None:
-            counter[f"{self.meta.service_model.service_name}.{operation_name}"] += 1
-        return original(self, operation_name, api_params)
+        if counter is None or _inside.get():  # a wrapper further out counted this call already
+            return current(self, operation_name, api_params)
+        counter[f"{self.meta.service_model.service_name}.{operation_name}"] += 1
+        token = _inside.set(True)
+        try:
+            return current(self, operation_name, api_params)
+        finally:
+            _inside.reset(token)
 
+    _counted._counts_requests = True
     botocore.client.BaseClient._make_api_call = _counted
-    _installed = True
 
 
 @contextlib.contextmanager
