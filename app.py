@@ -6,7 +6,7 @@ Functions (names are the interface contract): one scheduled function per batch j
 """
 from chalice import Chalice, ConvertToMiddleware
 
-from chalicelib.http import common, platform
+from chalicelib.http import common, finance, platform
 from chalicelib.jobs.triggers import on_run_job, on_schedule, on_shard_messages, schedule_of
 from chalicelib.observability import logger
 
@@ -14,6 +14,7 @@ app = Chalice(app_name="retail-sync")
 app.register_middleware(ConvertToMiddleware(logger().inject_lambda_context))
 app.register_blueprint(common.bp)
 app.register_blueprint(platform.bp)
+app.register_blueprint(finance.bp)
 
 SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the stage's queue
 
@@ -21,6 +22,21 @@ SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the s
 @app.schedule(schedule_of("purge-run-history"), name="purge_run_history")
 def purge_run_history(event):
     return on_schedule("purge-run-history", event)
+
+
+@app.schedule(schedule_of("generate-account-activity"), name="generate_account_activity")
+def generate_account_activity(event):
+    return on_schedule("generate-account-activity", event)
+
+
+@app.schedule(schedule_of("export-account-activity"), name="export_account_activity")
+def export_account_activity(event):
+    return on_schedule("export-account-activity", event)
+
+
+@app.schedule(schedule_of("transfer-to-pay"), name="transfer_to_pay")
+def transfer_to_pay(event):
+    return on_schedule("transfer-to-pay", event)
 
 
 @app.lambda_function(name="run_job")

@@ -1,2 +1,7 @@
 """Imports every job module; each registers itself with the registry on import."""
-from chalicelib.jobs import purge_run_history  # noqa: F401
+from chalicelib.jobs import (  # noqa: F401
+    export_account_activity,
+    generate_account_activity,
+    purge_run_history,
+    transfer_to_pay,
+)

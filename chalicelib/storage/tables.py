@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 
+from chalicelib.storage.account_activity import AccountActivityResult
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.ledger import LedgerLine
+from chalicelib.storage.pay import PayItem, PayTransfer, TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.tokens import ApiToken
 
-ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand]
+ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
+              AccountActivityResult, TimeRegistration, PayItem, PayTransfer]
 
 
 _bound_to: tuple | None = None

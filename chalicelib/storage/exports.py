@@ -1,0 +1,56 @@
+"""Export files in the data bucket (account activity, payroll).
+
+A file is written into a spooled temporary file (memory up to 8 MB, then disk) and handed to
+boto3's managed transfer, which sends one PutObject below 8 MB and a multipart upload above, so
+memory stays bounded whatever the file's size. Transfers run in the calling thread: the
+runtime's request metering follows the run's context, which worker threads would not see.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from tempfile import SpooledTemporaryFile
+from typing import BinaryIO, TextIO
+
+from chalicelib import settings
+from chalicelib.storage import aws
+
+PART_BYTES = 8 * 2**20
+
+
+def upload(key: str, write: Callable[[BinaryIO], object], content_type: str) -> int:
+    """Write an object through ``write(binary_file)`` and upload it to ``key``; returns its size."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False)
+    with SpooledTemporaryFile(max_size=PART_BYTES) as spool:
+        write(spool)
+        size = spool.tell()
+        spool.seek(0)
+        aws.client("s3").upload_fileobj(spool, settings.data_bucket(), key,
+                                        ExtraArgs={"ContentType": content_type}, Config=config)
+    return size
+
+
+def as_text(write: Callable[[TextIO], object]) -> Callable[[BinaryIO], None]:
+    """Adapt a text writer (csv) to ``upload``: UTF-8, newlines left to the writer (CRLF in CSV)."""
+
+    def write_binary(out: BinaryIO) -> None:
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+        write(text)
+        text.flush()
+        text.detach()  # leave the spool open for the upload
+
+    return write_binary
+
+
+def exists(key: str) -> bool:
+    """Whether ``key`` is in the data bucket (a HeadObject)."""
+    s3 = aws.client("s3")
+    try:
+        s3.head_object(Bucket=settings.data_bucket(), Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

@@ -1,0 +1,326 @@
+"""Time registrations (store upload, operator approval) and transfer to pay (DOMAIN §2) on moto,
+driven through the routes; the payroll files are read back from S3 with the csv module."""
+import csv
+import io
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from tests.conftest import store_headers
+
+TODAY = date(2026, 10, 5)  # a Monday: the week 2026-09-28..10-04 has just ended, across a month boundary
+WORKERS = [
+    {"id": "W-WEEK", "name": "Wendy Weekly", "export_id": "E100", "store_id": "S1",
+     "pay_period_type": "weekly", "base_rate": "20.00"},
+    {"id": "W-BI", "name": "Bill Biweekly", "export_id": "E200", "store_id": "S1",
+     "pay_period_type": "biweekly", "base_rate": "18.50"},
+    {"id": "W-MON", "name": "Mona Monthly", "export_id": "E300", "store_id": "S1",
+     "pay_period_type": "monthly", "base_rate": "30.00"},
+    {"id": "W-OTHER", "name": "Otto Elsewhere", "export_id": "E400", "store_id": "S2",
+     "pay_period_type": "weekly", "base_rate": "20.00"},
+]
+PAY_TYPES = [{"id": "REG", "export_id": "100", "include_in_export": True},
+             {"id": "OT", "export_id": "150", "include_in_export": True},
+             {"id": "VAC", "export_id": "300", "include_in_export": False}]
+
+
+@pytest.fixture
+def today(monkeypatch):
+    from chalicelib.jobs import transfer_to_pay
+
+    class Clock:
+        def set(self, day: date) -> None:
+            monkeypatch.setattr(transfer_to_pay, "today", lambda: day)
+
+    clock = Clock()
+    clock.set(TODAY)
+    return clock
+
+
+@pytest.fixture
+def setup(client, operator, today):
+    for entity, items in (("workers", WORKERS), ("pay-types", PAY_TYPES)):
+        response = client.http.put(f"/data/{entity}", headers=operator, body=json.dumps({"items": items}))
+        assert response.status_code == 200, response.body
+    return client
+
+
+def shift(worker_id: str, day: date, hours: float, start_hour: int = 8, n: int = 1) -> dict:
+    clock_in = f"{day.isoformat()}T{start_hour:02d}:00:00Z"
+    end = start_hour * 60 + int(hours * 60)
+    clock_out = f"{day.isoformat()}T{end // 60:02d}:{end % 60:02d}:00Z"
+    return {"registration_id": f"TR-{worker_id}-{day:%Y%m%d}-{n}", "worker_id": worker_id,
+            "clock_in": clock_in, "clock_out": clock_out}
+
+
+def upload(client, registrations, store_id="S1", headers=None):
+    return client.http.post(f"/stores/{store_id}/time-registrations", headers=headers or store_headers(store_id),
+                            body=json.dumps({"registrations": registrations}))
+
+
+def approve(client, operator, worker_id, start="2026-01-01", end="2026-12-31"):
+    response = client.http.post("/time-registrations/approve", headers=operator,
+                                body=json.dumps({"worker_id": worker_id, "from": start, "to": end}))
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+def transfer(client, operator, **params):
+    response = client.http.post("/jobs/transfer-to-pay/runs", headers=operator, body=json.dumps({"params": params}))
+    assert response.status_code == 202, response.body
+    return response.json_body["run"]
+
+
+def payroll(run) -> dict[str, list[dict]]:
+    """Each payroll file the run wrote, parsed: period type -> rows."""
+    from chalicelib.storage import aws
+
+    files = {}
+    for output in run["outputs"]:
+        body = aws.client("s3").get_object(Bucket=output["bucket"], Key=output["key"])["Body"].read().decode()
+        files[output["key"].split("/")[1]] = list(csv.DictReader(io.StringIO(body, newline="")))
+    return files
+
+
+def payroll_objects() -> list[str]:
+    from chalicelib import settings
+    from chalicelib.storage import aws
+
+    listing = aws.client("s3").list_objects_v2(Bucket=settings.data_bucket(), Prefix="payroll/")
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+WEEK = [date(2026, 9, 28) + timedelta(days=i) for i in range(7)]
+
+
+def work_the_week(client, operator, hours=8):
+    """Every worker of S1 works every day of the week 09-28..10-04, all approved."""
+    response = upload(client, [shift(w, day, hours) for w in ("W-WEEK", "W-BI", "W-MON") for day in WEEK])
+    assert response.status_code == 200, response.body
+    for worker in ("W-WEEK", "W-BI", "W-MON"):
+        approve(client, operator, worker)
+
+
+# --- the pay calculation and periods ----------------------------------------------------------------
+
+def test_a_ten_hour_day_is_eight_regular_and_two_overtime_hours_at_one_and_a_half(setup, operator):
+    client = setup
+    upload(client, [shift("W-WEEK", date(2026, 9, 30), 10)])
+    approve(client, operator, "W-WEEK")
+
+    run = transfer(client, operator, pay_date="2026-09-30", period_type="weekly")
+
+    assert run["status"] == "Ended", run
+    assert payroll(run)["weekly"] == [
+        {"worker_export_id": "E100", "pay_type_export_id": "100", "profile_date": "2026-09-30", "hours": "8.00",
+         "rate": "20.00", "amount": "160.00", "period_start": "2026-09-28", "period_end": "2026-10-04",
+         "pay_date": "2026-09-30"},
+        {"worker_export_id": "E100", "pay_type_export_id": "150", "profile_date": "2026-09-30", "hours": "2.00",
+         "rate": "30.00", "amount": "60.00", "period_start": "2026-09-28", "period_end": "2026-10-04",
+         "pay_date": "2026-09-30"},
+    ]
+    assert run["outputs"][0]["key"] == f"payroll/weekly/2026-09-28_2026-10-04-{run['run_id']}.csv"
+
+
+def test_a_week_across_a_month_boundary_lands_in_the_right_period_per_type(setup, operator, today):
+    client = setup
+    work_the_week(client, operator)
+
+    run = transfer(client, operator)  # each type's most recently ended period
+
+    assert run["status"] == "Ended", run
+    files = payroll(run)
+    days = {kind: sorted({r["profile_date"] for r in rows}) for kind, rows in files.items()}
+    assert days["weekly"] == [d.isoformat() for d in WEEK]
+    assert days["biweekly"] == [d.isoformat() for d in WEEK]  # 2026-09-21..10-04 holds the whole week
+    assert days["monthly"] == ["2026-09-28", "2026-09-29", "2026-09-30"]  # September only
+    assert {(r["period_start"], r["period_end"], r["pay_date"]) for r in files["monthly"]} == {
+        ("2026-09-01", "2026-09-30", "2026-09-30")}
+    assert {r["worker_export_id"] for rows in files.values() for r in rows} == {"E100", "E200", "E300"}
+    assert {kind: {r["worker_export_id"] for r in rows} for kind, rows in files.items()} == {
+        "weekly": {"E100"}, "biweekly": {"E200"}, "monthly": {"E300"}}
+
+    today.set(date(2026, 11, 2))  # October has ended: its days of that week are paid now
+    october = payroll(transfer(client, operator, period_type="monthly"))["monthly"]
+    assert [r["profile_date"] for r in october] == ["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"]
+
+
+def test_a_second_run_exports_no_line_twice(setup, operator):
+    client = setup
+    work_the_week(client, operator)
+    first = transfer(client, operator)
+
+    second = transfer(client, operator)
+    explicit = transfer(client, operator, pay_date="2026-09-30")
+
+    assert second["status"] == explicit["status"] == "Ended"
+    assert second["outputs"] == explicit["outputs"] == []
+    assert "already transferred" in second["message"]
+    assert "nothing to transfer" in explicit["message"] and explicit["counters"]["written"] == 0
+    assert len(payroll_objects()) == len(first["outputs"]) == 3
+
+
+def test_hours_added_to_a_transferred_day_send_only_the_new_pay_item(setup, operator):
+    client = setup
+    work_the_week(client, operator, hours=6)
+    transfer(client, operator, period_type="weekly")
+
+    assert upload(client, [shift("W-WEEK", WEEK[-1], 1, start_hour=18, n=2)]).status_code == 200
+    approve(client, operator, "W-WEEK")
+    changed = transfer(client, operator, pay_date="2026-10-04", period_type="weekly")
+    # REG of that day was transferred (6 h, now 7 h): not sent twice, but the operator is told
+    assert changed["outputs"] == [] and "1 transferred pay item(s) changed since" in changed["message"]
+
+    assert upload(client, [shift("W-WEEK", WEEK[-1], 3, start_hour=19, n=3)]).status_code == 200
+    approve(client, operator, "W-WEEK")
+    overtime = transfer(client, operator, pay_date="2026-10-04", period_type="weekly")
+    assert [(r["profile_date"], r["pay_type_export_id"], r["hours"]) for r in payroll(overtime)["weekly"]] == [
+        ("2026-10-04", "150", "2.00")]  # 10 h that day: the OT item is new
+
+
+def test_include_already_exported_exports_again(setup, operator):
+    client = setup
+    work_the_week(client, operator)
+    first = transfer(client, operator, period_type="weekly")
+
+    again = transfer(client, operator, period_type="weekly", include_already_exported=True)
+
+    assert again["status"] == "Ended"
+    assert payroll(again)["weekly"] == payroll(first)["weekly"]
+    assert again["outputs"][0]["key"] != first["outputs"][0]["key"]
+
+
+def test_unapproved_registrations_refuse_the_period_naming_the_worker(setup, operator):
+    client = setup
+    upload(client, [shift("W-WEEK", day, 8) for day in WEEK])
+    approve(client, operator, "W-WEEK", end="2026-10-02")  # Saturday and Sunday are not approved
+
+    run = transfer(client, operator, period_type="weekly")
+
+    assert run["status"] == "Error"
+    assert "W-WEEK (2)" in run["message"] and "2026-09-28..2026-10-04" in run["message"]
+    assert run["outputs"] == [] and payroll_objects() == []
+
+    accepted = transfer(client, operator, period_type="weekly", accept_errors=True)
+
+    assert accepted["status"] == "Ended", accepted
+    assert "warning" in accepted["message"] and "W-WEEK (2)" in accepted["message"]
+    assert sorted({r["profile_date"] for r in payroll(accepted)["weekly"]}) == [d.isoformat() for d in WEEK[:5]]
+
+
+def test_a_refused_type_does_not_hold_back_the_others(setup, operator):
+    client = setup
+    work_the_week(client, operator)
+    upload(client, [shift("W-MON", date(2026, 9, 10), 8)])  # never approved
+
+    run = transfer(client, operator)
+
+    assert run["status"] == "Error" and "W-MON (1)" in run["message"]
+    assert sorted(payroll(run)) == ["biweekly", "weekly"]
+
+
+def test_a_run_that_died_before_writing_its_file_is_exported_again(setup, operator, monkeypatch):
+    from chalicelib.storage import exports
+
+    client = setup
+    work_the_week(client, operator)
+    real = exports.upload
+    monkeypatch.setattr(exports, "upload", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("Lambda died")))
+    died = transfer(client, operator, period_type="weekly")
+    assert died["status"] == "Error" and payroll_objects() == []
+    monkeypatch.setattr(exports, "upload", real)
+
+    run = transfer(client, operator, period_type="weekly")
+
+    assert len(payroll(run)["weekly"]) == 7
+
+
+def test_a_run_that_died_after_writing_its_file_is_not_exported_twice(setup, operator, monkeypatch):
+    from chalicelib.storage import pay
+
+    client = setup
+    work_the_week(client, operator)
+    real = pay.finish_transfer
+    monkeypatch.setattr(pay, "finish_transfer", lambda t: (_ for _ in ()).throw(RuntimeError("Lambda died")))
+    died = transfer(client, operator, period_type="weekly")
+    assert died["status"] == "Error" and len(payroll_objects()) == 1
+    monkeypatch.setattr(pay, "finish_transfer", real)
+
+    run = transfer(client, operator, period_type="weekly", pay_date="2026-10-01")
+
+    assert run["outputs"] == [] and len(payroll_objects()) == 1
+    assert "nothing to transfer (7 pay line(s), 7 already transferred)" in run["message"]
+    assert "already transferred" in transfer(client, operator, period_type="weekly")["message"]
+
+
+def test_transfer_reads_registrations_by_day_in_few_requests(setup, operator):
+    client = setup
+    work_the_week(client, operator)
+    run = transfer(client, operator, period_type="weekly")
+    queries = run["aws_requests"].get("dynamodb.Query", 0)
+    assert run["counters"]["read"] == 21
+    assert queries <= 7 + 3  # one per day, plus workers, pay types and the transfer marker
+
+
+# --- the store and operator routes --------------------------------------------------------------------
+
+def test_upload_is_idempotent_by_registration_id(setup, operator):
+    client = setup
+    registrations = [shift("W-WEEK", day, 8) for day in WEEK[:3]]
+    assert upload(client, registrations).json_body == {"accepted": 3, "updated": 0, "duplicates": 0}
+    moved = {**registrations[0], "clock_out": "2026-09-28T17:30:00Z"}
+    assert upload(client, [moved, *registrations[1:]]).json_body == {"accepted": 0, "updated": 1, "duplicates": 2}
+    assert approve(client, operator, "W-WEEK")["approved"] == 3
+
+
+def test_an_approved_registration_cannot_be_changed(setup, operator):
+    client = setup
+    registration = shift("W-WEEK", WEEK[0], 8)
+    upload(client, [registration])
+    approve(client, operator, "W-WEEK")
+    response = upload(client, [{**registration, "clock_out": "2026-09-28T18:00:00Z"}])
+    assert response.status_code == 409 and registration["registration_id"] in response.json_body["error"]["message"]
+    assert upload(client, [registration]).json_body["duplicates"] == 1
+
+
+def test_a_worker_of_another_store_or_a_bad_registration_is_refused_and_nothing_is_written(setup, operator):
+    client = setup
+    response = upload(client, [shift("W-WEEK", WEEK[0], 8), shift("W-OTHER", WEEK[0], 8),
+                               shift("W-NOBODY", WEEK[0], 8)])
+    assert response.status_code == 400
+    assert {d["field"]: d["message"] for d in response.json_body["error"]["details"]} == {
+        "registrations[1].worker_id": "worker W-OTHER does not belong to store S1",
+        "registrations[2].worker_id": "unknown worker W-NOBODY"}
+    bad = upload(client, [{**shift("W-WEEK", WEEK[0], 8), "clock_out": "2026-09-28T07:00:00Z"}])
+    assert bad.status_code == 400 and bad.json_body["error"]["details"][0]["field"] == "registrations[0].clock_out"
+    assert approve(client, operator, "W-WEEK") == {"worker_id": "W-WEEK", "from": "2026-01-01", "to": "2026-12-31",
+                                                   "approved": 0, "already_approved": 0}
+
+
+def test_a_store_token_only_uploads_for_its_own_store(setup):
+    response = upload(setup, [shift("W-WEEK", WEEK[0], 8)], store_id="S1", headers=store_headers("S2"))
+    assert response.status_code == 403
+
+
+def test_approval_covers_the_date_range_only_and_counts(setup, operator):
+    client = setup
+    upload(client, [shift("W-WEEK", day, 8) for day in WEEK])
+    assert approve(client, operator, "W-WEEK", "2026-09-29", "2026-09-30")["approved"] == 2
+    assert approve(client, operator, "W-WEEK", "2026-09-28", "2026-09-30") == {
+        "worker_id": "W-WEEK", "from": "2026-09-28", "to": "2026-09-30", "approved": 1, "already_approved": 2}
+    bad = client.http.post("/time-registrations/approve", headers=operator,
+                           body=json.dumps({"worker_id": "W-WEEK", "from": "2026-10-02", "to": "2026-10-01"}))
+    assert bad.status_code == 400 and bad.json_body["error"]["details"][0]["field"] == "to"
+    unknown = client.http.post("/time-registrations/approve", headers=operator,
+                               body=json.dumps({"worker_id": "W-NOBODY", "from": "2026-10-01", "to": "2026-10-01"}))
+    assert unknown.status_code == 404
+
+
+def test_pay_amounts_are_exact_decimals(setup, operator):
+    client = setup
+    upload(client, [shift("W-BI", WEEK[0], 9.25)])  # 8 h at 18.50 and 1.25 h at 27.75
+    approve(client, operator, "W-BI")
+    rows = payroll(transfer(client, operator, period_type="biweekly"))["biweekly"]
+    assert [(r["hours"], r["rate"], r["amount"]) for r in rows] == [
+        ("8.00", "18.50", "148.00"), ("1.25", "27.75", "34.69")]  # 34.6875 rounded half-up
