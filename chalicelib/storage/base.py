@@ -125,7 +125,9 @@ class BatchWriter:
             self.flush()
 
     def delete(self, item: Model) -> None:
-        self._pending.append({"DeleteRequest": {"Key": item._get_keys()}})
+        keys = {self.model._hash_keyname, self.model._range_keyname}
+        key = {name: value for name, value in item.serialize(null_check=False).items() if name in keys}
+        self._pending.append({"DeleteRequest": {"Key": key}})
         if len(self._pending) == BATCH_WRITE_LIMIT:
             self.flush()
 
