@@ -1,13 +1,16 @@
 """Every DynamoDB model of the application (provisioning, tests and Terraform read this list)."""
 from __future__ import annotations
 
+from chalicelib.storage.distribution import StoreState
+from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.ledger import LedgerLine
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.tokens import ApiToken
 
-ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand]
+ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
+              StoreState, DownloadSession, StatusMessageRecord]
 
 
 def reset_connections() -> None:
