@@ -6,7 +6,7 @@ Functions (names are the interface contract): one scheduled function per batch j
 """
 from chalice import Chalice, ConvertToMiddleware
 
-from chalicelib.http import common, finance, platform
+from chalicelib.http import common, distribution, finance, platform
 from chalicelib.jobs.triggers import on_run_job, on_schedule, on_shard_messages, schedule_of
 from chalicelib.observability import logger
 
@@ -15,6 +15,7 @@ app.register_middleware(ConvertToMiddleware(logger().inject_lambda_context))
 app.register_blueprint(common.bp)
 app.register_blueprint(platform.bp)
 app.register_blueprint(finance.bp)
+app.register_blueprint(distribution.bp)
 
 SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the stage's queue
 
@@ -37,6 +38,21 @@ def export_account_activity(event):
 @app.schedule(schedule_of("transfer-to-pay"), name="transfer_to_pay")
 def transfer_to_pay(event):
     return on_schedule("transfer-to-pay", event)
+
+
+@app.schedule(schedule_of("process-assortments"), name="process_assortments")
+def process_assortments(event):
+    return on_schedule("process-assortments", event)
+
+
+@app.schedule(schedule_of("process-delivery-modes"), name="process_delivery_modes")
+def process_delivery_modes(event):
+    return on_schedule("process-delivery-modes", event)
+
+
+@app.schedule(schedule_of("process-status-messages"), name="process_status_messages")
+def process_status_messages(event):
+    return on_schedule("process-status-messages", event)
 
 
 @app.lambda_function(name="run_job")

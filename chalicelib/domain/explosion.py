@@ -403,7 +403,22 @@ def explode_assortment(
     )
 
 
-def store_assortments(
+@dataclass(frozen=True)
+class AssortmentGroups:
+    """Stores' assortments, shared: stores covered by the same assortments and of the same legal
+    entity sell exactly the same items, so each distinct set is held once.
+
+    ``group_of[store_id]`` indexes ``items``; ``for_store`` gives a store's (read-only) set.
+    """
+
+    group_of: dict[str, int]
+    items: list[frozenset[VariantKey]]
+
+    def for_store(self, store_id: str) -> frozenset[VariantKey]:
+        return self.items[self.group_of[store_id]]
+
+
+def assortment_groups(
     assortments: Iterable[Record],
     org_tree: OrgTree,
     catalog: Catalog,
@@ -412,8 +427,8 @@ def store_assortments(
     *,
     visible_statuses: Collection[str] = (AssortmentStatus.PUBLISHED,),
     warnings: list[str] | None = None,
-) -> dict[str, set[VariantKey]]:
-    """The (product, variant) pairs each store may sell today (§5).
+) -> AssortmentGroups:
+    """The (product, variant) pairs each store may sell today (§5), grouped.
 
     For each store in ``stores`` (``None``: every store of ``org_tree``): the union of the
     Include sets of every assortment that is visible (status in ``visible_statuses``), valid
@@ -427,8 +442,8 @@ def store_assortments(
     ``{"Published", "InProgress"}`` so the assortment being published counts.
 
     Cost: each assortment is exploded once, and stores are grouped by (covering assortments,
-    legal entity), so the set arithmetic runs once per distinct group, not once per store.
-    Each store still gets its own set.
+    legal entity), so the set arithmetic runs once per distinct group, not once per store, and
+    memory holds one set per group (a large retailer has few distinct groups).
     """
     explosions: list[AssortmentExplosion] = []
     for assortment in assortments:
@@ -442,21 +457,47 @@ def store_assortments(
         for store_id in explosion.stores:
             covering[store_id].append(index)
 
-    by_group: dict[tuple[tuple[int, ...], str | None], frozenset[VariantKey]] = {}
-    result: dict[str, set[VariantKey]] = {}
+    index_of: dict[tuple[tuple[int, ...], str | None], int] = {}
+    items: list[frozenset[VariantKey]] = []
+    group_of: dict[str, int] = {}
     for store_id in org_tree.store_ids if stores is None else stores:
         legal_entity = org_tree.legal_entity(store_id)
         if not org_tree.has_store(store_id):
             _warn(warnings, f"unknown store {store_id!r}: nothing assorted")
         group = (tuple(covering.get(store_id, ())), legal_entity)
-        assorted = by_group.get(group)
-        if assorted is None:
-            assorted = _combine(
-                [explosions[i] for i in group[0]], catalog.sellable_products(legal_entity)
+        if group not in index_of:
+            index_of[group] = len(items)
+            items.append(
+                _combine([explosions[i] for i in group[0]], catalog.sellable_products(legal_entity))
             )
-            by_group[group] = assorted
-        result[store_id] = set(assorted)
-    return result
+        group_of[store_id] = index_of[group]
+    return AssortmentGroups(group_of=group_of, items=items)
+
+
+def store_assortments(
+    assortments: Iterable[Record],
+    org_tree: OrgTree,
+    catalog: Catalog,
+    stores: Iterable[str] | None,
+    today: date,
+    *,
+    visible_statuses: Collection[str] = (AssortmentStatus.PUBLISHED,),
+    warnings: list[str] | None = None,
+) -> dict[str, set[VariantKey]]:
+    """``assortment_groups`` as ``{store_id: set}``, each store with its own (mutable) set.
+
+    Convenient for a few stores; for many, ``assortment_groups`` holds one set per group.
+    """
+    groups = assortment_groups(
+        assortments,
+        org_tree,
+        catalog,
+        stores,
+        today,
+        visible_statuses=visible_statuses,
+        warnings=warnings,
+    )
+    return {store_id: set(groups.items[index]) for store_id, index in groups.group_of.items()}
 
 
 def _combine(

@@ -2,6 +2,9 @@
 from chalicelib.jobs import (  # noqa: F401
     export_account_activity,
     generate_account_activity,
+    process_assortments,
+    process_delivery_modes,
+    process_status_messages,
     purge_run_history,
     transfer_to_pay,
 )

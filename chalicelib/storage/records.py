@@ -69,6 +69,18 @@ def save(entity: str, record: dict) -> None:
     _make(entity, record, iso()).save()
 
 
+def replace(entity: str, old: dict, new: dict) -> bool:
+    """Write ``new`` only if the stored record is still exactly ``old`` (a system-managed change,
+    such as an assortment's status, must not undo an operator's edit made meanwhile)."""
+    try:
+        _make(entity, new, iso()).save(condition=MasterRecord.data == old)
+        return True
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
 def get(entity: str, record_id: str) -> dict | None:
     try:
         return MasterRecord.get(entity, record_id).data

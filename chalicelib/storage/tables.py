@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 
 from chalicelib.storage.account_activity import AccountActivityResult
+from chalicelib.storage.distribution import StoreState
+from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.ledger import LedgerLine
 from chalicelib.storage.pay import PayItem, PayTransfer, TimeRegistration
@@ -12,7 +14,8 @@ from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.tokens import ApiToken
 
 ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
-              AccountActivityResult, TimeRegistration, PayItem, PayTransfer]
+              AccountActivityResult, TimeRegistration, PayItem, PayTransfer,
+              StoreState, DownloadSession, StatusMessageRecord]
 
 
 _bound_to: tuple | None = None

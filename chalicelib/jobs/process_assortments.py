@@ -1,0 +1,149 @@
+"""Process assortments (DOMAIN §5): which products each store may sell, sent as download sessions.
+
+A run explodes every visible assortment once, groups stores with equal assortments, and walks
+the stores in pages of ``PAGE`` (sorted, checkpointed after each page). Per page it reads the
+stores' digest items (one BatchGetItem); an unchanged store costs nothing more. A changed store
+has its changed buckets read, gets a session whose package holds exactly the added and removed
+pairs (the whole assortment for ``full_sync`` or a store never sent one), and its new state is
+written with the session (``jobs/distribution.py``; storage layout in ``storage/distribution.py``).
+
+Statuses: publishing sets ``InProgress`` and starts a run with ``assortment_ids``; every run
+counts ``InProgress`` assortments as visible (the publishing run must, and a publish whose run
+could not start — the job was busy — is completed by the next scheduled run), and at the end
+moves each ``InProgress`` assortment whose stores were all processed to ``Published``.
+``Published`` assortments whose ``valid_to`` has passed become ``Expired``. A status is only
+written if the record is still as read, so an operator's edit (which makes it ``Draft``) wins.
+"""
+from __future__ import annotations
+
+from chalicelib.domain.explosion import assortment_groups, is_expired, resolve_channels
+from chalicelib.domain.sessions import assortment_rows
+from chalicelib.jobs.distribution import (
+    StoreChange,
+    load_catalog,
+    load_org_tree,
+    send_changes,
+    sessions_sent,
+    store_pages,
+)
+from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, register, targeted_stores
+from chalicelib.jobs.runtime import JobContext
+from chalicelib.storage import records
+from chalicelib.storage.base import utcnow
+from chalicelib.storage.distribution import (
+    BucketedAssortment,
+    assortment_state,
+    read_assortment_chunks,
+    read_assortment_digests,
+)
+
+GROUP = "assortments"
+VISIBLE = frozenset({"Published", "InProgress"})
+
+
+def run(ctx: JobContext) -> str:
+    today = utcnow().date()
+    tree, catalog = load_org_tree(), load_catalog()
+    assortments = list(records.scan_entity("assortments"))
+    expired = _expire(ctx, [a for a in assortments if a.get("status") == "Published" and is_expired(a, today)])
+
+    scope, warnings = targeted_stores(ctx.params, tree)
+    wanted_ids = set(ctx.params.get("assortment_ids") or ())
+    if wanted_ids:
+        named = [a for a in assortments if a["id"] in wanted_ids]
+        warnings += [f"unknown assortment {i}" for i in sorted(wanted_ids - {a["id"] for a in named})]
+        covered = set().union(*(resolve_channels(a.get("channel_lines") or (), tree) for a in named))
+        scope = covered if scope is None else scope & covered
+    stores = sorted(tree.store_ids if scope is None else scope)
+    groups = assortment_groups(assortments, tree, catalog, stores, today, visible_statuses=VISIBLE,
+                               warnings=warnings)
+    for warning in warnings:
+        ctx.warn(warning)
+
+    _send(ctx, stores, groups)
+    published = _promote(ctx, [a for a in assortments if a.get("status") == "InProgress"], set(stores), tree, today)
+    verb = "would send" if ctx.dry_run else "sent"
+    counters = ctx.counters
+    parts = [f"{len(stores)} store(s), {counters.get('read', 0)} (store, variant) pair(s): {verb} "
+             f"{sessions_sent(ctx)} session(s) with {counters.get('written', 0)} row(s); "
+             f"{counters.get('skipped', 0)} unchanged"]
+    would = "would be " if ctx.dry_run else ""
+    if published:
+        parts.append(f"{would}published {', '.join(published)}")
+    if expired:
+        parts.append(f"{would}expired {', '.join(expired)}")
+    return "; ".join(parts)
+
+
+def _send(ctx: JobContext, stores: list[str], groups) -> None:
+    bucketed: dict[int, BucketedAssortment] = {}
+    for page in store_pages(ctx, stores):
+        for store_id in page:
+            index = groups.group_of[store_id]
+            if index not in bucketed:
+                bucketed[index] = BucketedAssortment.of(groups.items[index])
+        _send_page(ctx, page, {s: bucketed[groups.group_of[s]] for s in page}, {s: groups.for_store(s) for s in page})
+
+
+def _send_page(ctx: JobContext, page: list[str], wanted: dict, items: dict) -> None:
+    full_sync = bool(ctx.params.get("full_sync"))
+    stored = read_assortment_digests(page)
+    changed = {s: stored[s].changed_buckets(wanted[s]) for s in page}
+    old = read_assortment_chunks([(s, b) for s in page if stored[s].exists and not full_sync for b in changed[s]])
+    changes = {}
+    for store_id in page:
+        ctx.count(read=wanted[store_id].pairs)
+        buckets = changed[store_id]
+        if not buckets and not full_sync:
+            ctx.count(skipped=1)
+            continue
+        full = full_sync or not stored[store_id].exists
+        added: set = set()
+        removed: set = set()
+        if not full:
+            for bucket in buckets:
+                before, after = old.get((store_id, bucket), set()), wanted[store_id].keys(bucket)
+                added |= after - before
+                removed |= before - after
+        rows = assortment_rows(added, removed, full, all_items=items[store_id])
+        ctx.count(written=len(rows))
+        puts, deletes = assortment_state(store_id, wanted[store_id], buckets, ctx.run_id)
+        changes[store_id] = StoreChange(rows, full, puts, deletes)
+    send_changes(ctx, GROUP, page, changes)
+
+
+def _expire(ctx: JobContext, due: list[dict]) -> list[str]:
+    done = []
+    for assortment in due:
+        if ctx.dry_run or records.replace("assortments", assortment, {**assortment, "status": "Expired"}):
+            done.append(assortment["id"])
+    return done
+
+
+def _promote(ctx: JobContext, in_progress: list[dict], processed: set[str], tree, today) -> list[str]:
+    """``InProgress → Published`` (or straight to ``Expired`` if it already ended) for each
+    assortment whose every store this run processed."""
+    done = []
+    for assortment in in_progress:
+        if not resolve_channels(assortment.get("channel_lines") or (), tree) <= processed:
+            continue
+        status = "Expired" if is_expired(assortment, today) else "Published"
+        if ctx.dry_run or records.replace("assortments", assortment, {**assortment, "status": status}):
+            done.append(assortment["id"] if status == "Published" else f"{assortment['id']} (already expired)")
+    return done
+
+
+JOB = register(Job(
+    name="process-assortments",
+    title="Process assortments",
+    description="Explodes published assortments into the products each store may sell, writes only what "
+                "changed and sends each changed store a download session (data group assortments); "
+                "publishes InProgress assortments and expires ended ones.",
+    schedule="cron(5 * * * ? *)",
+    run=run,
+    params={
+        "assortment_ids": Param("ids", help="only the stores these assortments cover (publishing passes its id)"),
+        "full_sync": Param("bool", default=False, help="send every targeted store its whole assortment"),
+        **STORE_TARGETING,
+    },
+))

@@ -1,0 +1,219 @@
+"""Process status messages (DOMAIN §9): apply what stores report to their download sessions.
+
+Per page of unprocessed messages (the sparse ``pending`` index, in ``at`` order): the sessions
+named are read with BatchGetItem, each session's messages are replayed in time order through
+§9's table (``domain/sessions.py``), and each session's new state is written *in the same
+transaction* as its messages marked processed (outcome, error, TTL), 100 items a transaction —
+so a crash never leaves a message applied but still pending, and costs stay near 1/100 request
+per message. A session write is conditional on the version read: if an operator changed the
+session meanwhile, its messages stay pending and the next run applies them to the new state.
+
+Messages for unknown sessions and refused moves are kept with their error and listed in the
+run's errors. Then sessions Available or Requested longer than ``stale_after_hours`` are
+flagged ``stale`` (and named in the run's message), and final sessions whose last change is
+older than ``download_session_retention_days`` are deleted with their package objects.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from pynamodb.exceptions import TransactWriteError
+
+from chalicelib.domain.sessions import (
+    FINAL_STATUSES,
+    OutcomeKind,
+    SessionStatus,
+    StatusMessage,
+    apply_messages_in_order,
+)
+from chalicelib.jobs.distribution import is_conflict, state_actions, transaction
+from chalicelib.jobs.parameters import retail_parameters
+from chalicelib.jobs.registry import Job, register
+from chalicelib.jobs.runtime import JobContext
+from chalicelib.storage.base import iso, utcnow, write_all
+from chalicelib.storage.download_sessions import (
+    DownloadSession,
+    delete_packages,
+    get_sessions,
+    pending_messages,
+    sessions_changed_before,
+)
+
+PAGE = 1000
+MAX_ACTIONS = 100
+MAX_NAMED = 10
+
+
+@dataclass
+class _Unit:
+    """One session's writes: its new state (if it changed) and its messages marked processed."""
+
+    session: object | None
+    actions: list | None
+    messages: list = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.messages) + (1 if self.actions else 0)
+
+
+def run(ctx: JobContext) -> str:
+    params = retail_parameters()
+    tally: Counter = Counter()
+    for page in ctx.pages("messages", lambda cursor: pending_messages(PAGE, cursor)):
+        _apply_page(ctx, page, params, tally)
+    stale = _flag_stale(ctx, params["stale_after_hours"])
+    purged = _purge(ctx, params["download_session_retention_days"])
+    counters = ctx.counters
+    parts = [f"{counters.get('read', 0)} message(s): {counters.get('written', 0)} applied, "
+             f"{counters.get('skipped', 0)} ignored, {counters.get('failed', 0)} refused"]
+    if tally["suspended"]:
+        parts.append(f"{tally['suspended']} session(s) suspended")
+    if tally["retry"]:
+        parts.append(f"{tally['retry']} message(s) left for the next run (their session changed meanwhile)")
+    if stale:
+        named = ", ".join(f"{s.store_id} {s.session_id} ({s.status})" for s in stale[:MAX_NAMED])
+        parts.append(f"{len(stale)} stale session(s): {named}" + (" …" if len(stale) > MAX_NAMED else ""))
+    verb = "would purge" if ctx.dry_run else "purged"
+    parts.append(f"{verb} {purged} final session(s) and their packages")
+    return "; ".join(parts)
+
+
+def _apply_page(ctx: JobContext, page: list, params: dict, tally: Counter) -> None:
+
+    by_session: dict[str, list] = defaultdict(list)
+    for record in sorted(page, key=lambda m: (m.at, m.message_key)):
+        by_session[record.session_id].append(record)
+    sessions = get_sessions(by_session)
+    ctx.count(read=len(page))
+    units = [_replay(ctx, sessions.get(session_id), records, params["try_count"], tally)
+             for session_id, records in by_session.items()]
+    if not ctx.dry_run:
+        _write(ctx, units, params["download_session_retention_days"], tally)
+
+
+def _replay(ctx: JobContext, session, records: list, try_limit: int, tally: Counter) -> _Unit:
+    if session is None or any(r.store_id != session.store_id for r in records):
+        problem = "unknown session" if session is None else "session of another store"
+        for record in records:
+            _mark(record, "refused", f"{problem} {record.session_id}")
+            ctx.error(record.ref, record.error)
+        return _Unit(None, None, records)
+    before = session.state()
+    replay = apply_messages_in_order(before, [StatusMessage.from_record(r.as_record()) for r in records], try_limit)
+    for (_, outcome), record in zip(replay.outcomes, records, strict=True):
+        _mark(record, outcome.kind.value, outcome.error or outcome.note)
+        if outcome.kind is OutcomeKind.REFUSED:
+            ctx.error(record.ref, outcome.error)
+        elif outcome.kind is OutcomeKind.APPLIED:
+            ctx.count(written=1)
+        else:
+            ctx.count(skipped=1)
+    if replay.state == before:
+        return _Unit(session, None, records)
+    if replay.state.status is SessionStatus.SUSPENDED and before.status is not SessionStatus.SUSPENDED:
+        tally["suspended"] += 1
+    return _Unit(session, state_actions(replay.state), records)
+
+
+def _mark(record, outcome: str, error: str | None) -> None:
+    record.outcome, record.error = outcome, error
+
+
+def _write(ctx: JobContext, units: list[_Unit], retention_days: int, tally: Counter) -> None:
+    """Commit units in transactions of at most 100 items; on a version conflict, retry each unit
+    of that transaction alone and leave the conflicting ones' messages pending."""
+    batch: list[_Unit] = []
+    for unit in units:
+        for piece in _split(unit):
+            if batch and sum(u.size for u in batch) + piece.size > MAX_ACTIONS:
+                _commit(ctx, batch, retention_days, tally)
+                batch = []
+            batch.append(piece)
+    if batch:
+        _commit(ctx, batch, retention_days, tally)
+
+
+def _split(unit: _Unit) -> list[_Unit]:
+    """A session with more messages than fit one transaction: the state with the first ones,
+    the rest as message-only pieces (replaying them again would be ignored, so no atomicity lost)."""
+    room = MAX_ACTIONS - (1 if unit.actions else 0)
+    pieces = [_Unit(unit.session, unit.actions, unit.messages[:room])]
+    for start in range(room, len(unit.messages), MAX_ACTIONS):
+        pieces.append(_Unit(None, None, unit.messages[start:start + MAX_ACTIONS]))
+    return pieces
+
+
+def _commit(ctx: JobContext, batch: list[_Unit], retention_days: int, tally: Counter) -> None:
+    processed_at = iso()
+    try:
+        with transaction() as t:
+            for unit in batch:
+                if unit.actions:
+                    t.update(unit.session, actions=list(unit.actions))  # PynamoDB appends to the list
+                for record in unit.messages:
+                    record.pending, record.processed_at = None, processed_at
+                    record.expires = timedelta(days=retention_days)
+                    t.save(record)
+    except TransactWriteError as exc:
+        if not is_conflict(exc):
+            raise
+        if len(batch) > 1:
+            for unit in batch:
+                _commit(ctx, [unit], retention_days, tally)
+            return
+        tally["retry"] += len(batch[0].messages)
+        ctx.warn(f"session {batch[0].session.session_id} changed while its messages were applied; "
+                 "they are applied by the next run")
+
+
+def _flag_stale(ctx: JobContext, hours: int) -> list:
+    cutoff = iso(utcnow() - timedelta(hours=hours))
+    stale = []
+    for status in ("Available", "Requested"):
+        for session in sessions_changed_before(status, cutoff):
+            stale.append(session)
+            if session.stale or ctx.dry_run:
+                continue
+            try:
+                session.update(actions=[DownloadSession.stale.set(True)])
+            except Exception as exc:  # noqa: BLE001
+                if not is_conflict(exc):
+                    raise
+    return sorted(stale, key=lambda s: (s.store_id, s.seq))
+
+
+def _purge(ctx: JobContext, days: int) -> int:
+    cutoff = iso(utcnow() - timedelta(days=days))
+    purged = 0
+    for status in sorted(FINAL_STATUSES):
+        batch: list = []
+        for session in sessions_changed_before(status.value, cutoff):
+            batch.append(session)
+            if len(batch) == 100:
+                purged += _purge_batch(ctx, batch)
+                batch = []
+        purged += _purge_batch(ctx, batch)
+    return purged
+
+
+def _purge_batch(ctx: JobContext, batch: list) -> int:
+    if batch and not ctx.dry_run:
+        # Objects first: a crash in between leaves sessions whose (missing) objects are deleted again.
+        delete_packages([s.package for s in batch if s.package])
+        write_all(DownloadSession, deletes=batch)
+        ctx.checkpoint()
+    return len(batch)
+
+
+JOB = register(Job(
+    name="process-status-messages",
+    title="Process status messages",
+    description="Applies the status messages stores posted to their download sessions (DOMAIN §9 moves, "
+                "try count and Suspended), flags stale sessions and purges final ones past the retention "
+                "period with their packages.",
+    schedule="cron(0/15 * * * ? *)",
+    run=run,
+))

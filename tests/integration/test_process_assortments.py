@@ -1,0 +1,278 @@
+"""Process assortments end to end: publish, what each store downloads, reruns, targeting, crashes."""
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import store_headers
+from tests.integration.distribution_data import (
+    CORE,
+    EVERY_US_PAIR,
+    NO_RED_M_IN_SEATTLE,
+    PRODUCTS,
+    STORES,
+    TODAY,
+    assortment,
+    available,
+    download,
+    line,
+    load,
+    pairs,
+    product,
+    publish,
+    put,
+    run_job,
+    sessions_of,
+)
+
+
+def status_of(client, operator, assortment_id):
+    return client.http.get(f"/data/assortments/{assortment_id}", headers=operator).json_body["status"]
+
+
+def test_publishing_sends_every_covered_store_its_whole_assortment(client, operator):
+    load(client, operator, assortments=[CORE, NO_RED_M_IN_SEATTLE])
+    assert status_of(client, operator, "CORE") == "Draft"
+
+    run = publish(client, operator, "CORE")
+    assert run["status"] == "Ended" and run["trigger"] == "event", run
+    assert run["params"] == {"assortment_ids": ["CORE"], "full_sync": False}
+    assert status_of(client, operator, "CORE") == "Published"
+    assert status_of(client, operator, "SEA") == "Draft"  # never published: invisible
+    assert len(sessions_of(run)) == 3
+
+    packages = {}
+    for store in STORES:
+        [session] = available(client, store["id"])
+        assert session["data_group"] == "assortments" and session["job_run_id"] == run["run_id"]
+        assert session["package_url"].startswith("http") and session["seq"] == 1
+        header, rows = download(session)
+        assert header["full"] is True and header["store_id"] == store["id"] and header["rows"] == len(rows)
+        packages[store["id"]] = pairs(rows)
+    # Stopped products never, unreleased ones only where released.
+    assert packages == {"S1": EVERY_US_PAIR, "S2": EVERY_US_PAIR, "S3": EVERY_US_PAIR | {"MAPLE/*"}}
+
+
+def test_a_rerun_with_nothing_changed_writes_nothing_and_creates_no_session(client, operator):
+    from chalicelib.storage.distribution import StoreState
+
+    load(client, operator)
+    publish(client, operator, "CORE")
+    state_before = {(i.store_id, i.part): i.updated_at for i in StoreState.scan()}
+
+    rerun = run_job(client, operator, "process-assortments")
+    assert sessions_of(rerun) == []
+    assert rerun["counters"]["written"] == 0 and rerun["counters"]["skipped"] == 3
+    writes = {op for op in rerun["aws_requests"]
+              if op in ("dynamodb.BatchWriteItem", "dynamodb.TransactWriteItems", "s3.PutObject")}
+    assert writes == set(), rerun["aws_requests"]
+    assert {(i.store_id, i.part): i.updated_at for i in StoreState.scan()} == state_before
+    assert all(len(available(client, s["id"])) == 1 for s in STORES)
+
+
+def test_one_product_added_to_a_category_sends_exactly_that_change(client, operator):
+    load(client, operator)
+    publish(client, operator, "CORE")
+    put(client, operator, "products", [product("POLO", "TSHIRTS", ["S", "M"], released=["USRT"])])
+
+    run = run_job(client, operator, "process-assortments")
+    assert run["counters"]["written"] == 4 and run["counters"]["skipped"] == 1  # S3 is Canadian: not released
+    for store_id in ("S1", "S2"):
+        newest = available(client, store_id)[-1]
+        header, rows = download(newest)
+        assert newest["seq"] == 2 and header["full"] is False
+        assert rows == [{"op": "upsert", "entity": "assortment", "key": f"POLO/{v}",
+                         "data": {"product_id": "POLO", "variant_id": v}} for v in ("M", "S")]
+    assert len(available(client, "S3")) == 1
+    assert sorted(run["outputs"], key=lambda o: o["store_id"]) == [
+        {"kind": "session", "id": available(client, s)[-1]["session_id"], "store_id": s,
+         "data_group": "assortments", "rows": 2} for s in ("S1", "S2")]
+
+
+def test_removed_and_excluded_items_are_sent_as_deletes(client, operator):
+    load(client, operator, assortments=[CORE, NO_RED_M_IN_SEATTLE])
+    publish(client, operator, "CORE")
+    publish(client, operator, "SEA")  # an exclusion in any of the store's assortments wins
+    [_, change] = available(client, "S1")
+    assert download(change)[1] == [{"op": "delete", "entity": "assortment", "key": "TEE/RED-M",
+                                    "data": {"product_id": "TEE", "variant_id": "RED-M"}}]
+    assert len(available(client, "S2")) == 1  # not in Seattle: untouched
+
+    put(client, operator, "products", [{**PRODUCTS[2], "stopped": True}])  # APPLE stopped
+    run = run_job(client, operator, "process-assortments")
+    assert len(sessions_of(run)) == 3
+    assert {s: pairs(download(available(client, s)[-1])[1], "delete") for s in ("S1", "S2", "S3")} == {
+        "S1": {"APPLE/*"}, "S2": {"APPLE/*"}, "S3": {"APPLE/*"}}
+
+
+def test_a_new_store_under_a_node_receives_the_full_assortment_on_the_next_run(client, operator):
+    load(client, operator)
+    publish(client, operator, "CORE")
+    put(client, operator, "stores", [{"id": "S4", "name": "Spokane", "legal_entity": "USRT",
+                                      "org_node_id": "SEATTLE"}])
+    run = run_job(client, operator, "process-assortments")
+    assert [o["store_id"] for o in run["outputs"]] == ["S4"]
+    [session] = available(client, "S4")
+    header, rows = download(session)
+    assert header["full"] is True and pairs(rows) == EVERY_US_PAIR and session["seq"] == 1
+
+
+def test_full_sync_sends_the_targeted_stores_everything_again(client, operator):
+    load(client, operator)
+    publish(client, operator, "CORE")
+    run = run_job(client, operator, "process-assortments", {"full_sync": True, "org_node_ids": ["WEST"]})
+    assert sorted(o["store_id"] for o in run["outputs"]) == ["S1", "S2"]
+    header, rows = download(available(client, "S2")[-1])
+    assert header["full"] is True and pairs(rows) == EVERY_US_PAIR and pairs(rows, "delete") == set()
+    assert len(available(client, "S3")) == 1
+
+
+def test_editing_makes_an_assortment_draft_and_its_items_leave_the_stores(client, operator):
+    load(client, operator, assortments=[CORE, assortment("EXTRA", [{"store_id": "S3"}], [line("product", "APPLE")])])
+    publish(client, operator, "CORE")
+    put(client, operator, "assortments", [{**CORE, "name": "Core range (edited)"}])
+    assert status_of(client, operator, "CORE") == "Draft"
+    run = run_job(client, operator, "process-assortments")
+    assert pairs(download(available(client, "S1")[-1])[1], "delete") == EVERY_US_PAIR
+    assert len(sessions_of(run)) == 3
+
+    again = publish(client, operator, "CORE")
+    assert len(sessions_of(again)) == 3 and status_of(client, operator, "CORE") == "Published"
+
+
+def test_publishing_twice_finds_the_same_run_and_a_published_one_is_refused(client, operator):
+    load(client, operator)
+    first = publish(client, operator, "CORE")
+    response = client.http.post("/assortments/CORE/publish", headers=operator)
+    assert response.status_code == 409 and "Published" in response.json_body["error"]["message"]
+    missing = client.http.post("/assortments/NOPE/publish", headers=operator)
+    assert missing.status_code == 404
+    assert first["run_id"]
+
+
+def test_an_assortment_past_valid_to_expires_and_leaves_the_stores(client, operator):
+    from chalicelib.storage import records
+
+    load(client, operator)
+    publish(client, operator, "CORE")
+    ended = {**records.get("assortments", "CORE"), "valid_to": (TODAY - timedelta(days=1)).isoformat()}
+    records.save("assortments", ended)  # as if the days had passed since it was published
+    run = run_job(client, operator, "process-assortments")
+    assert status_of(client, operator, "CORE") == "Expired"
+    assert "expired CORE" in run["message"]
+    assert pairs(download(available(client, "S2")[-1])[1], "delete") == EVERY_US_PAIR
+
+
+def test_dry_run_reports_and_writes_nothing(client, operator):
+    load(client, operator)
+    put(client, operator, "assortments", [CORE])
+    from chalicelib.storage import records
+
+    records.save("assortments", {**records.get("assortments", "CORE"), "status": "InProgress"})
+    run = run_job(client, operator, "process-assortments", dry_run=True)
+    assert "would send 3 session(s) with 16 row(s)" in run["message"] and "would be published CORE" in run["message"]
+    assert status_of(client, operator, "CORE") == "InProgress"
+    assert all(available(client, s["id"]) == [] for s in STORES)
+
+
+class Crash(BaseException):
+    """A Lambda dying mid-run: no except-clause of the runtime catches it."""
+
+
+def test_a_run_that_dies_mid_way_resumes_and_sends_each_store_exactly_once(aws, client, operator, monkeypatch):
+    from chalicelib.jobs import distribution, runtime
+
+    load(client, operator)
+    put(client, operator, "assortments", [CORE])
+    from chalicelib.storage import records
+
+    records.save("assortments", {**records.get("assortments", "CORE"), "status": "InProgress"})
+    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
+    real_commit, real_put = distribution.commit, distribution.put_package
+    calls = {"commit": 0, "put": 0}
+
+    def commit_then_die(session, *args):
+        calls["commit"] += 1
+        real_commit(session, *args)
+        if calls["commit"] == 1:
+            raise Crash()  # S1 committed, the checkpoint after the page never written
+
+    def upload_then_die(package, body):
+        calls["put"] += 1
+        real_put(package, body)
+        if calls["put"] == 1:
+            raise Crash()  # S2 saved Started with its package, state not committed
+
+    monkeypatch.setattr(distribution, "commit", commit_then_die)
+    run, _ = runtime.submit("process-assortments", trigger="manual")
+    with pytest.raises(Crash):
+        runtime.dispatch(run.run_id)
+    monkeypatch.setattr(distribution, "commit", real_commit)
+    monkeypatch.setattr(distribution, "put_package", upload_then_die)
+    time.sleep(1.2)
+    with pytest.raises(Crash):
+        runtime.dispatch(run.run_id)
+    # Meanwhile HQ stops APPLE: the resumed run must send S2 the assortment as it is now.
+    put(client, operator, "products", [{**PRODUCTS[2], "stopped": True}])
+    monkeypatch.setattr(distribution, "put_package", real_put)
+    time.sleep(1.2)
+    runtime.dispatch(run.run_id)
+
+    final = runtime.get_run(run.run_id)
+    assert final.status == "Ended", final.message
+    for store in STORES:
+        [session] = available(client, store["id"])
+        assert session["job_run_id"] == run.run_id
+    # S2's Started session was rebuilt in place: the same seq, one package object.
+    [s2] = available(client, "S2")
+    assert s2["seq"] == 1 and pairs(download(s2)[1]) == EVERY_US_PAIR - {"APPLE/*"}
+    from chalicelib.storage import aws as clients
+
+    listed = clients.client("s3").list_objects_v2(Bucket=s2["package"]["bucket"], Prefix="packages/S2/")
+    assert [o["Key"] for o in listed["Contents"]] == [s2["package"]["key"]]
+    # S1 was sent APPLE before HQ stopped it; the next run takes it away, once.
+    assert "S1: assortments changed again while this run resumed" in final.message
+    follow_up = run_job(client, operator, "process-assortments")
+    assert sorted(o["store_id"] for o in follow_up["outputs"]) == ["S1"]
+    assert records.get("assortments", "CORE")["status"] == "Published"
+
+
+def test_requests_stay_within_budget_per_store_and_variant_pair(client, operator):
+    from chalicelib.datagen import generate
+
+    retailer = generate("S", end_date=TODAY)
+    for entity in ("org-nodes", "stores", "categories", "products", "assortments"):
+        items = retailer.master_data()[entity]
+        for start in range(0, len(items), 1000):
+            put(client, operator, entity, items[start:start + 1000])
+    for assortment_id in retailer.published_assortment_ids:
+        from chalicelib.storage import records
+
+        records.save("assortments", {**records.get("assortments", assortment_id), "status": "Published"})
+    first = run_job(client, operator, "process-assortments")
+    pair_count = first["counters"]["read"]
+    assert pair_count > 2000
+    assert sum(first["aws_requests"].values()) / pair_count <= 0.05, first["aws_requests"]
+    rerun = run_job(client, operator, "process-assortments")
+    stores = len(retailer.stores)
+    assert sum(rerun["aws_requests"].values()) <= 30 + stores, rerun["aws_requests"]
+
+
+def test_store_targeting_and_unknown_ids_warn(client, operator):
+    load(client, operator)
+    put(client, operator, "assortments", [CORE])
+    response = client.http.post("/jobs/process-assortments/runs", headers=operator,
+                                body=json.dumps({"params": {"store_ids": ["S3", "S9"], "assortment_ids": ["X"]}}))
+    run = response.json_body["run"]
+    assert "unknown store S9" in run["message"] and "unknown assortment X" in run["message"]
+    assert run["outputs"] == []
+
+
+def test_a_store_token_sees_only_its_own_sessions(client, operator):
+    load(client, operator)
+    publish(client, operator, "CORE")
+    s1 = store_headers("S1")
+    assert len(available(client, "S1", s1)) == 1
+    assert client.http.get("/stores/S2/download-sessions", headers=s1).status_code == 403
+    assert client.http.get("/download-sessions?store_id=S2", headers=s1).status_code == 403
