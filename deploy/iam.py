@@ -144,13 +144,13 @@ def runner_access(jobs: list[Job], function_names: set[str], fans_out: bool) -> 
     return access
 
 
-def access_for(function: Function, functions: list[Function]) -> Access:
+def access_for(function: Function, functions: list[Function], application=None) -> Access:
     names = {f.name for f in functions}
     access = Access()
     if function.name in FUNCTIONS:
         access.add(from_resources(FUNCTIONS[function.name]))
     if function.trigger == "api":
-        modules = route_modules()
+        modules = route_modules(application)
         missing = sorted(modules - ROUTES.keys())
         if missing:
             raise PolicyError(f"route families without an entry in deploy/iam.py ROUTES: {', '.join(missing)}")
@@ -283,8 +283,8 @@ def render(function: str, access: Access, arns: Arns) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def policies(functions: list[Function], arns: Arns) -> dict[str, dict]:
-    return {f.name: render(f.name, access_for(f, functions), arns) for f in functions}
+def policies(functions: list[Function], arns: Arns, application=None) -> dict[str, dict]:
+    return {f.name: render(f.name, access_for(f, functions, application), arns) for f in functions}
 
 
 # The only wildcards a policy may hold: every index of a named table, every stream of a named log

@@ -66,14 +66,14 @@ class Stage:
     def _names(self) -> dict:
         with stage_environment(self.name):
             return {
-                "tables": {base: settings.table_name(base) for base in model_by_base()},
+                "table_prefix": settings.table_name(""),
                 "buckets": {key: name() for key, name in BUCKETS.items()},
                 "queues": {key: name() for key, name in QUEUES.items()},
                 "mail_from": settings.mail_from(),
             }
 
     def table(self, base: str) -> str:
-        return self._names["tables"][base]
+        return self._names["table_prefix"] + base
 
     def bucket(self, key: str) -> str:
         return self._names["buckets"][key]
