@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--stage", action="append")
     smoke = sub.add_parser("smoke", help="terraform apply a packaged stage to a local moto server")
     smoke.add_argument("--stage", default="dev")
+    sub.add_parser("cost", help="monthly cost at the benchmarked scale, from BENCHMARKS.md and public prices")
     audit = sub.add_parser("audit", help="replay the demo as deployed: requests per function and route, IAM denials")
     audit.add_argument("--scale", default="S", choices=["S", "M", "L"])
     args = parser.parse_args(argv)
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from deploy.smoke import main as run
 
         return run(args.stage)
+    if args.command == "cost":
+        from deploy.cost import main as run
+
+        return run()
     if args.command == "audit":
         from deploy.audit import main as run
 

@@ -265,3 +265,22 @@ def test_each_deployable_stage_has_variables_naming_itself():
 def test_the_mirror_root_holds_the_registry_folder():
     path = "/opt/x/registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64/terraform-provider-aws_v5.100.0_x5"
     assert mirror_root(path) == Path("/opt/x")
+
+
+def test_cost_inputs_come_from_the_bench_table_and_the_schedules(tmp_path):
+    from deploy import cost
+
+    bench = tmp_path / "BENCHMARKS.md"
+    bench.write_text("`make bench SCALE=M` on the local stack\n\n| step | status | records | seconds | AWS requests | "
+                     "requests/record | peak MB | requests by operation |\n|---|---|---:|---:|---:|---:|---:|---|\n"
+                     "| purge-run-history | Ended | 0 runs | 0.2 | 4 | 0.000 | 10 | dynamodb.GetItem 1, "
+                     "dynamodb.Query 1, dynamodb.UpdateItem 2 |\n")
+    scale, rows = cost.read_benchmarks(bench)
+    assert scale == "M" and rows == [cost.Row("purge-run-history", 0.2, {"dynamodb.GetItem": 1, "dynamodb.Query": 1,
+                                                                          "dynamodb.UpdateItem": 2})]
+    assert cost.runs_per_month("cron(30 4 * * ? *)") == 30
+    assert cost.runs_per_month("rate(1 hour)") == 720
+    usage = cost.monthly({"dynamodb.BatchWriteItem": 2, "dynamodb.GetItem": 3, "s3.PutObject": 5, "s3.GetObject": 7,
+                          "sesv2.SendEmail": 11, "sqs.SendMessageBatch": 13})
+    assert usage == {"dynamodb_wru": 50, "dynamodb_rru": 3, "s3_put": 5, "s3_get": 7, "ses_email": 11,
+                     "sqs_request": 13}
