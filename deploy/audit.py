@@ -111,6 +111,7 @@ class Recorder:
         self._shard_queue = sqs.get_queue_url(QueueName=settings.shard_queue_name())["QueueUrl"]
         recorder = self
         api_call = botocore.client.BaseClient._make_api_call
+        emit_params = botocore.client.BaseClient._emit_api_params
         invoke = chalice_test.TestLambdaClient.invoke
         request = chalice_test.TestHTTPClient.request
         authorize = chalice_app.ChaliceAuthorizer.__call__
@@ -118,6 +119,14 @@ class Recorder:
 
         def make_api_call(client, operation, params):
             return recorder._api_call(api_call, client, operation, params)
+
+        def presign(client, api_params, operation_model, context):
+            # A presigned URL makes no request, yet whoever follows it acts with the signer's rights.
+            if context.get("is_presign_request") and recorder._frames and not recorder._paused:
+                frame = recorder._frames[-1]
+                recorder.audit.calls.append(Call(frame.function, client.meta.service_model.service_name,
+                                                 operation_model.name, dict(api_params), frame.route, frame.job))
+            return emit_params(client, api_params, operation_model, context)
 
         def invoke_function(client, function_name, payload=None):
             with recorder._frame(function_name):
@@ -148,6 +157,7 @@ class Recorder:
         self._patches = contextlib.ExitStack()
         for target, name, value in [
             (botocore.client.BaseClient, "_make_api_call", make_api_call),
+            (botocore.client.BaseClient, "_emit_api_params", presign),
             (chalice_test.TestLambdaClient, "invoke", invoke_function),
             (chalice_test.TestHTTPClient, "request", http_request),
             (chalice_app.ChaliceAuthorizer, "__call__", run_authorizer),
@@ -169,11 +179,11 @@ class Recorder:
         return f"{method.upper()} {bare}"
 
     def _api_call(self, original, client, operation: str, params: dict) -> Any:
-        if not self._frames or self._paused:
-            return original(client, operation, params)  # the harness itself, not a function
-        frame = self._frames[-1]
         service = client.meta.service_model.service_name
-        self.audit.calls.append(Call(frame.function, service, operation, dict(params), frame.route, frame.job))
+        if self._frames and not self._paused:
+            frame = self._frames[-1]
+            self.audit.calls.append(Call(frame.function, service, operation, dict(params), frame.route, frame.job))
+        # Outside any function (a demo step dispatching by itself) the hand-overs happen all the same.
         if service == "lambda" and operation == "Invoke":
             return self._invoke(params)
         result = original(client, operation, params)

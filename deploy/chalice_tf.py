@@ -154,6 +154,9 @@ def postprocess(chalice_doc: dict, stage: Stage, functions: list[Function], appl
     if packaged != set(by_name):
         raise PackageError(f"chalice packaged {sorted(packaged)}, the app has {sorted(by_name)}")
     policies = iam.policies(functions, iam.TerraformArns(), application)
+    broad = [f"{name}: {problem}" for name, doc in policies.items() for problem in iam.wildcard_problems(doc)]
+    if broad:
+        raise PackageError("policies broader than an ARN pattern needs: " + "; ".join(broad))
     _route_event_sources(doc, by_name)
     _namespace_rules(doc, stage)
     for function in functions:

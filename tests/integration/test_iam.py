@@ -82,8 +82,9 @@ def test_an_operation_counted_in_a_run_record_but_not_allowed_is_reported(replay
 
 
 def test_a_job_that_starts_calling_something_new_fails_the_check(tmp_path, monkeypatch):
-    """End to end: the purge job's code also writes an object; the policies of the functions that
-    run it (its schedule function, run_job for the tour's manual run) lack that."""
+    """End to end: the purge job's code also writes an export and hands out a presigned link to a
+    package; the policies of the functions that run it (its schedule function, run_job for the
+    tour's manual run) allow neither."""
     from chalicelib import settings
     from chalicelib.storage import aws
 
@@ -91,16 +92,20 @@ def test_a_job_that_starts_calling_something_new_fails_the_check(tmp_path, monke
     original = job.run
 
     def run_and_export(ctx):
-        aws.client("s3").put_object(Bucket=settings.data_bucket(), Key="exports/purged.csv", Body=b"run_id\n")
+        s3 = aws.client("s3")
+        s3.put_object(Bucket=settings.data_bucket(), Key="exports/purged.csv", Body=b"run_id\n")
+        s3.generate_presigned_url("get_object", Params={"Bucket": settings.data_bucket(), "Key": "packages/p.zip"})
         return original(ctx)
 
     monkeypatch.setattr(job, "run", run_and_export)
     recorded, app_functions = audit.replay_demo(tmp_path)
     problems = audit.check(recorded, app_functions)
-    assert problems and all("s3.PutObject" in p for p in problems), problems
-    # Caught both from the call itself (with its resource) and from the run record's counts.
+    assert problems and all("s3.PutObject" in p or "s3.GetObject" in p for p in problems), problems
+    # Caught from the call itself (with its resource), from the run record's counts, and the
+    # presigned link (no request at all) as the GetObject its follower will make.
     assert any("needs s3:PutObject on arn:aws:s3:::retail-sync-local-data/exports/purged.csv" in p for p in problems)
     assert any("counted in the run record" in p for p in problems)
+    assert any("needs s3:GetObject on arn:aws:s3:::retail-sync-local-data/packages/p.zip" in p for p in problems)
     assert {p.split(" ")[0] for p in problems} == {"purge_run_history", "run_job"}
 
 
