@@ -13,6 +13,26 @@ _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 @dataclass(frozen=True)
+class Resources:
+    """The AWS resources a job touches beyond the runtime's own (run and coordination tables,
+    the parameters record). Each Lambda function's least-privilege IAM policy is generated from
+    these declarations (``deploy/iam.py``); the IAM test fails when a job uses more.
+
+    ``tables``: model class -> ``"read"`` (get, batch get, query; its indexes included) or
+    ``"write"`` (read, put, update, delete, batch write); append ``"+scan"`` to allow a Scan.
+    ``objects``: ``"<bucket>/<key prefix>"`` (bucket ``data`` or ``migration``) -> ``"read"``
+    (get, list under the prefix), ``"write"`` (read, put) or ``"delete"`` (write, delete).
+    ``email``: sends mail from ``MAIL_FROM``.
+
+    >>> Resources(tables={LedgerLine: "write", MasterRecord: "read"}, objects={"data/exports/": "write"})
+    """
+
+    tables: dict = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)
+    email: bool = False
+
+
+@dataclass(frozen=True)
 class Param:
     """One run parameter. ``kind``: bool, int, str, date, ids (list of ids) or choice."""
 
@@ -57,26 +77,6 @@ STORE_TARGETING = {
     "store_ids": Param("ids", help="only these stores"),
     "org_node_ids": Param("ids", help="only stores under these organization nodes"),
 }
-
-
-@dataclass(frozen=True)
-class Resources:
-    """The AWS resources a job touches beyond the runtime's own (run and coordination tables,
-    the parameters record). Each Lambda function's least-privilege IAM policy is generated from
-    these declarations (``deploy/iam.py``); the IAM test fails when a job uses more.
-
-    ``tables``: model class -> ``"read"`` (get, batch get, query; its indexes included) or
-    ``"write"`` (read, put, update, delete, batch write); append ``"+scan"`` to allow a Scan.
-    ``objects``: ``"<bucket>/<key prefix>"`` (bucket ``data`` or ``migration``) -> ``"read"``
-    (get, list under the prefix), ``"write"`` (read, put) or ``"delete"`` (write, delete).
-    ``email``: sends mail from ``MAIL_FROM``.
-
-    >>> Resources(tables={LedgerLine: "write", MasterRecord: "read"}, objects={"data/exports/": "write"})
-    """
-
-    tables: dict = field(default_factory=dict)
-    objects: dict = field(default_factory=dict)
-    email: bool = False
 
 
 @dataclass
