@@ -292,7 +292,8 @@ def check(audit: Audit, app_functions: list[Function], stage: str = "local") -> 
             continue
         for permission in permissions:
             if not allowed(policies[call.function], permission):
-                problems.add(f"{context}: {call.name} needs {permission}, which its policy does not allow")
+                problems.add(f"{context}: {call.name} needs {permission}, which its policy does not allow; "
+                             f"{_hint(call, permission, stage)}")
     for run in audit.runs:
         for function in audit.executed.get(run["run_id"], ()):
             for operation in run["aws_requests"]:
@@ -300,6 +301,22 @@ def check(audit: Audit, app_functions: list[Function], stage: str = "local") -> 
                     problems.add(f"{function} running {run['job']} (run {run['run_id']}): {operation} "
                                  f"counted in the run record, no action for it in the policy")
     return sorted(problems)
+
+
+def _hint(call: Call, permission, stage: str) -> str:
+    """Where the missing grant is declared, and what to declare."""
+    from deploy.stage import model_by_base
+
+    names = {Stage(stage).table(base): model.__name__ for base, model in model_by_base().items()}
+    table = permission.resource.split(":table/")[-1].split("/")[0] if ":table/" in permission.resource else None
+    what = (f"tables={{{names.get(table, table)}: 'read' or 'write'}}" if table
+            else "objects={'<bucket>/<prefix>': ...}" if permission.action.startswith("s3:")
+            else "email=True" if permission.action.startswith("ses:") else permission.action)
+    if call.job:
+        return f"declare {what} in Job(resources=Resources(...)) of {call.job}"
+    if call.route:
+        return f"declare {what} in deploy/iam.py ROUTES for the module serving {call.route}"
+    return f"declare {what} in deploy/iam.py FUNCTIONS (or EVENT_JOBS) for {call.function}"
 
 
 def request_counts(audit: Audit) -> dict[str, Any]:

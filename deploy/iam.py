@@ -5,7 +5,8 @@ Where each function's grants come from:
   the parameters record), may hand a continuation to ``run_job``, may fan shards out to the
   shard queue when one of its jobs does, and gets what its jobs declare in
   ``Job(resources=Resources(...))``: a scheduled function its own job, ``run_shard`` the jobs
-  that fan out, ``run_job`` and event-triggered functions every job (``EVENT_JOBS`` narrows that);
+  that fan out, ``run_job`` every job, an S3- or EventBridge-triggered function the jobs
+  ``EVENT_JOBS`` lists for it (none by default: handing a run to ``run_job`` needs no job's rights);
 - the API handler gets ``STARTS_RUNS`` plus what each route family (blueprint module) declares in
   ``ROUTES`` — a family missing there is an error, not a silent grant;
 - ``FUNCTIONS`` holds what no job or route declares (the token authorizer's two calls);
@@ -48,7 +49,7 @@ FUNCTIONS: dict[str, Resources] = {
     "token_authorizer": Resources(tables={ApiToken: ("GetItem", "UpdateItem")}),
 }
 
-# Event-triggered functions that run only some jobs (default: any registered job).
+# Jobs that S3- or EventBridge-triggered functions execute themselves (default: none).
 EVENT_JOBS: dict[str, tuple[str, ...]] = {}
 
 _TABLE_READ = frozenset({"GetItem", "BatchGetItem", "Query", "ConditionCheckItem"})
@@ -129,8 +130,13 @@ def jobs_run_by(function: Function) -> list[Job]:
         return [job]
     if function.trigger == "sqs":
         return [job for job in all_jobs() if job.shards]
-    names = EVENT_JOBS.get(function.name)
-    return [job for job in all_jobs() if names is None or job.name in names]
+    if function.trigger == "invoke":
+        return all_jobs()
+    names = EVENT_JOBS.get(function.name, ())
+    unknown = sorted(set(names) - {job.name for job in all_jobs()})
+    if unknown:
+        raise PolicyError(f"EVENT_JOBS[{function.name!r}] names unknown jobs: {', '.join(unknown)}")
+    return [job for job in all_jobs() if job.name in names]
 
 
 def runner_access(jobs: list[Job], function_names: set[str], fans_out: bool) -> Access:

@@ -143,8 +143,19 @@ def test_the_migration_trigger_reads_only_its_prefix(packaged):
     docs, _ = packaged
     policy = json.loads(docs["dev"]["resource"]["aws_iam_role_policy"]["on_migration_drop_role"]["policy"])
     objects = [s for s in policy["Statement"] if s["Sid"].startswith("Objects")]
+    # No job is listed for it in EVENT_JOBS, so it gets no job's rights: only the dropped files.
     assert objects == [{"Sid": "ObjectsMigrationMigration", "Effect": "Allow", "Action": ["s3:GetObject"],
                         "Resource": ["${aws_s3_bucket.migration.arn}/migration/*"]}]
+
+
+def test_an_event_function_gets_the_jobs_listed_for_it(scratch, monkeypatch):
+    _, application = scratch
+    drop = next(f for f in appmodel.functions(application) if f.name == "on_migration_drop")
+    monkeypatch.setattr(iam, "EVENT_JOBS", {"on_migration_drop": ("purge-run-history",)})
+    assert [job.name for job in iam.jobs_run_by(drop)] == ["purge-run-history"]
+    monkeypatch.setattr(iam, "EVENT_JOBS", {"on_migration_drop": ("no-such-job",)})
+    with pytest.raises(iam.PolicyError, match="unknown jobs: no-such-job"):
+        iam.jobs_run_by(drop)
 
 
 def test_the_api_gets_a_stage_resource_instead_of_the_deprecated_stage_name(packaged):
