@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo serve test lint bench package package-check clean
+.PHONY: demo serve test lint bench package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,28 @@ lint: $(STAMP)
 bench: $(STAMP)  ## make bench SCALE=M: per-job requests, time and memory into BENCHMARKS.md
 	$(PY) -m devstack bench --scale $(SCALE)
 
-package: $(STAMP)  ## chalice package --pkg-format terraform into build/terraform
-	$(PY) -m chalicelib.deploy package
+# The AWS provider comes from a local filesystem mirror (no registry access): found at run time,
+# the folder holding registry.terraform.io/; TF_PROVIDER_MIRROR=<dir> overrides the search.
+FIND_MIRROR = find / -path /proc -prune -o -name 'terraform-provider-aws*' -print 2>/dev/null \
+	| grep -m1 registry.terraform.io | sed 's|/registry.terraform.io/.*||'
 
-package-check: package
-	$(PY) -m chalicelib.deploy check
+STAGE_ARG = $(if $(STAGE),--stage $(STAGE))
 
-clean:
+package: $(STAMP)  ## make package [STAGE=prod]: chalice package + the stack per stage into build/terraform/<stage>
+	$(PY) -m deploy package $(STAGE_ARG)
+
+package-check: package  ## terraform init (offline, local provider mirror) and validate every stage
+	TF_PROVIDER_MIRROR="$${TF_PROVIDER_MIRROR:-$$($(FIND_MIRROR))}" $(PY) -m deploy check $(STAGE_ARG)
+
+deploy-smoke: package  ## terraform apply the dev package to a local moto server; assert what exists
+	TF_PROVIDER_MIRROR="$${TF_PROVIDER_MIRROR:-$$($(FIND_MIRROR))}" DEPLOY_SMOKE=1 \
+		$(PY) -m pytest -q tests/integration/test_deploy_smoke.py
+
+iam-audit: $(STAMP)  ## the demo replayed as deployed: AWS requests per function and route, IAM denials
+	$(PY) -m deploy audit
+
+cost: $(STAMP)  ## monthly AWS cost at the benchmarked scale (BENCHMARKS.md, public prices), arithmetic shown
+	$(PY) -m deploy cost
+
+clean:  ## removes what make builds; never the Terraform state in .terraform-state/
 	rm -rf $(VENV) demo-output bench-output build .pytest_cache

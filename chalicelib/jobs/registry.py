@@ -13,6 +13,26 @@ _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 @dataclass(frozen=True)
+class Resources:
+    """The AWS resources a job touches beyond the runtime's own (run and coordination tables,
+    the parameters record). Each Lambda function's least-privilege IAM policy is generated from
+    these declarations (``deploy/iam.py``); the IAM test fails when a job uses more.
+
+    ``tables``: model class -> ``"read"`` (get, batch get, query; its indexes included) or
+    ``"write"`` (read, put, update, delete, batch write); append ``"+scan"`` to allow a Scan.
+    ``objects``: ``"<bucket>/<key prefix>"`` (bucket ``data`` or ``migration``) -> ``"read"``
+    (get, list under the prefix), ``"write"`` (read, put) or ``"delete"`` (write, delete).
+    ``email``: sends mail from ``MAIL_FROM``.
+
+    >>> Resources(tables={LedgerLine: "write", MasterRecord: "read"}, objects={"data/exports/": "write"})
+    """
+
+    tables: dict = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)
+    email: bool = False
+
+
+@dataclass(frozen=True)
 class Param:
     """One run parameter. ``kind``: bool, int, str, date, ids (list of ids) or choice."""
 
@@ -93,6 +113,8 @@ class Job:
     lock_scope: Callable[[dict], str] = lambda params: "all"
     # For per-store fan-out: returns the shard keys (store ids) of a run, or None to run whole.
     shards: Callable | None = None
+    # What the job touches in AWS beyond the runtime; the default is nothing more.
+    resources: Resources = field(default_factory=Resources)
 
     def clean_params(self, params: Any) -> dict:
         if params is None:

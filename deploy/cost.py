@@ -1,0 +1,174 @@
+"""``make cost``: what a stage costs per month at the benchmarked scale, with the arithmetic shown.
+
+Inputs, all derived: every job row of ``BENCHMARKS.md`` (requests by operation and seconds per
+run, ``make bench``), how often the job's schedule fires in 30 days, the memory of the function
+that runs it (``.chalice/config.json``), the API's requests per HTTP call measured by replaying the
+demo as deployed (``deploy/audit.py``), and the public on-demand prices below. Assumptions that
+are not measured are named in ``ASSUMPTIONS`` and printed with the result.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from chalicelib.localenv import PROJECT_DIR
+
+PRICES_AS_OF = "us-east-1 list prices as published on aws.amazon.com/pricing (2025; unchanged to our knowledge)"
+PRICES = {
+    "dynamodb_wru": 0.625 / 1e6,  # on-demand, per write request unit (since 2024-11-01)
+    "dynamodb_rru": 0.125 / 1e6,  # on-demand, per read request unit
+    "lambda_gb_second": 0.0000166667,  # x86
+    "lambda_request": 0.20 / 1e6,
+    "apigateway_request": 3.50 / 1e6,  # REST API, first 333 million
+    "s3_put": 0.005 / 1000,  # PUT, COPY, POST, LIST
+    "s3_get": 0.0004 / 1000,  # GET and all other requests
+    "ses_email": 0.10 / 1000,
+    "sqs_request": 0.40 / 1e6,  # standard queue, after the free million
+    "cloudwatch_alarm": 0.10,  # per standard alarm and month
+}
+# Capacity units one request consumes (moto does not report capacity): stated upper bounds.
+UNITS = {
+    "dynamodb.PutItem": ("wru", 1), "dynamodb.UpdateItem": ("wru", 1), "dynamodb.DeleteItem": ("wru", 1),
+    "dynamodb.BatchWriteItem": ("wru", 25),  # a full batch of items up to 1 KB
+    "dynamodb.TransactWriteItems": ("wru", 4),  # two items, transactions count twice
+    "dynamodb.GetItem": ("rru", 1),  # strongly consistent, up to 4 KB
+    "dynamodb.BatchGetItem": ("rru", 50),  # 100 items up to 4 KB, eventually consistent
+    "dynamodb.Query": ("rru", 32), "dynamodb.Scan": ("rru", 32),  # a 256 KB page, eventually consistent
+}
+S3_PUT_CLASS = {"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
+                "ListObjectsV2", "ListObjects"}
+ASSUMPTIONS = {
+    "api_calls_per_store_per_day": 64,  # transactions every 15 min for 12 h, status messages, downloads
+    "api_handler_seconds": 0.2, "authorizer_seconds": 0.05,
+    "non_job_steps_per_month": 30,  # bench steps that are not jobs (the master-data push): daily
+    "sqs_idle_polls_per_month": 5 * 3 * 60 * 24 * 30,  # event source mapping: 5 long-pollers, 20 s waits
+    "alarms": 2,
+}
+STORES_AT_SCALE = {"S": 6, "M": 50, "L": 400}
+
+
+@dataclass
+class Row:
+    step: str
+    seconds: float
+    requests: dict[str, int]
+
+
+def read_benchmarks(path: Path) -> tuple[str, list[Row]]:
+    text = path.read_text()
+    scale = re.search(r"SCALE=(\w)", text).group(1)
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 8 or not re.fullmatch(r"[\d.]+", cells[3]):
+            continue
+        requests = {op: int(n) for op, n in (part.rsplit(" ", 1) for part in cells[7].split(", ") if part)}
+        rows.append(Row(cells[0], float(cells[3]), requests))
+    return scale, rows
+
+
+def runs_per_month(schedule: str) -> int:
+    from devstack.cron import is_due
+
+    start = datetime(2026, 1, 1)
+    return sum(is_due(schedule, start + timedelta(minutes=m)) for m in range(30 * 24 * 60))
+
+
+def _function_memory(function: str) -> int:
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    settings = config.get("lambda_functions", {}).get(function) or config["lambda_functions"]["run_job"]
+    return settings.get("lambda_memory_size", 128)
+
+
+def api_requests_per_call() -> Counter:
+    """AWS requests of one authorised HTTP call (handler and authorizer), every route replayed by
+    the demo weighted alike (bulk loads have their own bench rows)."""
+    from deploy.audit import replay_demo, request_counts
+
+    with tempfile.TemporaryDirectory() as out:
+        audit, _ = replay_demo(Path(out))
+    routes = {r: d for r, d in request_counts(audit)["routes"].items() if d["calls"]}
+    per_call = Counter()
+    for data in routes.values():
+        for label, count in data["calls"].items():
+            per_call[label.split(": ")[1]] += count / data["requests"] / len(routes)
+    return per_call
+
+
+def monthly(requests: Counter) -> dict[str, float]:
+    """Monthly usage by billing dimension from monthly requests by operation."""
+    usage = Counter()
+    for operation, count in requests.items():
+        service, _, name = operation.partition(".")
+        if operation in UNITS:
+            kind, units = UNITS[operation]
+            usage[f"dynamodb_{kind}"] += count * units
+        elif service == "s3":
+            usage["s3_put" if name in S3_PUT_CLASS else "s3_get"] += count
+        elif service in ("ses", "sesv2"):
+            usage["ses_email"] += count
+        elif service == "sqs":
+            usage["sqs_request"] += count
+        elif service == "lambda":
+            usage["lambda_request"] += count
+    return usage
+
+
+def estimate(benchmarks: Path) -> str:
+    from chalicelib.jobs.registry import get_job
+
+    scale, rows = read_benchmarks(benchmarks)
+    lines = [f"Scale {scale} ({STORES_AT_SCALE[scale]} stores), prices: {PRICES_AS_OF}.", "",
+             "| source | runs or calls / month | arithmetic | USD / month |", "|---|---:|---|---:|"]
+    total = 0.0
+    usage_total: Counter = Counter()
+
+    def add(source: str, times: float, requests: dict, gb_seconds: float, invocations: float) -> None:
+        nonlocal total
+        usage = monthly(Counter({op: n * times for op, n in requests.items()}))
+        usage["lambda_gb_second"] += gb_seconds
+        usage["lambda_request"] += invocations
+        usage_total.update(usage)
+        cost = sum(PRICES[k] * v for k, v in usage.items())
+        total += cost
+        parts = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(usage.items()) if v)
+        lines.append(f"| {source} | {times:,.0f} | {parts} | {cost:.2f} |")
+
+    for row in rows:
+        job = get_job(row.step)
+        function = row.step.replace("-", "_")
+        times = runs_per_month(job.schedule) if job else ASSUMPTIONS["non_job_steps_per_month"]
+        memory_gb = _function_memory(function if job else "api_handler") / 1024
+        add(row.step + ("" if job else " (assumed daily)"), times, row.requests,
+            row.seconds * memory_gb * times, times)
+    api_calls = STORES_AT_SCALE[scale] * ASSUMPTIONS["api_calls_per_store_per_day"] * 30
+    per_call = api_requests_per_call()
+    gb_seconds = api_calls * (ASSUMPTIONS["api_handler_seconds"] * _function_memory("api_handler")
+                              + ASSUMPTIONS["authorizer_seconds"] * _function_memory("token_authorizer")) / 1024
+    add("HTTP API (API Gateway + authorizer + handler)", api_calls, per_call, gb_seconds, 2 * api_calls)
+    gateway = api_calls * PRICES["apigateway_request"]
+    lines.append(f"| API Gateway REST requests | {api_calls:,.0f} | {api_calls:,.0f} x $3.50/M | {gateway:.2f} |")
+    idle = ASSUMPTIONS["sqs_idle_polls_per_month"]
+    lines.append(f"| SQS shard queue idle polling | {idle:,.0f} | {idle:,.0f} x $0.40/M | "
+                 f"{idle * PRICES['sqs_request']:.2f} |")
+    alarms = ASSUMPTIONS["alarms"] * PRICES["cloudwatch_alarm"]
+    lines.append(f"| CloudWatch alarms (failure queues) | {ASSUMPTIONS['alarms']} | 2 x $0.10 | {alarms:.2f} |")
+    total += gateway + idle * PRICES["sqs_request"] + alarms
+    lines += ["", f"**Total ≈ ${total:,.2f} per month** (request and compute charges; storage and data transfer "
+                  f"excluded, free tiers ignored).", "",
+              "Monthly usage: " + ", ".join(f"{k} {math.ceil(v):,}" for k, v in sorted(usage_total.items())),
+              "", "Assumptions: " + ", ".join(f"{k} = {v}" for k, v in ASSUMPTIONS.items())
+              + "; capacity units per request: " + ", ".join(f"{op.split('.')[1]} {u} {k.upper()}"
+                                                              for op, (k, u) in UNITS.items())]
+    return "\n".join(lines)
+
+
+def main(benchmarks: str = "BENCHMARKS.md") -> int:
+    print(estimate(PROJECT_DIR / benchmarks))
+    return 0
