@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chalicelib.jobs.registry import Job, Resources, all_jobs, get_job
+from chalicelib.storage.account_activity import AccountActivityResult
+from chalicelib.storage.distribution import StoreState
+from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
+from chalicelib.storage.pay import TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.tokens import ApiToken
@@ -41,6 +45,10 @@ STARTS_RUNS = Resources(tables={RunRecord: "write", Coordination: "write"})
 ROUTES: dict[str, Resources] = {
     # /health, /jobs, /runs, /data, /stores/{id}: master data and run history.
     "chalicelib.http.platform": Resources(tables={MasterRecord: "write", RunRecord: "read"}),
+    "chalicelib.http.distribution": Resources(
+        tables={DownloadSession: "write+scan", StoreState: "write", StatusMessageRecord: "write"},
+        objects={"data/packages/": "write"}),
+    "chalicelib.http.finance": Resources(tables={AccountActivityResult: "write", TimeRegistration: "write"}),
 }
 
 # Functions whose needs no job or route declares.

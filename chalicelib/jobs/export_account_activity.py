@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 
-from chalicelib.jobs.registry import Job, register
+from chalicelib.jobs.registry import Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
+from chalicelib.storage.account_activity import AccountActivityResult
 
 PAGE = 25  # results carry their lines (up to ~100 KB each); pages stay under DynamoDB's 1 MB
 
@@ -83,4 +84,5 @@ JOB = register(Job(
                 "(<file_prefix><result_id>.<ext> in the profile's folder) and marks it exported.",
     schedule="cron(30 2 * * ? *)",
     run=run,
+    resources=Resources(tables={AccountActivityResult: "write"}, objects={"data/account-activity/": "write"}),
 ))

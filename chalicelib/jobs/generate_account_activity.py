@@ -13,9 +13,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from chalicelib.jobs.registry import Job, Param, register
+from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext
+from chalicelib.storage.account_activity import AccountActivityResult
 from chalicelib.storage.base import utcnow
+from chalicelib.storage.ledger import LedgerLine
 
 PAGE = 1000
 
@@ -149,4 +151,5 @@ JOB = register(Job(
         "from_date": Param("date", help="regenerate from this date (creates a new result)"),
         "to_date": Param("date", help="regenerate through this date, before today (creates a new result)"),
     },
+    resources=Resources(tables={AccountActivityResult: "write", LedgerLine: "read"}),
 ))

@@ -26,16 +26,19 @@ from chalicelib.jobs.distribution import (
     sessions_sent,
     store_pages,
 )
-from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, register, targeted_stores
+from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, Resources, register, targeted_stores
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage import records
 from chalicelib.storage.base import utcnow
 from chalicelib.storage.distribution import (
     BucketedAssortment,
+    StoreState,
     assortment_state,
     read_assortment_chunks,
     read_assortment_digests,
 )
+from chalicelib.storage.download_sessions import DownloadSession
+from chalicelib.storage.records import MasterRecord
 
 GROUP = "assortments"
 VISIBLE = frozenset({"Published", "InProgress"})
@@ -146,4 +149,6 @@ JOB = register(Job(
         "full_sync": Param("bool", default=False, help="send every targeted store its whole assortment"),
         **STORE_TARGETING,
     },
+    resources=Resources(tables={StoreState: "write", DownloadSession: "write", MasterRecord: "write"},
+                        objects={"data/packages/": "write"}),
 ))

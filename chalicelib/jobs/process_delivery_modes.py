@@ -21,11 +21,12 @@ from chalicelib.jobs.distribution import (
     sessions_sent,
     store_pages,
 )
-from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, register, targeted_stores
+from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, Resources, register, targeted_stores
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage import records
 from chalicelib.storage.base import dumps
-from chalicelib.storage.distribution import mode_state, read_mode_digests
+from chalicelib.storage.distribution import StoreState, mode_state, read_mode_digests
+from chalicelib.storage.download_sessions import DownloadSession
 
 GROUP = "delivery-modes"
 
@@ -81,4 +82,5 @@ JOB = register(Job(
         "full_sync": Param("bool", default=False, help="send every targeted store all its delivery modes"),
         **STORE_TARGETING,
     },
+    resources=Resources(tables={StoreState: "write", DownloadSession: "write"}, objects={"data/packages/": "write"}),
 ))

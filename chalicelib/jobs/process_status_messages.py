@@ -30,11 +30,12 @@ from chalicelib.domain.sessions import (
 )
 from chalicelib.jobs.distribution import is_conflict, state_actions, transaction
 from chalicelib.jobs.parameters import retail_parameters
-from chalicelib.jobs.registry import Job, register
+from chalicelib.jobs.registry import Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage.base import iso, utcnow, write_all
 from chalicelib.storage.download_sessions import (
     DownloadSession,
+    StatusMessageRecord,
     delete_packages,
     get_sessions,
     pending_messages,
@@ -216,4 +217,6 @@ JOB = register(Job(
                 "period with their packages.",
     schedule="cron(0/15 * * * ? *)",
     run=run,
+    resources=Resources(tables={DownloadSession: "write", StatusMessageRecord: "write"},
+                        objects={"data/packages/": "delete"}),
 ))

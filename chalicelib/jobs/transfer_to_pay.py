@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 
-from chalicelib.jobs.registry import Job, Param, register
+from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage.base import utcnow
+from chalicelib.storage.pay import PayItem, PayTransfer, TimeRegistration
 
 PERIOD_TYPES = ("weekly", "biweekly", "monthly")
 
@@ -226,4 +227,6 @@ JOB = register(Job(
         "accept_errors": Param("bool", default=False,
                                help="export approved registrations even if the period has unapproved ones"),
     },
+    resources=Resources(tables={PayItem: "write", PayTransfer: "write", TimeRegistration: "read"},
+                        objects={"data/payroll/": "write"}),
 ))
