@@ -24,6 +24,7 @@ from typing import Any
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.catalog import Catalog, OrgTree
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.sessions import (
     SessionState,
@@ -34,6 +35,7 @@ from chalicelib.domain.sessions import (
     gzip_package,
     read_package,
 )
+from chalicelib.storage import records
 from chalicelib.storage.base import iso, utcnow, write_all
 from chalicelib.storage.distribution import StateChange, StoreState, next_seq
 from chalicelib.storage.download_sessions import (
@@ -69,7 +71,7 @@ class StoreChange:
 
 
 def transaction() -> TransactWrite:
-    """A transaction on the tables' shared connection (status messages commit with their session)."""
+    """A transaction on the sessions table's connection (status messages update sessions 100 at once)."""
     return TransactWrite(connection=DownloadSession._get_connection().connection)
 
 
@@ -80,17 +82,11 @@ def is_conflict(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
-def load_org_tree():
-    from chalicelib.domain.catalog import OrgTree
-    from chalicelib.storage import records
-
+def load_org_tree() -> OrgTree:
     return OrgTree(records.scan_entity("org-nodes"), records.scan_entity("stores"))
 
 
-def load_catalog():
-    from chalicelib.domain.catalog import Catalog
-    from chalicelib.storage import records
-
+def load_catalog() -> Catalog:
     return Catalog(records.scan_entity("categories"), records.scan_entity("products"))
 
 
