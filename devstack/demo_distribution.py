@@ -87,6 +87,11 @@ def process_status_messages(demo: Any) -> None:
         response = demo.stack.http("GET", f"/download-sessions?status={status}&limit=500", demo.operator)
         counts[status] = len(response.json_body["sessions"])
     demo.say("sessions now " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    for store_id in (demo.retailer.stores[0]["id"], demo.retailer.stores[-1]["id"]):
+        response = demo.stack.http("GET", f"/download-sessions?store_id={store_id}", demo.operator)
+        for session in response.json_body["sessions"]:
+            demo.say(f"{store_id} seq {session['seq']} {session['data_group']}: {session['status']} "
+                     f"(tries {session['try_count']}){' — ' + session['message'] if session['message'] else ''}")
     if not counts["Suspended"]:
         raise SystemExit(f"expected the failing store's sessions Suspended: {run['message']}")
 

@@ -299,3 +299,18 @@ def test_a_store_token_sees_only_its_own_sessions(client, operator):
     assert len(available(client, "S1", s1)) == 1
     assert client.http.get("/stores/S2/download-sessions", headers=s1).status_code == 403
     assert client.http.get("/download-sessions?store_id=S2", headers=s1).status_code == 403
+
+
+def test_a_publish_while_the_job_is_busy_is_completed_by_the_next_run(client, operator):
+    from chalicelib.storage.runs import acquire_lock, release_lock
+
+    load(client, operator)
+    acquire_lock("process-assortments", "all", "another-run", 60)
+    run = publish(client, operator, "CORE")
+    assert run["status"] == "NotRun" and "another-run" in run["message"]
+    assert status_of(client, operator, "CORE") == "InProgress"
+    release_lock("process-assortments", "all", "another-run")
+
+    scheduled = run_job(client, operator, "process-assortments")
+    assert len(sessions_of(scheduled)) == 3 and "published CORE" in scheduled["message"]
+    assert status_of(client, operator, "CORE") == "Published"
