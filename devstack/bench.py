@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from devstack import bench_distribution
 from devstack.stack import LocalStack, local_stack
 
 RESULTS = Path("BENCHMARKS.md")
@@ -92,6 +93,7 @@ def purge_history(bench: Bench) -> None:
 
 SCENARIOS: list[tuple[str, Callable[[Bench], None]]] = [
     ("master data", load_master_data),
+    *bench_distribution.SCENARIOS,
     ("run history", purge_history),
 ]
 

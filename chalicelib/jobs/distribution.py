@@ -1,27 +1,30 @@
 """Sending changed store data as download sessions, exactly once per (run, store, data group).
 
 Shared by process-assortments and process-delivery-modes (which compute what changed) and by
-the operator's cancel and rerun. A store's change goes out in three steps:
+the operator's cancel and rerun. A page of changed stores goes out in steps:
 
-1. the session is saved ``Started`` with its deterministic id, a fresh ``seq`` and the package's
-   row count and checksum; 2. the package is written to S3; 3. one DynamoDB transaction writes
-   the store's new state (what it has now been sent) *and* moves the session to ``Available``.
+1. each session is saved ``Started`` with its deterministic id, a fresh ``seq`` and the
+   package's row count and checksum, then its package is written to S3;
+2. the stores' new state is written, its *marker* item last — the marker names the session
+   that delivered it (``last_session``) and is the commit point (``storage/distribution.py``);
+3. each session moves ``Started → Available``, and the state the commit replaced is deleted.
 
-So state and session never disagree. If a run dies and resumes (same run id, same session ids):
-a session past ``Started`` was committed with its state — the store is done (a further change is
-left to the next run, with a warning); a ``Started`` session was not — it is rebuilt from the
-change computed now (same ``seq``), or closed ``NoData`` when nothing is left to send.
+A run that dies and resumes (same run id, same session ids) finds, per store: a session past
+``Started`` — done (a further change is left to the next run, with a warning); a ``Started``
+session the stored marker names — committed, so it is made ``Available``; any other
+``Started`` session — not committed, so it is rebuilt from the change computed now (same
+``seq``), or closed ``NoData`` when nothing is left to send.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.catalog import Catalog, OrgTree
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.sessions import (
     SessionState,
@@ -32,8 +35,9 @@ from chalicelib.domain.sessions import (
     gzip_package,
     read_package,
 )
-from chalicelib.storage.base import iso, utcnow
-from chalicelib.storage.distribution import next_seq
+from chalicelib.storage import records
+from chalicelib.storage.base import iso, utcnow, write_all
+from chalicelib.storage.distribution import StateChange, StoreState, next_seq
 from chalicelib.storage.download_sessions import (
     DownloadSession,
     get_package,
@@ -59,15 +63,15 @@ class SessionConflict(DomainError):
 
 @dataclass
 class StoreChange:
-    """What one store must be sent: the package rows, and the state items recording it as sent."""
+    """What one store must be sent: the package rows, and the state recording it as sent."""
 
     rows: list[dict]
     full: bool
-    puts: list[Model] = field(default_factory=list)
-    deletes: list[Model] = field(default_factory=list)
+    state: StateChange
 
 
 def transaction() -> TransactWrite:
+    """A transaction on the sessions table's connection (status messages update sessions 100 at once)."""
     return TransactWrite(connection=DownloadSession._get_connection().connection)
 
 
@@ -78,17 +82,11 @@ def is_conflict(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
-def load_org_tree():
-    from chalicelib.domain.catalog import OrgTree
-    from chalicelib.storage import records
-
+def load_org_tree() -> OrgTree:
     return OrgTree(records.scan_entity("org-nodes"), records.scan_entity("stores"))
 
 
-def load_catalog():
-    from chalicelib.domain.catalog import Catalog
-    from chalicelib.storage import records
-
+def load_catalog() -> Catalog:
     return Catalog(records.scan_entity("categories"), records.scan_entity("products"))
 
 
@@ -112,37 +110,45 @@ def sessions_sent(ctx) -> int:
     return ctx.state.get("sent", 0)
 
 
-def send_changes(ctx, group: str, store_ids: list[str], changes: dict[str, StoreChange]) -> None:
+def send_changes(ctx, group: str, store_ids: list[str], changes: dict[str, StoreChange],
+                 committed: dict[str, str | None]) -> None:
     """Send each changed store of a page its session (counted in ``sessions_sent``).
 
     ``store_ids`` is the whole page (unchanged stores too: a crash may have left a ``Started``
-    session of this run for one of them).
+    session of this run for one of them); ``committed`` is each store's stored ``last_session``.
     """
     ids = {store_id: session_id_for(ctx.run_id, store_id, group=group) for store_id in store_ids}
     found = get_sessions(ids.values())
-    sent = 0
+    ready: list[DownloadSession] = []
+    opened: list[tuple[DownloadSession, StoreChange]] = []
     for store_id in store_ids:
         session, change = found.get(ids[store_id]), changes.get(store_id)
-        if session is not None and session.status != STARTED:
+        if session is not None and (session.status != STARTED or committed.get(store_id) == session.session_id):
             if change is not None:
                 ctx.warn(f"store {store_id}: {group} changed again while this run resumed; the next run sends it")
-            continue
-        if ctx.dry_run:
-            sent += change is not None
-            continue
-        if change is None:
+            if session.status == STARTED and not ctx.dry_run:
+                ready.append(session)
+        elif ctx.dry_run:
+            ctx.state["sent"] = sessions_sent(ctx) + (change is not None)
+        elif change is None:
             if session is not None:
                 _close(session, SessionStatus.NO_DATA, "nothing left to send when the run resumed")
-            continue
-        try:
-            session = open_session(session, ids[store_id], store_id, group, ctx.run_id, change.rows, change.full)
-        except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the others
-            ctx.error(store_id, f"{group} package not created: {exc}")
-            continue
-        commit(session, change.puts, change.deletes)
-        ctx.output("session", id=session.session_id, store_id=store_id, data_group=group, rows=int(session.rows))
-        sent += 1
-    ctx.state["sent"] = sessions_sent(ctx) + sent
+        else:
+            try:
+                session = open_session(session, ids[store_id], store_id, group, ctx.run_id, change.rows, change.full)
+            except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the others
+                ctx.error(store_id, f"{group} package not created: {exc}")
+                continue
+            change.state.marker.last_session = session.session_id
+            opened.append((session, change))
+    write_all(StoreState, puts=[item for _, change in opened for item in change.state.writes])
+    write_all(StoreState, puts=[change.state.marker for _, change in opened])
+    for session in ready + [session for session, _ in opened]:
+        make_available(session)
+        ctx.output("session", id=session.session_id, store_id=session.store_id, data_group=group,
+                   rows=int(session.rows))
+    ctx.state["sent"] = sessions_sent(ctx) + len(ready) + len(opened)
+    write_all(StoreState, deletes=[item for _, change in opened for item in change.state.garbage])
 
 
 def open_session(session: DownloadSession | None, session_id: str, store_id: str, group: str,
@@ -171,16 +177,8 @@ def open_session(session: DownloadSession | None, session_id: str, store_id: str
     return session
 
 
-def commit(session: DownloadSession, puts: Iterable[Model] = (), deletes: Iterable[Model] = ()) -> None:
-    """In one transaction: the store's new state and the session ``Started → Available``."""
-    with transaction() as t:
-        for item in puts:
-            t.save(item)
-        for item in deletes:
-            t.delete(item)
-        t.update(session, actions=[DownloadSession.status.set(AVAILABLE)],
-                 condition=DownloadSession.status == STARTED)
-    session.status = AVAILABLE
+def make_available(session: DownloadSession) -> None:
+    session.update(actions=[DownloadSession.status.set(AVAILABLE)], condition=DownloadSession.status == STARTED)
 
 
 def _close(session: DownloadSession, status: SessionStatus, message: str) -> None:
@@ -255,7 +253,7 @@ def rerun_session(session_id: str) -> DownloadSession:
             if not is_conflict(exc):
                 raise
             return rerun_session(session_id)  # a concurrent rerun created it
-        commit(new)
+        make_available(new)
     _replace(old, new.session_id)
     return new
 

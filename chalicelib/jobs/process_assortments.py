@@ -64,7 +64,8 @@ def run(ctx: JobContext) -> str:
         ctx.warn(warning)
 
     _send(ctx, stores, groups)
-    published = _promote(ctx, [a for a in assortments if a.get("status") == "InProgress"], set(stores), tree, today)
+    published, ended = _promote(ctx, [a for a in assortments if a.get("status") == "InProgress"], set(stores), tree,
+                                today)
     verb = "would send" if ctx.dry_run else "sent"
     counters = ctx.counters
     parts = [f"{len(stores)} store(s), {counters.get('read', 0)} (store, variant) pair(s): {verb} "
@@ -73,8 +74,8 @@ def run(ctx: JobContext) -> str:
     would = "would be " if ctx.dry_run else ""
     if published:
         parts.append(f"{would}published {', '.join(published)}")
-    if expired:
-        parts.append(f"{would}expired {', '.join(expired)}")
+    if expired or ended:
+        parts.append(f"{would}expired {', '.join(expired + [f'{i} (ended before it was published)' for i in ended])}")
     return "; ".join(parts)
 
 
@@ -92,7 +93,8 @@ def _send_page(ctx: JobContext, page: list[str], wanted: dict, items: dict) -> N
     full_sync = bool(ctx.params.get("full_sync"))
     stored = read_assortment_digests(page)
     changed = {s: stored[s].changed_buckets(wanted[s]) for s in page}
-    old = read_assortment_chunks([(s, b) for s in page if stored[s].exists and not full_sync for b in changed[s]])
+    old = {} if full_sync else read_assortment_chunks(
+        key for s in page for key in stored[s].chunk_keys(s, changed[s]))
     changes = {}
     for store_id in page:
         ctx.count(read=wanted[store_id].pairs)
@@ -110,9 +112,9 @@ def _send_page(ctx: JobContext, page: list[str], wanted: dict, items: dict) -> N
                 removed |= before - after
         rows = assortment_rows(added, removed, full, all_items=items[store_id])
         ctx.count(written=len(rows))
-        puts, deletes = assortment_state(store_id, wanted[store_id], buckets, ctx.run_id)
-        changes[store_id] = StoreChange(rows, full, puts, deletes)
-    send_changes(ctx, GROUP, page, changes)
+        state = assortment_state(store_id, stored[store_id], wanted[store_id], buckets, ctx.run_id)
+        changes[store_id] = StoreChange(rows, full, state)
+    send_changes(ctx, GROUP, page, changes, {s: stored[s].last_session for s in page})
 
 
 def _expire(ctx: JobContext, due: list[dict]) -> list[str]:
@@ -123,17 +125,17 @@ def _expire(ctx: JobContext, due: list[dict]) -> list[str]:
     return done
 
 
-def _promote(ctx: JobContext, in_progress: list[dict], processed: set[str], tree, today) -> list[str]:
+def _promote(ctx: JobContext, in_progress: list[dict], processed: set[str], tree, today) -> tuple[list, list]:
     """``InProgress → Published`` (or straight to ``Expired`` if it already ended) for each
-    assortment whose every store this run processed."""
-    done = []
+    assortment whose every store this run processed; returns the ids (published, expired)."""
+    published, expired = [], []
     for assortment in in_progress:
         if not resolve_channels(assortment.get("channel_lines") or (), tree) <= processed:
             continue
         status = "Expired" if is_expired(assortment, today) else "Published"
         if ctx.dry_run or records.replace("assortments", assortment, {**assortment, "status": status}):
-            done.append(assortment["id"] if status == "Published" else f"{assortment['id']} (already expired)")
-    return done
+            (published if status == "Published" else expired).append(assortment["id"])
+    return published, expired
 
 
 JOB = register(Job(

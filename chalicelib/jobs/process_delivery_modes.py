@@ -54,7 +54,7 @@ def _send_page(ctx: JobContext, page: list[str], wanted: dict[str, dict[str, str
 
     full_sync = bool(ctx.params.get("full_sync"))
     stored = read_mode_digests(page)
-    diff = delivery_mode_diff({s: stored[s] or {} for s in page}, wanted)
+    diff = delivery_mode_diff({s: stored[s].digests or {} for s in page}, wanted)
     changes = {}
     for store_id in page:
         ctx.count(read=len(wanted[store_id]))
@@ -66,9 +66,9 @@ def _send_page(ctx: JobContext, page: list[str], wanted: dict[str, dict[str, str
             ctx.count(skipped=1)
             continue
         ctx.count(written=len(rows))
-        full = full_sync or stored[store_id] is None
-        changes[store_id] = StoreChange(rows, full, puts=[mode_state(store_id, wanted[store_id], ctx.run_id)])
-    send_changes(ctx, GROUP, page, changes)
+        full = full_sync or stored[store_id].digests is None
+        changes[store_id] = StoreChange(rows, full, mode_state(store_id, wanted[store_id], ctx.run_id))
+    send_changes(ctx, GROUP, page, changes, {s: stored[s].last_session for s in page})
 
 
 JOB = register(Job(

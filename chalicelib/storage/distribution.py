@@ -3,11 +3,14 @@
 One table, ``distribution-state``, keyed by ``store_id`` and ``part``:
 
 - ``assortment`` — the store's *digest item*: for each of ``BUCKETS`` buckets a 64-bit digest of
-  the bucket's sorted pairs (``""`` when empty) and the total pair count.
-- ``assortment#07`` — one *chunk*: the sorted ``product_id/variant_id`` pairs of bucket 7,
-  newline-joined and zlib-compressed. A product's variants all hash (CRC-32 of the product id)
-  to the same bucket.
-- ``delivery-modes`` — ``{mode_id: digest of the mode's data for the store}``.
+  the bucket's sorted pairs (``""`` when empty), the pair count, and ``last_session``: the
+  session that delivered this state (the commit marker, see ``jobs/distribution.py``).
+- ``assortment#07#<digest>`` — one *chunk*: the sorted ``product_id/variant_id`` pairs of bucket
+  7, newline-joined and zlib-compressed. A product's variants all hash (CRC-32 of the product
+  id) to the same bucket. Chunks are addressed by their digest and never overwritten: a change
+  writes new chunks, then the digest item that points at them (the single-item commit), then
+  deletes the chunks it replaced — so a crash at any point leaves the last committed state whole.
+- ``delivery-modes`` — ``{mode_id: digest of the mode's data for the store}`` and ``last_session``.
 - ``seq`` — the store's download-session counter (atomic ADD).
 
 Why chunks and digests, not one item per (store, pair): at scale M a first full run assigns
@@ -18,11 +21,12 @@ what changed. Instead a store's assortment is 64 chunk items of a few hundred pa
 the first run writes 65 items per store. A rerun computes the wanted set's bucket digests (once
 per group of stores with equal assortments), reads every store's digest item with one
 BatchGetItem per 100 stores and stops there for an unchanged store; for a changed store it reads
-and rewrites only the chunks whose digest differs — adding one product touches one chunk per
-store. Delivery modes need no chunks: a mode's data is the same for every store it covers, so a
-digest per (store, mode) tells whether to send it, and the package carries the data itself.
+only the chunks whose digest differs — adding one product touches one chunk per store. Delivery
+modes need no chunks: a mode's data is the same for every store it covers, so a digest per
+(store, mode) tells whether to send it, and the package carries the data itself.
 
 The chunk count is fixed: changing ``BUCKETS`` would re-bucket every store (one full rewrite).
+A crash between writing new chunks and committing can leave a few unreferenced chunk items.
 """
 from __future__ import annotations
 
@@ -38,8 +42,6 @@ from chalicelib.domain.catalog import VariantKey
 from chalicelib.storage.base import JSONAttribute, get_many, iso, meta
 
 BUCKETS = 64
-# A store's assortment state is written in one transaction with its session (≤ 100 actions).
-assert BUCKETS + 2 <= 100
 
 ASSORTMENT = "assortment"
 DELIVERY_MODES = "delivery-modes"
@@ -54,12 +56,13 @@ class StoreState(Model):
     pairs = NumberAttribute(null=True)
     chunk = BinaryAttribute(null=True, legacy_encoding=False)
     seq = NumberAttribute(null=True)
+    last_session = UnicodeAttribute(null=True)
     run_id = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(null=True)
 
 
-def chunk_part(bucket: int) -> str:
-    return f"{ASSORTMENT}#{bucket:02d}"
+def chunk_part(bucket: int, digest: str) -> str:
+    return f"{ASSORTMENT}#{bucket:02d}#{digest}"
 
 
 # --- assortments ---------------------------------------------------------------------------------
@@ -114,7 +117,8 @@ class StoredAssortment:
     """A store's digest item; ``digests`` is empty for a store that was never sent one."""
 
     digests: list[str]
-    pairs: int
+    pairs: int = 0
+    last_session: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -124,54 +128,67 @@ class StoredAssortment:
         old = self.digests or [""] * BUCKETS
         return [b for b in range(BUCKETS) if old[b] != wanted.digests[b]]
 
+    def chunk_keys(self, store_id: str, buckets: Iterable[int]) -> list[tuple[str, str]]:
+        """Keys of the stored chunks of ``buckets`` (an empty bucket has none)."""
+        return [(store_id, chunk_part(b, self.digests[b])) for b in buckets if self.exists and self.digests[b]]
+
 
 def read_assortment_digests(store_ids: list[str]) -> dict[str, StoredAssortment]:
     """Every listed store's digest item (BatchGetItem, 100 keys a request)."""
-    found = {s.store_id: StoredAssortment(s.digests or [], int(s.pairs or 0))
+    found = {s.store_id: StoredAssortment(s.digests or [], int(s.pairs or 0), s.last_session)
              for s in get_many(StoreState, [(store_id, ASSORTMENT) for store_id in store_ids])}
-    return {store_id: found.get(store_id, StoredAssortment([], 0)) for store_id in store_ids}
+    return {store_id: found.get(store_id, StoredAssortment([])) for store_id in store_ids}
 
 
-def read_assortment_chunks(wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[VariantKey]]:
-    """The stored pairs of each (store, bucket); an absent chunk is an empty bucket."""
-    keys = [(store_id, chunk_part(bucket)) for store_id, bucket in wanted]
+def read_assortment_chunks(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, int], set[VariantKey]]:
+    """The stored pairs of each chunk, by (store, bucket)."""
     chunks: dict[tuple[str, int], set[VariantKey]] = {}
-    for item in get_many(StoreState, keys):
-        text = zlib.decompress(item.chunk).decode() if item.chunk else ""
-        chunks[(item.store_id, int(item.part.rsplit("#", 1)[1]))] = {_key(line) for line in text.split("\n") if line}
+    for item in get_many(StoreState, list(keys)):
+        text = zlib.decompress(item.chunk).decode()
+        chunks[(item.store_id, int(item.part.split("#")[1]))] = {_key(line) for line in text.split("\n") if line}
     return chunks
 
 
-def assortment_state(store_id: str, wanted: BucketedAssortment, buckets: Iterable[int],
-                     run_id: str) -> tuple[list[StoreState], list[StoreState]]:
-    """``(puts, deletes)`` that make the store's stored assortment ``wanted``, touching only
-    ``buckets`` (the changed ones) and the digest item."""
+@dataclass
+class StateChange:
+    """New state for one store: ``writes`` first, then ``marker`` (the commit: it names the
+    session that delivered the state), then ``garbage`` (what the commit replaced) is deleted."""
+
+    writes: list[StoreState]
+    marker: StoreState
+    garbage: list[StoreState]
+
+
+def assortment_state(store_id: str, stored: StoredAssortment, wanted: BucketedAssortment, buckets: list[int],
+                     run_id: str) -> StateChange:
+    """The writes that make the store's stored assortment ``wanted``, touching only ``buckets``."""
     now = iso()
-    puts: list[StoreState] = []
-    deletes: list[StoreState] = []
-    for bucket in buckets:
-        lines = wanted.lines[bucket]
-        if lines:
-            puts.append(StoreState(store_id, chunk_part(bucket), chunk=zlib.compress("\n".join(lines).encode()),
-                                   run_id=run_id, updated_at=now))
-        else:
-            deletes.append(StoreState(store_id, chunk_part(bucket)))
-    puts.append(StoreState(store_id, ASSORTMENT, digests=wanted.digests, pairs=wanted.pairs, run_id=run_id,
-                           updated_at=now))
-    return puts, deletes
+    writes = [StoreState(store_id, chunk_part(b, wanted.digests[b]), chunk=zlib.compress("\n".join(
+              wanted.lines[b]).encode()), run_id=run_id, updated_at=now) for b in buckets if wanted.lines[b]]
+    marker = StoreState(store_id, ASSORTMENT, digests=wanted.digests, pairs=wanted.pairs, run_id=run_id,
+                        updated_at=now)
+    garbage = [StoreState(*key) for key in stored.chunk_keys(store_id, buckets)]
+    return StateChange(writes, marker, garbage)
 
 
 # --- delivery modes ------------------------------------------------------------------------------
 
-def read_mode_digests(store_ids: list[str]) -> dict[str, dict[str, str] | None]:
-    """Per store ``{mode_id: digest}`` as last sent; ``None`` for a store never sent any."""
-    found = {s.store_id: s.digests or {}
+@dataclass(frozen=True)
+class StoredModes:
+    """``digests`` ``{mode_id: digest}`` as last sent (``None``: never sent any)."""
+
+    digests: dict[str, str] | None
+    last_session: str | None = None
+
+
+def read_mode_digests(store_ids: list[str]) -> dict[str, StoredModes]:
+    found = {s.store_id: StoredModes(s.digests or {}, s.last_session)
              for s in get_many(StoreState, [(store_id, DELIVERY_MODES) for store_id in store_ids])}
-    return {store_id: found.get(store_id) for store_id in store_ids}
+    return {store_id: found.get(store_id, StoredModes(None)) for store_id in store_ids}
 
 
-def mode_state(store_id: str, digests: dict[str, str], run_id: str) -> StoreState:
-    return StoreState(store_id, DELIVERY_MODES, digests=digests, run_id=run_id, updated_at=iso())
+def mode_state(store_id: str, digests: dict[str, str], run_id: str) -> StateChange:
+    return StateChange([], StoreState(store_id, DELIVERY_MODES, digests=digests, run_id=run_id, updated_at=iso()), [])
 
 
 # --- the per-store session counter ----------------------------------------------------------------

@@ -3,8 +3,6 @@ stale and purge, the operator's routes and what a store token may do."""
 import json
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from chalicelib.domain.sessions import ALLOWED, SessionStatus
 from tests.conftest import store_headers
 from tests.integration.distribution_data import available, download, load, pairs, publish, put, run_job
@@ -261,8 +259,10 @@ def test_a_session_changed_by_an_operator_meanwhile_keeps_its_messages_for_the_n
     assert after["counters"] == {"read": 1, "written": 0, "skipped": 1, "failed": 0}
 
 
-@pytest.mark.parametrize("sessions", [60])
-def test_requests_per_message_stay_within_budget(client, operator, sessions):
+def test_requests_per_message_stay_within_budget(client, operator):
+    # A run's fixed part is ~12 requests (lock, run record, stale and purge queries); 100 sessions
+    # each reported Requested, Downloaded, Applied is a quiet quarter hour at scale M.
+    sessions = 100
     for n in range(sessions):
         make_session(f"B{n:03d}", store_id="S1")
     messages = [(f"B{n:03d}", status, at(minute)) for n in range(sessions)

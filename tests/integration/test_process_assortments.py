@@ -180,62 +180,85 @@ class Crash(BaseException):
     """A Lambda dying mid-run: no except-clause of the runtime catches it."""
 
 
-def test_a_run_that_dies_mid_way_resumes_and_sends_each_store_exactly_once(aws, client, operator, monkeypatch):
-    from chalicelib.jobs import distribution, runtime
+def _in_progress(client, operator):
+    from chalicelib.storage import records
 
     load(client, operator)
     put(client, operator, "assortments", [CORE])
-    from chalicelib.storage import records
-
     records.save("assortments", {**records.get("assortments", "CORE"), "status": "InProgress"})
+
+
+def _die_on_call(monkeypatch, module, name, call):
+    """Make ``module.name`` die (after doing its work) on its ``call``-th call."""
+    real, calls = getattr(module, name), []
+
+    def dying(*args):
+        calls.append(1)
+        real(*args)
+        if len(calls) == call:
+            raise Crash()
+
+    monkeypatch.setattr(module, name, dying)
+
+
+def _resume(monkeypatch, run_id):
+    from chalicelib.jobs import runtime
+
+    monkeypatch.undo()
+    time.sleep(1.2)  # the dead invocation's lease (1 s) expires; the retried delivery resumes the run
+    runtime.dispatch(run_id)
+    return runtime.get_run(run_id)
+
+
+def test_a_run_that_dies_before_committing_sends_each_store_once_what_is_true_now(aws, client, operator,
+                                                                                   monkeypatch):
+    from chalicelib.jobs import distribution, runtime
+
+    _in_progress(client, operator)
     monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
-    real_commit, real_put = distribution.commit, distribution.put_package
-    calls = {"commit": 0, "put": 0}
-
-    def commit_then_die(session, *args):
-        calls["commit"] += 1
-        real_commit(session, *args)
-        if calls["commit"] == 1:
-            raise Crash()  # S1 committed, the checkpoint after the page never written
-
-    def upload_then_die(package, body):
-        calls["put"] += 1
-        real_put(package, body)
-        if calls["put"] == 1:
-            raise Crash()  # S2 saved Started with its package, state not committed
-
-    monkeypatch.setattr(distribution, "commit", commit_then_die)
+    _die_on_call(monkeypatch, distribution, "put_package", 2)  # S1, S2 Started with packages; no state
     run, _ = runtime.submit("process-assortments", trigger="manual")
     with pytest.raises(Crash):
         runtime.dispatch(run.run_id)
-    monkeypatch.setattr(distribution, "commit", real_commit)
-    monkeypatch.setattr(distribution, "put_package", upload_then_die)
-    time.sleep(1.2)
+    put(client, operator, "products", [{**PRODUCTS[2], "stopped": True}])  # HQ stops APPLE meanwhile
+
+    final = _resume(monkeypatch, run.run_id)
+    assert final.status == "Ended", final.message
+    from chalicelib.storage import aws as clients
+
+    for store in STORES:
+        [session] = available(client, store["id"])
+        assert session["job_run_id"] == run.run_id and session["seq"] == 1
+        assert "APPLE/*" not in pairs(download(session)[1])
+        # A Started session is rebuilt in place: the same seq, one package object.
+        listed = clients.client("s3").list_objects_v2(Bucket=session["package"]["bucket"],
+                                                      Prefix=f"packages/{store['id']}/")
+        assert [o["Key"] for o in listed["Contents"]] == [session["package"]["key"]]
+    assert sessions_of(run_job(client, operator, "process-assortments")) == []
+
+
+def test_a_run_that_dies_after_committing_finishes_without_sending_twice(aws, client, operator, monkeypatch):
+    from chalicelib.jobs import distribution, runtime
+    from chalicelib.storage import records
+
+    _in_progress(client, operator)
+    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
+    _die_on_call(monkeypatch, distribution, "make_available", 1)  # state committed, S1 Available only
+    run, _ = runtime.submit("process-assortments", trigger="manual")
     with pytest.raises(Crash):
         runtime.dispatch(run.run_id)
-    # Meanwhile HQ stops APPLE: the resumed run must send S2 the assortment as it is now.
     put(client, operator, "products", [{**PRODUCTS[2], "stopped": True}])
-    monkeypatch.setattr(distribution, "put_package", real_put)
-    time.sleep(1.2)
-    runtime.dispatch(run.run_id)
 
-    final = runtime.get_run(run.run_id)
+    final = _resume(monkeypatch, run.run_id)
     assert final.status == "Ended", final.message
     for store in STORES:
         [session] = available(client, store["id"])
-        assert session["job_run_id"] == run.run_id
-    # S2's Started session was rebuilt in place: the same seq, one package object.
-    [s2] = available(client, "S2")
-    assert s2["seq"] == 1 and pairs(download(s2)[1]) == EVERY_US_PAIR - {"APPLE/*"}
-    from chalicelib.storage import aws as clients
-
-    listed = clients.client("s3").list_objects_v2(Bucket=s2["package"]["bucket"], Prefix="packages/S2/")
-    assert [o["Key"] for o in listed["Contents"]] == [s2["package"]["key"]]
-    # S1 was sent APPLE before HQ stopped it; the next run takes it away, once.
-    assert "S1: assortments changed again while this run resumed" in final.message
-    follow_up = run_job(client, operator, "process-assortments")
-    assert sorted(o["store_id"] for o in follow_up["outputs"]) == ["S1"]
+        assert session["job_run_id"] == run.run_id and "APPLE/*" in pairs(download(session)[1])
+    assert "S2: assortments changed again while this run resumed; the next run sends it" in final.message
     assert records.get("assortments", "CORE")["status"] == "Published"
+    follow_up = run_job(client, operator, "process-assortments")
+    assert len(sessions_of(follow_up)) == 3
+    assert pairs(download(available(client, "S1")[-1])[1], "delete") == {"APPLE/*"}
 
 
 def test_requests_stay_within_budget_per_store_and_variant_pair(client, operator):
@@ -276,3 +299,18 @@ def test_a_store_token_sees_only_its_own_sessions(client, operator):
     assert len(available(client, "S1", s1)) == 1
     assert client.http.get("/stores/S2/download-sessions", headers=s1).status_code == 403
     assert client.http.get("/download-sessions?store_id=S2", headers=s1).status_code == 403
+
+
+def test_a_publish_while_the_job_is_busy_is_completed_by_the_next_run(client, operator):
+    from chalicelib.storage.runs import acquire_lock, release_lock
+
+    load(client, operator)
+    acquire_lock("process-assortments", "all", "another-run", 60)
+    run = publish(client, operator, "CORE")
+    assert run["status"] == "NotRun" and "another-run" in run["message"]
+    assert status_of(client, operator, "CORE") == "InProgress"
+    release_lock("process-assortments", "all", "another-run")
+
+    scheduled = run_job(client, operator, "process-assortments")
+    assert len(sessions_of(scheduled)) == 3 and "published CORE" in scheduled["message"]
+    assert status_of(client, operator, "CORE") == "Published"
