@@ -125,7 +125,10 @@ class BatchWriter:
             self.flush()
 
     def delete(self, item: Model) -> None:
-        self._pending.append({"DeleteRequest": {"Key": item._get_keys()}})
+        # The key in DynamoDB's typed form ({"S": ...}); ``_get_keys`` gives bare values. An item
+        # read with only its key attributes is enough, hence no null check.
+        serialized = item.serialize(null_check=False)
+        self._pending.append({"DeleteRequest": {"Key": {name: serialized[name] for name in item._get_keys()}}})
         if len(self._pending) == BATCH_WRITE_LIMIT:
             self.flush()
 
