@@ -1,2 +1,7 @@
 """Imports every job module; each registers itself with the registry on import."""
-from chalicelib.jobs import purge_run_history  # noqa: F401
+from chalicelib.jobs import (  # noqa: F401
+    clean_up_staging,
+    copy_migration_to_target,
+    purge_run_history,
+    stage_migration_file,
+)

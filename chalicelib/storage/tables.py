@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.ledger import LedgerLine
+from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.tokens import ApiToken
 
-ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand]
+ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand, StagingJob, StagingRow,
+              EntityMapping]
 
 
 def reset_connections() -> None:
