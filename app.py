@@ -6,8 +6,15 @@ Functions (names are the interface contract): one scheduled function per batch j
 """
 from chalice import Chalice, ConvertToMiddleware
 
-from chalicelib.http import common, distribution, finance, platform
-from chalicelib.jobs.triggers import on_run_job, on_schedule, on_shard_messages, schedule_of
+from chalicelib.http import common, distribution, finance, migration, platform
+from chalicelib.jobs.triggers import (
+    MigrationDropEvent,
+    on_migration_files,
+    on_run_job,
+    on_schedule,
+    on_shard_messages,
+    schedule_of,
+)
 from chalicelib.observability import logger
 
 app = Chalice(app_name="retail-sync")
@@ -16,8 +23,12 @@ app.register_blueprint(common.bp)
 app.register_blueprint(platform.bp)
 app.register_blueprint(finance.bp)
 app.register_blueprint(distribution.bp)
+app.register_blueprint(migration.bp)
 
 SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the stage's queue
+# Chalice needs a literal bucket at import: the dev stage's. Terraform rewrites the notification
+# per stage (retail-sync-<stage>-migration); the handler reads the bucket from each event record.
+MIGRATION_BUCKET = "retail-sync-dev-migration"
 
 
 @app.schedule(schedule_of("purge-run-history"), name="purge_run_history")
@@ -53,6 +64,18 @@ def process_delivery_modes(event):
 @app.schedule(schedule_of("process-status-messages"), name="process_status_messages")
 def process_status_messages(event):
     return on_schedule("process-status-messages", event)
+@app.schedule(schedule_of("clean-up-staging"), name="clean_up_staging")
+def clean_up_staging(event):
+    return on_schedule("clean-up-staging", event)
+
+
+@app.on_s3_event(bucket=MIGRATION_BUCKET, events=["s3:ObjectCreated:*"], prefix="migration/",
+                 name="on_migration_drop")
+def on_migration_drop(event):
+    return on_migration_files(event)
+
+
+on_migration_drop.event_class = MigrationDropEvent  # S3's test event has no records
 
 
 @app.lambda_function(name="run_job")

@@ -26,6 +26,7 @@ from chalicelib.jobs.registry import Job, Resources, all_jobs, get_job
 from chalicelib.storage.account_activity import AccountActivityResult
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
+from chalicelib.storage.migration import EntityMapping, StagingJob
 from chalicelib.storage.pay import TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
@@ -49,16 +50,20 @@ ROUTES: dict[str, Resources] = {
         tables={DownloadSession: "write+scan", StoreState: "write", StatusMessageRecord: "write"},
         objects={"data/packages/": "write"}),
     "chalicelib.http.finance": Resources(tables={AccountActivityResult: "write", TimeRegistration: "write"}),
+    "chalicelib.http.migration": Resources(tables={StagingJob: "read"}),
 }
 
 # Functions whose needs no job or route declares.
 FUNCTIONS: dict[str, Resources] = {
     # Looks the token's hash up and refreshes its last_used_at (chalicelib.auth.verify).
     "token_authorizer": Resources(tables={ApiToken: ("GetItem", "UpdateItem")}),
+    # Stores dropped mappings and records a Failed staging job for a file it cannot take.
+    "on_migration_drop": Resources(tables={EntityMapping: "write", StagingJob: "write"},
+                                   objects={"migration/migration/": "read"}),
 }
 
 # Jobs that S3- or EventBridge-triggered functions execute themselves (default: none).
-EVENT_JOBS: dict[str, tuple[str, ...]] = {}
+EVENT_JOBS: dict[str, tuple[str, ...]] = {"on_migration_drop": ("stage-migration-file", "clean-up-staging")}
 
 _TABLE_READ = frozenset({"GetItem", "BatchGetItem", "Query", "ConditionCheckItem"})
 TABLE_LEVELS = {

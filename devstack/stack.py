@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -80,13 +84,52 @@ def _wire_migration_notifications() -> None:
             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "migration/"}]}}}]})
 
 
+class MotoProcess:
+    """moto's server in a child process, with ``ThreadedMotoServer``'s interface: what the
+    benchmark measures (time, Python memory) is then the application's alone, not moto's too."""
+
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0):
+        self.ip_address, self.port = ip_address, port or _free_port(ip_address)
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", self.ip_address, "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((self.ip_address, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not start on {self.ip_address}:{self.port}")
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        return self.ip_address, self.port
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
+def _free_port(ip_address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((ip_address, 0))
+        return probe.getsockname()[1]
+
+
 @contextmanager
-def local_stack(port: int = 0) -> Iterator[LocalStack]:
-    """moto on 127.0.0.1 (``port`` 0 = random), provisioned, with a test client on stage local."""
+def local_stack(port: int = 0, moto_process: bool = False) -> Iterator[LocalStack]:
+    """moto on 127.0.0.1 (``port`` 0 = random), provisioned, with a test client on stage local;
+    ``moto_process``: moto in a child process rather than a thread of this one."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = MotoProcess("127.0.0.1", port) if moto_process else \
+        ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()
     localenv.apply("local", endpoint=f"http://{host}:{bound}")

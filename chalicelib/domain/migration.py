@@ -24,6 +24,7 @@ streaming steps, each usable alone and none holding more than a window of the fi
 """
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import itertools
@@ -204,14 +205,35 @@ class MigrationContext:
 
 
 @dataclass(frozen=True)
+class FilePosition:
+    """Where reading a file can continue after a pause (``stage_file(..., resume=position)``).
+
+    ``offset``: the byte where the next row starts; ``line``: the lines of the file before it
+    (row numbers go on from there); ``header_end``: the bytes up to the end of the header, which
+    a resumed read gets again for the columns; ``delimiter``, ``encoding`` and ``ascii_only``
+    (nothing but ASCII read yet) as found when the file was started, so the rest of the file
+    reads exactly as it would have without the pause. Plain data: ``asdict`` / ``FilePosition(**d)``.
+    """
+
+    offset: int
+    line: int
+    header_end: int
+    delimiter: str
+    encoding: str
+    ascii_only: bool
+
+
+@dataclass(frozen=True)
 class StagedRow:
     """One CSV row in staging: the row as read, the record it maps to (``None`` when the row
-    has errors) and its errors, each ``{"column": <source column>, "message": ...}``."""
+    has errors) and its errors, each ``{"column": <source column>, "message": ...}``.
+    ``position`` (from ``stage_file``) is where the rows after this one start."""
 
     row_number: int
     source: dict[str, str]
     record: dict[str, Any] | None
     errors: list[dict[str, str]]
+    position: FilePosition | None = None
 
     @property
     def valid(self) -> bool:
@@ -278,6 +300,12 @@ def required_columns(entity: str, mapping: FieldMapping) -> list[str]:
     return columns
 
 
+def referenced_entities(entity: str) -> tuple[str, ...]:
+    """The entities whose ids a row of ``entity`` refers to (``MigrationContext.known_ids`` keys)."""
+    _check_entity(entity)
+    return tuple(dict.fromkeys(referenced for referenced, _ in _REFERENCES.get(entity, {}).values()))
+
+
 def source_column_label(source: SourceColumn) -> str:
     """How an error names a source: ``Price``, or ``FirstName + LastName`` for a combination."""
     return " + ".join(_columns(source))
@@ -312,7 +340,7 @@ def _check_entity(entity: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-def decode_stream(chunks: Iterable[bytes]) -> Iterator[str]:
+def decode_stream(chunks: Iterable[bytes]) -> TextStream:
     """Decode a file arriving in byte chunks, detecting its encoding on the first 64 KB.
 
     UTF-8 (a BOM is dropped) when the prefix is valid UTF-8, else Windows-1252. A file that
@@ -321,29 +349,79 @@ def decode_stream(chunks: Iterable[bytes]) -> Iterator[str]:
     decode correctly. Raises ``UnreadableFile`` for binary content (NUL bytes, a workbook or
     archive, mostly control characters), UTF-16, or bytes that are neither encoding.
     """
-    source = iter(chunks)
-    head = bytearray()
-    complete = False
-    while len(head) < SNIFF_BYTES:
-        chunk = next(source, None)
-        if chunk is None:
-            complete = True
-            break
-        head += chunk
-    prefix = bytes(head)
-    decoder = _Decoder(_detect_encoding(prefix[:SNIFF_BYTES], complete and len(prefix) <= SNIFF_BYTES))
-    text = decoder.decode(prefix, final=complete)
-    if text:
-        yield text
-    if complete:
-        return
-    for chunk in source:
-        text = decoder.decode(chunk)
+    return TextStream(chunks)
+
+
+class TextStream(Iterator[str]):
+    """The text of a file arriving in byte chunks (see ``decode_stream``), which also knows how
+    many bytes of the file each piece of that text took, so a reader can tell where it is.
+
+    With ``resume`` the chunks are the file's first ``resume.header_end`` bytes followed by the
+    bytes from ``resume.offset`` on; the encoding is the one detected when the file was started,
+    and byte offsets in errors are the file's.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], resume: FilePosition | None = None):
+        self._resume = resume
+        self._decoder: _Decoder | None = None
+        self._bom_pending = 0
+        self._texts = self._decode(iter(chunks))
+
+    def __next__(self) -> str:
+        return next(self._texts)
+
+    @property
+    def encoding(self) -> str:
+        """``utf-8-sig`` or ``cp1252``; known once the first text has been read."""
+        return self._decoder.encoding if self._decoder else ""
+
+    @property
+    def ascii_only(self) -> bool:
+        """Nothing but ASCII decoded so far (a Windows-1252 byte may still switch the encoding)."""
+        return self._decoder.ascii_so_far if self._decoder else True
+
+    def measure(self, text: str) -> int:
+        """The bytes ``text`` took in the file; call it on the text in the order it was read
+        (the BOM counts with the first text measured).
+
+        Exact whatever the encoding did: Windows-1252 is one byte a character, and the encoding
+        only switches to it after pure ASCII, which has the same length in both.
+        """
+        size = len(text) if self.encoding == "cp1252" else len(text.encode("utf-8"))
+        size, self._bom_pending = size + self._bom_pending, 0
+        return size
+
+    def _decode(self, source: Iterator[bytes]) -> Iterator[str]:
+        head = bytearray()
+        complete = False
+        while len(head) < SNIFF_BYTES:
+            chunk = next(source, None)
+            if chunk is None:
+                complete = True
+                break
+            head += chunk
+        prefix = bytes(head)
+        if self._resume is None:
+            encoding = _detect_encoding(prefix[:SNIFF_BYTES], complete and len(prefix) <= SNIFF_BYTES)
+            self._decoder = _Decoder(encoding)
+        else:
+            self._decoder = _Decoder(self._resume.encoding, self._resume.ascii_only,
+                                     gap=(self._resume.header_end, self._resume.offset))
+        if self._decoder.encoding == "utf-8-sig" and prefix.startswith(codecs.BOM_UTF8):
+            self._bom_pending = len(codecs.BOM_UTF8)
+        decoder = self._decoder
+        text = decoder.decode(prefix, final=complete)
         if text:
             yield text
-    text = decoder.decode(b"", final=True)
-    if text:
-        yield text
+        if complete:
+            return
+        for chunk in source:
+            text = decoder.decode(chunk)
+            if text:
+                yield text
+        text = decoder.decode(b"", final=True)
+        if text:
+            yield text
 
 
 def _detect_encoding(prefix: bytes, complete: bool) -> str:
@@ -376,25 +454,30 @@ def _detect_encoding(prefix: bytes, complete: bool) -> str:
 
 
 class _Decoder:
-    """An incremental decoder that knows byte offsets, so every failure can say where."""
+    """An incremental decoder that knows byte offsets, so every failure can say where.
 
-    def __init__(self, encoding: str):
+    ``gap``: ``(header_end, offset)`` when the bytes fed skip from ``header_end`` to ``offset``
+    of the file (a resumed read), so offsets are still the file's.
+    """
+
+    def __init__(self, encoding: str, ascii_so_far: bool = True, gap: tuple[int, int] | None = None):
         self.encoding = encoding
+        self.ascii_so_far = ascii_so_far
         self._decoder = codecs.getincrementaldecoder(encoding)()
         self._offset = 0  # bytes fed so far
-        self._ascii_so_far = True
+        self._gap = gap
 
     def decode(self, data: bytes, final: bool = False) -> str:
         nul = data.find(b"\x00")
         if nul >= 0:
-            raise UnreadableFile(f"file is not text: NUL bytes at offset {self._offset + nul}")
+            raise UnreadableFile(f"file is not text: NUL bytes at offset {self._file_offset(self._offset + nul)}")
         buffered = len(self._decoder.getstate()[0])
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            at = self._offset - buffered + exc.start
+            at = self._file_offset(self._offset - buffered + exc.start)
             bad = exc.object[exc.start]
-            ascii_before = self._ascii_so_far and exc.object[:exc.start].isascii()
+            ascii_before = self.ascii_so_far and exc.object[:exc.start].isascii()
             if self.encoding != "utf-8-sig" or not ascii_before:
                 described = "UTF-8" if self.encoding == "utf-8-sig" else "Windows-1252"
                 raise UnreadableFile(f"file is not valid {described} text: byte 0x{bad:02X} at offset {at}") from None
@@ -403,8 +486,14 @@ class _Decoder:
             self._decoder = codecs.getincrementaldecoder("cp1252")()
             return self.decode(data, final)
         self._offset += len(data)
-        self._ascii_so_far = self._ascii_so_far and data.isascii()
+        self.ascii_so_far = self.ascii_so_far and data.isascii()
         return text
+
+    def _file_offset(self, fed: int) -> int:
+        if self._gap is None or fed < self._gap[0]:
+            return fed
+        header_end, offset = self._gap
+        return fed - header_end + offset
 
 
 # ---------------------------------------------------------------------------
@@ -412,14 +501,16 @@ class _Decoder:
 # ---------------------------------------------------------------------------
 
 
-def read_rows(text_chunks: Iterable[str], required_columns: Iterable[str] = ()) -> SourceRows:
+def read_rows(
+    text_chunks: Iterable[str], required_columns: Iterable[str] = (), *, resume: FilePosition | None = None
+) -> SourceRows:
     """The data rows of a CSV export as ``(row_number, {column: cell})``, streamed.
 
     Reads the header at once (so an unreadable file fails here) and the rows as iterated; see
     ``SourceRows``. Raises ``UnreadableFile`` for an empty file, a file without a header row,
     or one missing any of ``required_columns``.
     """
-    return SourceRows(text_chunks, required_columns)
+    return SourceRows(text_chunks, required_columns, resume=resume)
 
 
 class SourceRows(Iterator[tuple[int, dict[str, str]]]):
@@ -433,9 +524,18 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
     usually line 1), so an operator finds it in any editor. Cells are kept as written; blank
     lines are skipped. Non-empty cells beyond the header are kept, joined by the delimiter,
     under ``EXTRA_CELLS_COLUMN``.
+
+    Given a ``TextStream``, ``position`` tells where the rows after the last one returned start;
+    ``resume`` continues from such a position (the stream then holds the header and the bytes
+    from there, see ``TextStream``) with the delimiter found at the start.
     """
 
-    def __init__(self, text_chunks: Iterable[str], required_columns: Iterable[str] = ()):
+    def __init__(
+        self, text_chunks: Iterable[str], required_columns: Iterable[str] = (), *, resume: FilePosition | None = None
+    ):
+        self._text = text_chunks if isinstance(text_chunks, TextStream) else None
+        self._bytes = 0  # bytes of the lines the CSV reader has taken
+        self._line_shift = 0
         lines = _physical_lines(text_chunks)
         sample: list[str] = []
         content: list[str] = []
@@ -449,9 +549,10 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
                 break
         if not content:
             raise UnreadableFile("file is empty")
-        self.delimiter = _detect_delimiter(content)
+        self.delimiter = resume.delimiter if resume else _detect_delimiter(content)
         self._reader = csv.reader(
-            itertools.chain(sample, lines), delimiter=self.delimiter, quotechar='"', skipinitialspace=True
+            self._measured(itertools.chain(sample, lines)), delimiter=self.delimiter, quotechar='"',
+            skipinitialspace=True,
         )
         self._last_line = 0
         self.columns: list[str] = []
@@ -461,6 +562,10 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
             if any(cell.strip() for cell in cells):
                 header = cells
         self.columns = _check_header(header, self._reader.line_num)
+        self.header_end = self._bytes
+        if resume is not None:
+            self._bytes = resume.offset
+            self._line_shift = resume.line - self._last_line
         present = set(self.columns)
         wanted = list(dict.fromkeys(required_columns))
         missing = [column for column in wanted if column not in present]
@@ -472,8 +577,17 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
 
     @property
     def decimal_comma(self) -> bool:
-        """Whether numbers use a decimal comma: files delimited by ``;`` come from such locales."""
-        return self.delimiter == ";"
+        return uses_decimal_comma(self.delimiter)
+
+    @property
+    def position(self) -> FilePosition | None:
+        """Where the rows after the last one returned start; ``None`` unless read from a ``TextStream``."""
+        if self._text is None:
+            return None
+        return FilePosition(
+            offset=self._bytes, line=self._last_line + self._line_shift, header_end=self.header_end,
+            delimiter=self.delimiter, encoding=self._text.encoding, ascii_only=self._text.ascii_only,
+        )
 
     def __next__(self) -> tuple[int, dict[str, str]]:
         while True:
@@ -484,7 +598,15 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
             extra = cells[len(self.columns):]
             if any(cell.strip() for cell in extra):
                 row[EXTRA_CELLS_COLUMN] = self.delimiter.join(extra)
-            return row_number, row
+            return row_number + self._line_shift, row
+
+    def _measured(self, lines: Iterable[str]) -> Iterator[str]:
+        """The lines as the CSV reader takes them, counting their bytes: the reader takes no line
+        beyond the record it returns, so after each record the count is where the next starts."""
+        for line in lines:
+            if self._text is not None:
+                self._bytes += self._text.measure(line)
+            yield line
 
     def _next_record(self) -> tuple[int, list[str]]:
         """The next CSV record and the line it starts on; ``StopIteration`` at the end."""
@@ -499,6 +621,11 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
             raise
         self._last_line = self._reader.line_num
         return start, cells
+
+
+def uses_decimal_comma(delimiter: str) -> bool:
+    """Whether numbers use a decimal comma: files delimited by ``;`` come from such locales."""
+    return delimiter == ";"
 
 
 def _physical_lines(text_chunks: Iterable[str]) -> Iterator[str]:
@@ -614,17 +741,22 @@ def stage_file(
     mapping: FieldMapping,
     chunks: Iterable[bytes],
     context: MigrationContext,
+    *,
+    resume: FilePosition | None = None,
 ) -> Iterator[StagedRow]:
     """Stage a whole RMS export arriving as byte chunks, one ``StagedRow`` per data row.
 
     Raises ``UnreadableFile`` (possibly after some rows, e.g. a bad byte deep in the file).
-    The decimal separator follows the file's delimiter (``SourceRows.decimal_comma``).
+    The decimal separator follows the file's delimiter (``SourceRows.decimal_comma``). Each
+    row carries the ``position`` after it; to continue a file later from such a position, pass
+    it as ``resume`` with the file's bytes ``[0, header_end)`` followed by ``[offset, end)``
+    (two S3 range reads), and the rows go on as if there had been no pause.
     """
     _check_entity(entity)
-    rows = read_rows(decode_stream(chunks), required_columns(entity, mapping))
+    rows = read_rows(TextStream(chunks, resume), required_columns(entity, mapping), resume=resume)
     file_context = replace(context, decimal_comma=rows.decimal_comma)
     for row_number, row in rows:
-        yield stage_row(entity, mapping, row_number, row, file_context)
+        yield replace(stage_row(entity, mapping, row_number, row, file_context), position=rows.position)
 
 
 def job_status(rows: int, errors: int) -> str:
@@ -635,6 +767,49 @@ def job_status(rows: int, errors: int) -> str:
 def copy_status(copied: int, failed: int) -> str:
     """Status of a staging job after Copy to target upserted ``copied`` rows and could not copy ``failed``."""
     return COMPLETED_WITH_ERRORS if failed else COMPLETED
+
+
+MAX_ROW_RANGES = 2000
+"""How many ranges a ``RowRanges`` keeps before its last range stays open to the end."""
+
+
+class RowRanges:
+    """A set of row numbers, added in ascending order, kept as ranges ``[[first, last], ...]``
+    (plain JSON, e.g. the rows of a staging job that failed to copy).
+
+    Past ``MAX_ROW_RANGES`` ranges the last one stays open (``last`` is ``None``: every row from
+    ``first`` on), so the set may hold rows that were never added but never loses one.
+    """
+
+    def __init__(self, ranges: Iterable[list[int | None]] = ()):
+        self.ranges: list[list[int | None]] = [list(r) for r in ranges]
+
+    def add(self, row: int) -> None:
+        last = self.ranges[-1] if self.ranges else None
+        if last is not None and (last[1] is None or row <= last[1]):
+            return
+        if last is not None and row == last[1] + 1:
+            last[1] = row
+        elif len(self.ranges) >= MAX_ROW_RANGES:
+            last[1] = None
+        else:
+            self.ranges.append([row, row])
+
+    def __contains__(self, row: int) -> bool:
+        index = bisect.bisect_right(self.ranges, row, key=lambda r: r[0]) - 1
+        if index < 0:
+            return False
+        last = self.ranges[index][1]
+        return last is None or row <= last
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def count(self) -> int | None:
+        """How many rows, or ``None`` when the last range is open."""
+        if self.ranges and self.ranges[-1][1] is None:
+            return None
+        return sum(last - first + 1 for first, last in self.ranges)
 
 
 def _map_fields(
@@ -785,7 +960,11 @@ def parse_drop_key(key: str) -> DropKey:
 
     A data file may sit in sub-folders (``name`` keeps them: ``2024/items``).
     """
-    decoded = unquote_plus(key)
+    return classify_drop_key(unquote_plus(key))
+
+
+def classify_drop_key(decoded: str) -> DropKey:
+    """What the object with this (already decoded) key is; see ``parse_drop_key``."""
 
     def unknown(reason: str, entity: str | None = None) -> DropKey:
         return DropKey("unknown", entity, None, decoded, reason)

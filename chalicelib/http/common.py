@@ -137,6 +137,16 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
 
+def idempotency_key(request) -> str | None:
+    """The run idempotency key of an ``Idempotency-Key`` header (a repeated request finds its run)."""
+    key = (request.headers or {}).get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 128:
+        raise ValidationError([FieldError("Idempotency-Key", "must be 1 to 128 characters")])
+    return f"http#{key}"
+
+
 def query_param(request, name: str, default: str | None = None) -> str | None:
     return (request.query_params or {}).get(name, default)
 

@@ -8,6 +8,7 @@ from chalicelib.http.common import (
     NotFound,
     api,
     decode_cursor,
+    idempotency_key,
     json_response,
     limit_param,
     list_response,
@@ -52,12 +53,8 @@ def start_run(job):
     request = bp.current_request
     who = require_operator(request)
     body = read_body(request, allowed={"params", "dry_run"})
-    key = (request.headers or {}).get("idempotency-key")
-    if key is not None and not 1 <= len(key) <= 128:
-        raise ValidationError([FieldError("Idempotency-Key", "must be 1 to 128 characters")])
     run, created = runtime.submit(job, body.get("params"), trigger="manual", requested_by=who.token_id,
-                                  dry_run=body.get("dry_run", False),
-                                  idempotency_key=f"http#{key}" if key else None)
+                                  dry_run=body.get("dry_run", False), idempotency_key=idempotency_key(request))
     if created:
         runtime.dispatch(run.run_id)
     return json_response({"run": runtime.get_run(run.run_id).to_api()}, 202 if created else 200)

@@ -1,10 +1,13 @@
 """Imports every job module; each registers itself with the registry on import."""
 from chalicelib.jobs import (  # noqa: F401
+    clean_up_staging,
+    copy_migration_to_target,
     export_account_activity,
     generate_account_activity,
     process_assortments,
     process_delivery_modes,
     process_status_messages,
     purge_run_history,
+    stage_migration_file,
     transfer_to_pay,
 )

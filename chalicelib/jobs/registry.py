@@ -41,10 +41,11 @@ class Param:
     choices: tuple[str, ...] = ()
     minimum: int | None = None
     help: str = ""
+    required: bool = False
 
     def clean(self, value: Any, path: str) -> tuple[Any, list[FieldError]]:
         if value is None:
-            return self.default, []
+            return self.default, [FieldError(path, "is required")] if self.required else []
         if self.kind == "bool":
             ok = isinstance(value, bool)
             return value, [] if ok else [FieldError(path, "must be true or false")]
@@ -136,7 +137,8 @@ class Job:
         return {"name": self.name, "title": self.title, "description": self.description,
                 "schedule": self.schedule,
                 "params": {k: {"type": p.kind, "default": p.default, "help": p.help,
-                               **({"choices": list(p.choices)} if p.choices else {})}
+                               **({"choices": list(p.choices)} if p.choices else {}),
+                               **({"required": True} if p.required else {})}
                            for k, p in self.params.items()}}
 
 

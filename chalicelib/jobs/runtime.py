@@ -50,6 +50,11 @@ class JobFailed(DomainError):
     """Raised by a job to end its run ``Error`` with this message (effects so far are kept)."""
 
 
+class JobNotRun(DomainError):
+    """Raised by a job that refuses to run now (e.g. it would race other work): the run ends
+    ``NotRun`` ("Didn't run") with this message as the reason. Raise it before any effect."""
+
+
 class _Continue(Exception):
     """The invocation's budget is spent; the run continues in a fresh invocation."""
 
@@ -262,6 +267,8 @@ def _execute(run: RunRecord, budget: Budget, log) -> str:
             return _hand_over(run)
         except _Cancelled:
             status, summary = "Canceled", "canceled by an operator"
+        except JobNotRun as exc:
+            status, summary = "NotRun", str(exc)
         except (JobFailed, ValidationError) as exc:
             status, summary = "Error", str(exc) if not isinstance(exc, ValidationError) else _describe(exc)
         except LockHeld:
@@ -306,7 +313,7 @@ def _finish(run: RunRecord, status: str, message: str | None, ctx: JobContext | 
         actions += [RunRecord.counters.set(ctx.counters), RunRecord.errors.set(ctx.errors),
                     RunRecord.outputs.set(ctx.outputs), RunRecord.aws_requests.set(ctx.aws_requests())]
     run.update(actions=actions)
-    if status != "NotRun":
+    if status != "NotRun" or ctx is not None:  # a NotRun with a context refused while holding the lock
         release_lock(run.job, run.lock_scope, run.run_id)
     logger().info("run finished", extra={"status": status, "counters": run.counters, "run_message": message})
     emit_run_metrics(run.job, status, seconds, run.counters)
@@ -338,7 +345,15 @@ def dispatch(run_id: str) -> None:
 
 def run_scheduled(job_name: str, event_id: str, lambda_context: Any = None) -> RunRecord:
     """A schedule fired: one run per event id (a duplicated delivery finds the same run)."""
-    run, created = submit(job_name, trigger="schedule", requested_by="schedule", idempotency_key=event_id)
+    return run_on_event(job_name, None, event_id, lambda_context, trigger="schedule", requested_by="schedule")
+
+
+def run_on_event(job_name: str, params: Any, idempotency_key: str, lambda_context: Any = None, *,
+                 trigger: str = "event", requested_by: str | None = None) -> RunRecord:
+    """An event asks for a run: one run per idempotency key (a duplicated delivery finds the same
+    run), executed in the event's own invocation and continued through ``run_job`` if need be."""
+    run, created = submit(job_name, params, trigger=trigger, requested_by=requested_by,
+                          idempotency_key=idempotency_key)
     if created or not run.is_final:
         if execute(run.run_id, Budget.for_invocation(lambda_context)) == "continue":
             dispatch(run.run_id)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_plus
+
+from chalice.app import S3Event
 
 from chalicelib.jobs import runtime
 from chalicelib.jobs.registry import get_job
@@ -27,3 +30,20 @@ def on_run_job(event: dict, context) -> dict:
 def on_shard_messages(event) -> None:
     for record in event:
         runtime.run_invoked(json.loads(record.body), getattr(event, "context", None))
+
+
+class MigrationDropEvent(S3Event):
+    """Chalice's ``S3Event`` reads ``Records[0]`` as it is built, so S3's ``s3:TestEvent`` (no
+    records) would fail before the handler runs; this one lets it through to be ignored."""
+
+    def _extract_attributes(self, event_dict: dict) -> None:
+        s3 = ((event_dict.get("Records") or [{}])[0]).get("s3") or {}
+        self.bucket = (s3.get("bucket") or {}).get("name")
+        self.key = unquote_plus((s3.get("object") or {}).get("key") or "")
+
+
+def on_migration_files(event) -> dict:
+    """Files dropped in the migration bucket: every record of the raw event (see migration_drops)."""
+    from chalicelib.jobs.migration_drops import handle_drop_event
+
+    return handle_drop_event(event.to_dict(), event.context)

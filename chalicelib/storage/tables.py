@@ -8,6 +8,7 @@ from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.ledger import LedgerLine
+from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
 from chalicelib.storage.pay import PayItem, PayTransfer, TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
@@ -15,7 +16,8 @@ from chalicelib.storage.tokens import ApiToken
 
 ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
               AccountActivityResult, TimeRegistration, PayItem, PayTransfer,
-              StoreState, DownloadSession, StatusMessageRecord]
+              StoreState, DownloadSession, StatusMessageRecord,
+              StagingJob, StagingRow, EntityMapping]
 
 
 _bound_to: tuple | None = None
