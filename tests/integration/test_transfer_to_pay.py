@@ -121,6 +121,16 @@ def test_a_ten_hour_day_is_eight_regular_and_two_overtime_hours_at_one_and_a_hal
          "pay_date": "2026-09-30"},
     ]
     assert run["outputs"][0]["key"] == f"payroll/weekly/2026-09-28_2026-10-04-{run['run_id']}.csv"
+    assert "warning" not in run["message"]
+
+
+def test_a_period_that_has_not_ended_is_transferred_with_a_warning(setup, operator, today):
+    client = setup
+    upload(client, [shift("W-WEEK", date(2026, 9, 30), 8)])
+    approve(client, operator, "W-WEEK")
+    today.set(date(2026, 10, 1))
+    run = transfer(client, operator, pay_date="2026-09-30", period_type="weekly")
+    assert run["status"] == "Ended" and "2026-09-28..2026-10-04 has not ended yet" in run["message"]
 
 
 def test_a_week_across_a_month_boundary_lands_in_the_right_period_per_type(setup, operator, today):
@@ -252,6 +262,28 @@ def test_a_run_that_died_after_writing_its_file_is_not_exported_twice(setup, ope
     assert run["outputs"] == [] and len(payroll_objects()) == 1
     assert "nothing to transfer (7 pay line(s), 7 already transferred)" in run["message"]
     assert "already transferred" in transfer(client, operator, period_type="weekly")["message"]
+
+
+def test_a_run_that_lost_its_job_lock_marks_and_writes_nothing(setup, operator, monkeypatch):
+    """Single flight guards "at most once": a run whose lease another run took stops before it
+    marks a pay item or writes a file."""
+    from chalicelib.jobs import runtime
+    from chalicelib.storage import pay
+    from chalicelib.storage.runs import LockHeld
+
+    client = setup
+    work_the_week(client, operator)
+    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "0")  # every checkpoint renews the lease
+
+    def taken(job, scope, owner, lease):
+        raise LockHeld("another run")
+
+    monkeypatch.setattr(runtime, "renew_lock", taken)
+
+    run = transfer(client, operator, period_type="weekly")
+
+    assert run["status"] == "Error" and "lost the job lock" in run["message"]
+    assert payroll_objects() == [] and list(pay.PayItem.scan()) == []
 
 
 def test_transfer_reads_registrations_by_day_in_few_requests(setup, operator):
