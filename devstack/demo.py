@@ -13,6 +13,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from devstack import demo_finance
 from devstack.stack import LocalStack, local_stack
 
 OUTPUT = Path("demo-output")
@@ -87,6 +88,7 @@ def purge_history(demo: Demo) -> None:
 
 STEPS = [
     ("Load master data", load_master_data),
+    *demo_finance.STEPS,
     ("Purge run history", purge_history),
 ]
 
