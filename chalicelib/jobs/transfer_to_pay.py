@@ -34,15 +34,14 @@ def today() -> date:
 def run(ctx: JobContext) -> str:
     if "plans" not in ctx.state:
         ctx.state["plans"], ctx.state["outcomes"] = _plans(ctx)
-    plans = ctx.state["plans"]
+    # A continuation skips the period types transferred before it.
+    plans = [p for p in ctx.state["plans"] if p["period_type"] not in ctx.state["outcomes"]]
     if plans:
         workers, pay_types = _master_data()
         registrations = _read_registrations(ctx, plans, workers)
-    for plan in plans:
-        if plan["period_type"] in ctx.state["outcomes"]:
-            continue  # transferred before a continuation
-        outcome = _transfer(ctx, plan, workers, pay_types, registrations[plan["period_type"]])
-        ctx.checkpoint(outcomes={**ctx.state["outcomes"], plan["period_type"]: outcome})
+        for plan in plans:
+            outcome = _transfer(ctx, plan, workers, pay_types, registrations[plan["period_type"]])
+            ctx.checkpoint(outcomes={**ctx.state["outcomes"], plan["period_type"]: outcome})
     outcomes = [ctx.state["outcomes"][t] for t in PERIOD_TYPES if t in ctx.state["outcomes"]]
     message = "; ".join(text for text, _ in outcomes)
     if any(not ok for _, ok in outcomes):
@@ -170,7 +169,7 @@ def _export(ctx: JobContext, plan: dict, label: str, lines: list) -> tuple[str, 
                                profile_date=line.profile_date.isoformat(), hours=line.hours, amount=line.amount,
                                period_type=plan["period_type"], transfer_id=transfer.transfer_id,
                                run_id=ctx.run_id, export_key=key, transferred_at=now) for line in todo]
-        ctx.checkpoint()  # renews the job lock, or stops here if another run holds it now
+        ctx.hold_lock()  # or stop here: another run holds the lock now
         store.mark_transferred(items)
         exports.upload(key, exports.as_text(lambda out: write_pay_csv(todo, out)), "text/csv")
         ctx.output("s3", bucket=settings.data_bucket(), key=key)

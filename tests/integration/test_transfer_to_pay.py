@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.conftest import store_headers
+from tests.conftest import run_directly, store_headers
 
 TODAY = date(2026, 10, 5)  # a Monday: the week 2026-09-28..10-04 has just ended, across a month boundary
 WORKERS = [
@@ -230,6 +230,20 @@ def test_a_refused_type_does_not_hold_back_the_others(setup, operator):
     assert sorted(payroll(run)) == ["biweekly", "weekly"]
 
 
+def test_continuations_transfer_each_period_once(setup, operator, monkeypatch):
+    client = setup
+    work_the_week(client, operator)
+    monkeypatch.setenv("JOB_TIME_BUDGET_MS", "0")  # every checkpoint hands over to a fresh invocation
+    monkeypatch.setenv("JOB_MAX_HOPS", "50")  # (run directly: the test client would apply the stage's budget)
+
+    run = run_directly("transfer-to-pay")
+
+    assert run["status"] == "Ended", run
+    assert run["hops"] >= 3  # one per period type at least
+    assert {kind: len(rows) for kind, rows in payroll(run).items()} == {"weekly": 7, "biweekly": 7, "monthly": 3}
+    assert len(payroll_objects()) == 3
+
+
 def test_a_run_that_died_before_writing_its_file_is_exported_again(setup, operator, monkeypatch):
     from chalicelib.storage import exports
 
@@ -273,7 +287,6 @@ def test_a_run_that_lost_its_job_lock_marks_and_writes_nothing(setup, operator, 
 
     client = setup
     work_the_week(client, operator)
-    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "0")  # every checkpoint renews the lease
 
     def taken(job, scope, owner, lease):
         raise LockHeld("another run")
