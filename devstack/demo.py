@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from devstack import demo_distribution, demo_migration
+from devstack import demo_distribution, demo_finance, demo_migration
 from devstack.stack import LocalStack, local_stack
 
 OUTPUT = Path("demo-output")
@@ -89,6 +89,7 @@ def purge_history(demo: Demo) -> None:
 STEPS = [
     ("Load master data", load_master_data),
     *demo_distribution.STEPS,
+    *demo_finance.STEPS,
     *demo_migration.STEPS,
     ("Purge run history", purge_history),
 ]

@@ -60,3 +60,14 @@ def schedule_event(client, event_id: str = "evt-1") -> dict:
                                             resources=["arn:aws:events:us-east-1:123456789012:rule/x"])
     event["id"] = event_id
     return event
+
+
+def run_directly(job: str, params: dict | None = None) -> dict:
+    """Run a job in this process under this process's environment (the test client would apply the
+    stage's, e.g. its time budget); the Run as the API shows it, plus its continuation ``hops``."""
+    from chalicelib.jobs import runtime
+
+    run, _ = runtime.submit(job, params or {}, trigger="manual", requested_by="tests")
+    runtime.dispatch(run.run_id)
+    record = runtime.get_run(run.run_id)
+    return {**record.to_api(), "hops": record.hops}

@@ -137,6 +137,15 @@ class JobContext:
         if self._budget.spent():
             raise _Continue()
 
+    def hold_lock(self) -> None:
+        """Renew the job lock now; raises ``LockHeld`` (the run ends Error) if another run took it.
+
+        Call it right before an effect that two runs must never both make (writing an export):
+        a lock renewed here stays ours for a full lease.
+        """
+        renew_lock(self.job.name, self.run.lock_scope, self.run.run_id, settings.lock_lease_seconds())
+        self._lease_renewed = time.monotonic()
+
     def _save(self, state: dict) -> None:
         self.state.update(state)
         self.run.update(actions=[

@@ -4,10 +4,11 @@ and period type, each pay item (worker × pay type × day) exported at most once
 By default each period type transfers its most recently ended period unless a finished transfer
 already covers it; ``pay_date`` picks the periods that contain it instead. Registrations are read
 once per day of the periods through the ``by_day`` index. Per period type, in this order:
-record the transfer ``pending``, mark its pay items (conditional writes: only items nobody
-exported meanwhile), write the file, mark the transfer ``done``. A later run that finds items of
-another run's ``pending`` transfer looks for that file: present, the items were exported; absent,
-that run died before writing it and the items are exported again.
+record the transfer ``pending``, mark its pay items, write the file, mark the transfer ``done``.
+A later run that finds items of another run's ``pending`` transfer looks for that file: present,
+the items were exported; absent, that run died before writing it and the items are exported
+again. Runs are single flight; the job lock is renewed (or found lost, ending the run) right
+before the items are marked, so two runs never mark and write the same items.
 
 A period with unapproved registrations is refused (the run ends Error naming the workers) unless
 ``accept_errors``, which exports the approved ones and lists the rest as warnings. Other period
@@ -34,15 +35,14 @@ def today() -> date:
 def run(ctx: JobContext) -> str:
     if "plans" not in ctx.state:
         ctx.state["plans"], ctx.state["outcomes"] = _plans(ctx)
-    plans = ctx.state["plans"]
+    # A continuation skips the period types transferred before it.
+    plans = [p for p in ctx.state["plans"] if p["period_type"] not in ctx.state["outcomes"]]
     if plans:
         workers, pay_types = _master_data()
         registrations = _read_registrations(ctx, plans, workers)
-    for plan in plans:
-        if plan["period_type"] in ctx.state["outcomes"]:
-            continue  # transferred before a continuation
-        outcome = _transfer(ctx, plan, workers, pay_types, registrations[plan["period_type"]])
-        ctx.checkpoint(outcomes={**ctx.state["outcomes"], plan["period_type"]: outcome})
+        for plan in plans:
+            outcome = _transfer(ctx, plan, workers, pay_types, registrations[plan["period_type"]])
+            ctx.checkpoint(outcomes={**ctx.state["outcomes"], plan["period_type"]: outcome})
     outcomes = [ctx.state["outcomes"][t] for t in PERIOD_TYPES if t in ctx.state["outcomes"]]
     message = "; ".join(text for text, _ in outcomes)
     if any(not ok for _, ok in outcomes):
@@ -60,6 +60,8 @@ def _plans(ctx: JobContext) -> tuple[list[dict], dict]:
     for period_type in [ctx.params["period_type"]] if ctx.params.get("period_type") else PERIOD_TYPES:
         if requested:
             period, pay_date = period_for(period_type, date.fromisoformat(requested)), requested
+            if period.end >= today():
+                ctx.warn(f"{_label(period_type, period)} has not ended yet; registrations may still come in")
         else:
             period = last_ended_period(period_type, today())
             pay_date = period.end.isoformat()
@@ -115,7 +117,7 @@ def _transfer(ctx: JobContext, plan: dict, workers: dict, pay_types: dict, regis
     label = _label(plan["period_type"], period)
     unapproved = check_unapproved(registrations)
     if unapproved and not ctx.params.get("accept_errors"):
-        return f"{label} refused: {refusal_message(unapproved, period)}", False
+        return f"{label} refused: {refusal_message(unapproved, period).rstrip('.')}", False
     if unapproved:
         ctx.warn(f"{label}: exported approved registrations only; not approved: "
                  + ", ".join(f"{w} ({n})" for w, n in unapproved.items()))
@@ -168,10 +170,8 @@ def _export(ctx: JobContext, plan: dict, label: str, lines: list) -> tuple[str, 
                                profile_date=line.profile_date.isoformat(), hours=line.hours, amount=line.amount,
                                period_type=plan["period_type"], transfer_id=transfer.transfer_id,
                                run_id=ctx.run_id, export_key=key, transferred_at=now) for line in todo]
-        changed = store.claim_items(items, observed)
-        if changed:
-            return (f"{label} not transferred: pay items {', '.join(changed[:10])} were transferred by another "
-                    "run meanwhile; run again"), False
+        ctx.hold_lock()  # or stop here: another run holds the lock now
+        store.mark_transferred(items)
         exports.upload(key, exports.as_text(lambda out: write_pay_csv(todo, out)), "text/csv")
         ctx.output("s3", bucket=settings.data_bucket(), key=key)
     store.finish_transfer(transfer)

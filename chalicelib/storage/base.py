@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -18,7 +18,6 @@ from chalicelib import settings
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
-TRANSACT_LIMIT = 100
 MAX_BATCH_ATTEMPTS = 8
 
 M = TypeVar("M", bound=Model)
@@ -182,36 +181,3 @@ def get_many(model: type[M], keys: Iterable[Any]) -> Iterator[M]:
     keys = list(dict.fromkeys(keys))
     for start in range(0, len(keys), BATCH_GET_LIMIT):
         yield from model.batch_get(keys[start:start + BATCH_GET_LIMIT])
-
-
-def transact_write(operations: Sequence[Callable[[Any], None]], skip_failed: bool = False) -> list[int]:
-    """Apply ``operations`` (each ``fn(transaction)`` adding one conditional save/update/delete) in
-    TransactWriteItems of up to 100, each all-or-nothing; returns the indexes whose condition failed.
-
-    A failed condition cancels its whole transaction. With ``skip_failed`` the transaction is
-    retried without the failed operations (the rest still apply); without it the call stops there
-    and returns them (transactions before it stay written).
-    """
-    from pynamodb.connection import Connection
-    from pynamodb.exceptions import TransactWriteError
-    from pynamodb.transactions import TransactWrite
-
-    failed: list[int] = []
-    for start in range(0, len(operations), TRANSACT_LIMIT):
-        chunk = list(range(start, min(start + TRANSACT_LIMIT, len(operations))))
-        while chunk:
-            try:
-                with TransactWrite(connection=Connection()) as transaction:
-                    for index in chunk:
-                        operations[index](transaction)
-                break
-            except TransactWriteError as exc:
-                reasons = exc.cancellation_reasons or []
-                bad = [chunk[i] for i, r in enumerate(reasons) if r and r.code == "ConditionalCheckFailed"]
-                if not bad:
-                    raise
-                failed.extend(bad)
-                if not skip_failed:
-                    return failed
-                chunk = [index for index in chunk if index not in bad]
-    return failed

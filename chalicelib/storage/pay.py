@@ -11,6 +11,11 @@ query per worker for a handful of registrations.
 written, ``done`` after; pay items point at it. A ``pending`` transfer of another run is a run
 that died between marking its items and finishing: its items count as transferred only if its
 file reached S3.
+
+Markers are batch-written, not conditional: transfer to pay runs single flight (the job lock,
+verified right before marking), and a conditional write per item would cost a request per pay
+item. (TransactWriteItems would batch the conditions, but moto copies the whole table once per
+item of a transaction, which times out on the local stack at scale M.)
 """
 from __future__ import annotations
 
@@ -19,12 +24,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.domain import pay
 from chalicelib.domain.errors import DomainError
-from chalicelib.storage.base import DecimalAttribute, get_many, iso, meta, transact_write
+from chalicelib.storage.base import DecimalAttribute, get_many, iso, meta, write_all
 
 PAGE_SIZE = 1000
 PENDING, DONE = "pending", "done"
@@ -120,7 +126,9 @@ def save_registrations(store_id: str, registrations: list[dict]) -> UploadResult
     """Store validated registrations of ``store_id``'s workers, idempotently by registration id.
 
     A resent registration with the same times is a duplicate; different times update it unless it
-    is approved (then ``RegistrationConflict`` names it and nothing is written).
+    is approved (then ``RegistrationConflict`` names it and nothing is written). One approved by a
+    concurrent request between our read and our write is refused the same way, after the others
+    are saved (resending them is harmless).
     """
     keys = [(r["worker_id"], r["registration_id"]) for r in registrations]
     stored = {(s.worker_id, s.registration_id): s for s in get_many(TimeRegistration, keys)}
@@ -138,11 +146,18 @@ def save_registrations(store_id: str, registrations: list[dict]) -> UploadResult
     if locked:
         raise RegistrationConflict("approved registrations cannot be changed: " + ", ".join(locked[:20]))
     now = iso()
-    operations = [_put_new(_item(store_id, r, now)) for r in new]
-    operations += [_put_unapproved(_item(store_id, r, now)) for r in changed]
-    if transact_write(operations):
-        raise RegistrationConflict("registrations changed while they were saved (approved meanwhile?); "
-                                   "send them again")
+    # New registrations go in batches: nothing can have approved what did not exist when read.
+    write_all(TimeRegistration, puts=[_item(store_id, r, now) for r in new])
+    lost = []
+    for record in changed:
+        try:
+            _item(store_id, record, now).save(condition=TimeRegistration.approved == False)  # noqa: E712
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            lost.append(record["registration_id"])
+    if lost:
+        raise RegistrationConflict("registrations approved while they were being changed: " + ", ".join(lost[:20]))
     return UploadResult(len(new), len(changed), len(registrations) - len(new) - len(changed))
 
 
@@ -153,32 +168,24 @@ def _item(store_id: str, record: dict, now: str) -> TimeRegistration:
                             work_date=day.isoformat(), uploaded_at=now)
 
 
-def _put_new(item: TimeRegistration):
-    return lambda transaction: transaction.save(item, condition=TimeRegistration.worker_id.does_not_exist())
-
-
-def _put_unapproved(item: TimeRegistration):
-    return lambda transaction: transaction.save(item, condition=TimeRegistration.approved == False)  # noqa: E712
-
-
 def approve(worker_id: str, from_date: date, to_date: date) -> tuple[int, int]:
     """Approve the worker's registrations clocked in from ``from_date`` through ``to_date`` (UTC);
     returns (newly approved, already approved)."""
     window = TimeRegistration.clock_in.between(from_date.isoformat(), (to_date + timedelta(days=1)).isoformat())
     found = list(TimeRegistration.by_clock_in.query(worker_id, window, consistent_read=True,
                                                     page_size=PAGE_SIZE))
-    waiting = [r for r in found if not r.approved]
+    approved = 0
     now = iso()
-    operations = [_approve(r, now) for r in waiting]
-    # A registration approved by a concurrent request fails its condition and is not counted twice.
-    approved_elsewhere = transact_write(operations, skip_failed=True)
-    return len(waiting) - len(approved_elsewhere), len(found) - len(waiting) + len(approved_elsewhere)
-
-
-def _approve(item: TimeRegistration, now: str):
-    return lambda transaction: transaction.update(
-        item, actions=[TimeRegistration.approved.set(True), TimeRegistration.approved_at.set(now)],
-        condition=TimeRegistration.approved == False)  # noqa: E712
+    for registration in (r for r in found if not r.approved):
+        try:
+            # Conditional, so a registration approved by a concurrent request is not counted twice.
+            registration.update(actions=[TimeRegistration.approved.set(True), TimeRegistration.approved_at.set(now)],
+                                condition=TimeRegistration.approved == False)  # noqa: E712
+            approved += 1
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+    return approved, len(found) - approved
 
 
 def registrations_on(day: date) -> Iterator[list[TimeRegistration]]:
@@ -220,14 +227,6 @@ def finish_transfer(transfer: PayTransfer) -> None:
     transfer.update(actions=[PayTransfer.status.set(DONE), PayTransfer.finished_at.set(iso())])
 
 
-def claim_items(items: list[PayItem], observed: dict[str, PayItem]) -> list[str]:
-    """Mark pay items as exported by their transfer, each only if its marker is still as it was
-    read (absent, or written by the same run); returns the item keys that changed meanwhile."""
-
-    def claim(item: PayItem):
-        before = observed.get(item.item_key)
-        condition = PayItem.item_key.does_not_exist() if before is None else PayItem.run_id == before.run_id
-        return lambda transaction: transaction.save(item, condition=condition)
-
-    failed = transact_write([claim(item) for item in items])
-    return [items[i].item_key for i in failed]
+def mark_transferred(items: list[PayItem]) -> int:
+    """Write the pay items' transferred markers (25 per BatchWriteItem)."""
+    return write_all(PayItem, puts=items)

@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.storage.base import write_all
 from chalicelib.storage.ledger import LedgerLine, make_line
-from tests.conftest import schedule_event
+from tests.conftest import run_directly, schedule_event
 
 TODAY = date(2026, 11, 20)
 START = date(2026, 11, 1)
@@ -124,6 +124,22 @@ def test_totals_equal_an_independent_sum_over_the_ledger_to_the_cent(client, ope
     assert [line["exported_account_name"] for line in result["lines"]] == list(MAPPED.values())
     in_range = sum(1 for line in written if START.isoformat() <= line.posting_date < TODAY.isoformat())
     assert run["counters"]["read"] == in_range
+
+
+def test_continuations_after_every_page_count_each_line_once(client, operator, today, monkeypatch):
+    put_profile(client, operator, start=TODAY - timedelta(days=5))
+    for offset in range(1, 6):
+        post_statement(TODAY - timedelta(days=offset), amounts=[("401100", "0", "10.01"), ("110100", "10.01", "0")])
+    monkeypatch.setenv("JOB_TIME_BUDGET_MS", "0")  # every checkpoint hands over to a fresh invocation
+    monkeypatch.setenv("JOB_MAX_HOPS", "50")  # (run directly: the test client would apply the stage's budget)
+
+    run = run_directly("generate-account-activity")
+
+    assert run["status"] == "Ended" and run["counters"]["read"] == 10, run
+    assert run["hops"] == 4  # after each posting date but the last
+    [result] = results_of(client, operator)
+    assert totals(result)["401100"] == (Decimal("0.00"), Decimal("50.05"))
+    assert totals(result)["110100"] == (Decimal("50.05"), Decimal("0.00"))
 
 
 def test_a_statement_posted_today_is_not_in_todays_result_but_in_tomorrows(client, operator, today):

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.conftest import store_headers
+from tests.conftest import run_directly, store_headers
 
 TODAY = date(2026, 10, 5)  # a Monday: the week 2026-09-28..10-04 has just ended, across a month boundary
 WORKERS = [
@@ -121,6 +121,16 @@ def test_a_ten_hour_day_is_eight_regular_and_two_overtime_hours_at_one_and_a_hal
          "pay_date": "2026-09-30"},
     ]
     assert run["outputs"][0]["key"] == f"payroll/weekly/2026-09-28_2026-10-04-{run['run_id']}.csv"
+    assert "warning" not in run["message"]
+
+
+def test_a_period_that_has_not_ended_is_transferred_with_a_warning(setup, operator, today):
+    client = setup
+    upload(client, [shift("W-WEEK", date(2026, 9, 30), 8)])
+    approve(client, operator, "W-WEEK")
+    today.set(date(2026, 10, 1))
+    run = transfer(client, operator, pay_date="2026-09-30", period_type="weekly")
+    assert run["status"] == "Ended" and "2026-09-28..2026-10-04 has not ended yet" in run["message"]
 
 
 def test_a_week_across_a_month_boundary_lands_in_the_right_period_per_type(setup, operator, today):
@@ -220,6 +230,20 @@ def test_a_refused_type_does_not_hold_back_the_others(setup, operator):
     assert sorted(payroll(run)) == ["biweekly", "weekly"]
 
 
+def test_continuations_transfer_each_period_once(setup, operator, monkeypatch):
+    client = setup
+    work_the_week(client, operator)
+    monkeypatch.setenv("JOB_TIME_BUDGET_MS", "0")  # every checkpoint hands over to a fresh invocation
+    monkeypatch.setenv("JOB_MAX_HOPS", "50")  # (run directly: the test client would apply the stage's budget)
+
+    run = run_directly("transfer-to-pay")
+
+    assert run["status"] == "Ended", run
+    assert run["hops"] >= 3  # one per period type at least
+    assert {kind: len(rows) for kind, rows in payroll(run).items()} == {"weekly": 7, "biweekly": 7, "monthly": 3}
+    assert len(payroll_objects()) == 3
+
+
 def test_a_run_that_died_before_writing_its_file_is_exported_again(setup, operator, monkeypatch):
     from chalicelib.storage import exports
 
@@ -252,6 +276,27 @@ def test_a_run_that_died_after_writing_its_file_is_not_exported_twice(setup, ope
     assert run["outputs"] == [] and len(payroll_objects()) == 1
     assert "nothing to transfer (7 pay line(s), 7 already transferred)" in run["message"]
     assert "already transferred" in transfer(client, operator, period_type="weekly")["message"]
+
+
+def test_a_run_that_lost_its_job_lock_marks_and_writes_nothing(setup, operator, monkeypatch):
+    """Single flight guards "at most once": a run whose lease another run took stops before it
+    marks a pay item or writes a file."""
+    from chalicelib.jobs import runtime
+    from chalicelib.storage import pay
+    from chalicelib.storage.runs import LockHeld
+
+    client = setup
+    work_the_week(client, operator)
+
+    def taken(job, scope, owner, lease):
+        raise LockHeld("another run")
+
+    monkeypatch.setattr(runtime, "renew_lock", taken)
+
+    run = transfer(client, operator, period_type="weekly")
+
+    assert run["status"] == "Error" and "lost the job lock" in run["message"]
+    assert payroll_objects() == [] and list(pay.PayItem.scan()) == []
 
 
 def test_transfer_reads_registrations_by_day_in_few_requests(setup, operator):
