@@ -154,7 +154,8 @@ def test_too_many_continuations_end_the_run_in_error(aws, monkeypatch):
 def test_a_run_killed_mid_way_resumes_without_repeating_effects(aws, monkeypatch):
     from chalicelib.jobs.triggers import on_schedule
 
-    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
+    # Long enough to outlast a page (each effect here builds a botocore client, up to ~0.5 s).
+    monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "3")
 
     def die_after_second_page(ctx):
         if ctx.counters["read"] == 4 and not HOOKS.get("died"):
@@ -168,7 +169,7 @@ def test_a_run_killed_mid_way_resumes_without_repeating_effects(aws, monkeypatch
 
     # Redelivered at once, the run still holds a live lease: the duplicate leaves it alone.
     assert on_schedule("test-paged", Event("evt-crash"))["status"] == "Executing"
-    time.sleep(1.2)
+    time.sleep(3.2)
     # Redelivered after the lease expired (Lambda's async retry): resumes from its checkpoint.
     final = on_schedule("test-paged", Event("evt-crash"))
     assert final["status"] == "Ended"
