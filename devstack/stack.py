@@ -110,9 +110,14 @@ class MotoProcess:
         return self.ip_address, self.port
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
             self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # moto shuts down slowly when it holds much data
+            self._process.kill()
+            self._process.wait()
 
 
 def _free_port(ip_address: str) -> int:
