@@ -6,7 +6,7 @@ Functions (names are the interface contract): one scheduled function per batch j
 """
 from chalice import Chalice, ConvertToMiddleware
 
-from chalicelib.http import common, platform
+from chalicelib.http import common, platform, store_ops
 from chalicelib.jobs.triggers import on_run_job, on_schedule, on_shard_messages, schedule_of
 from chalicelib.observability import logger
 
@@ -14,6 +14,7 @@ app = Chalice(app_name="retail-sync")
 app.register_middleware(ConvertToMiddleware(logger().inject_lambda_context))
 app.register_blueprint(common.bp)
 app.register_blueprint(platform.bp)
+app.register_blueprint(store_ops.bp)
 
 SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the stage's queue
 
@@ -21,6 +22,21 @@ SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the s
 @app.schedule(schedule_of("purge-run-history"), name="purge_run_history")
 def purge_run_history(event):
     return on_schedule("purge-run-history", event)
+
+
+@app.schedule(schedule_of("post-statements"), name="post_statements")
+def post_statements(event):
+    return on_schedule("post-statements", event)
+
+
+@app.schedule(schedule_of("post-inventory"), name="post_inventory")
+def post_inventory(event):
+    return on_schedule("post-inventory", event)
+
+
+@app.schedule(schedule_of("send-email-receipts"), name="send_email_receipts")
+def send_email_receipts(event):
+    return on_schedule("send-email-receipts", event)
 
 
 @app.lambda_function(name="run_job")

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from chalicelib.storage.inventory import OnHand
+from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
 from chalicelib.storage.ledger import LedgerLine
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
+from chalicelib.storage.statements import StatementRecord
 from chalicelib.storage.tokens import ApiToken
+from chalicelib.storage.transactions import PosTransaction
 
-ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand]
+ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
+              PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting]
 
 
 def reset_connections() -> None:
