@@ -10,8 +10,8 @@ from chalicelib.http.common import (
     api,
     decode_cursor,
     limit_param,
-    list_response,
     query_param,
+    query_response,
     read_body,
     require_operator,
     require_store,
@@ -63,8 +63,7 @@ def list_statements():
                                                 last_evaluated_key=decode_cursor(request))
     else:
         raise ValidationError([FieldError("store_id", "store_id or business_date is required")])
-    statements = [s.to_api() for s in results]
-    return list_response("statements", statements, results.last_evaluated_key if len(statements) == limit else None)
+    return query_response("statements", results, limit)
 
 
 @bp.route("/inventory/on-hand", methods=["GET"], **AUTH)
@@ -85,5 +84,4 @@ def on_hand():
     condition = OnHand.item_key.startswith(f"{product_id}/") if product_id else None
     results = OnHand.query(store.get("warehouse_id") or store_id, condition, limit=limit, page_size=limit,
                            last_evaluated_key=decode_cursor(request))
-    items = [item.to_api() for item in results]
-    return list_response("items", items, results.last_evaluated_key if len(items) == limit else None)
+    return query_response("items", results, limit)
