@@ -120,7 +120,7 @@ def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
 
     The owner keeps its own lock (continuations); anyone may take an expired lease.
     """
-    now = int(time.time())
+    now = time.time()  # fractional: a lease counted in whole seconds would expire up to a second late
     lock = Coordination(_lock_key(job, scope), owner=owner, lease_until=now + lease_seconds,
                         expires=timedelta(days=2))
     try:
@@ -134,18 +134,18 @@ def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
         raise LockHeld(current.owner or "?") from None
 
 
-def lock_owner(job: str, scope: str) -> tuple[str | None, int]:
+def lock_owner(job: str, scope: str) -> tuple[str | None, float]:
     try:
         lock = Coordination.get(_lock_key(job, scope), consistent_read=True)
     except Coordination.DoesNotExist:
         return None, 0
-    return lock.owner, int(lock.lease_until or 0)
+    return lock.owner, float(lock.lease_until or 0)
 
 
 def renew_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
     lock = Coordination(_lock_key(job, scope))
     try:
-        lock.update(actions=[Coordination.lease_until.set(int(time.time()) + lease_seconds)],
+        lock.update(actions=[Coordination.lease_until.set(time.time() + lease_seconds)],
                     condition=Coordination.owner == owner)
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
