@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from devstack import bench_store
 from devstack.stack import LocalStack, local_stack
 
 RESULTS = Path("BENCHMARKS.md")
@@ -92,6 +93,7 @@ def purge_history(bench: Bench) -> None:
 
 SCENARIOS: list[tuple[str, Callable[[Bench], None]]] = [
     ("master data", load_master_data),
+    ("store operations", bench_store.store_operations),
     ("run history", purge_history),
 ]
 

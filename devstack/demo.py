@@ -13,6 +13,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from devstack import demo_store
 from devstack.stack import LocalStack, local_stack
 
 OUTPUT = Path("demo-output")
@@ -87,6 +88,11 @@ def purge_history(demo: Demo) -> None:
 
 STEPS = [
     ("Load master data", load_master_data),
+    ("Stores upload transactions", demo_store.upload_transactions),
+    ("Starting stock", demo_store.seed_stock),
+    ("Post statements", demo_store.post_statements),
+    ("Post inventory", demo_store.post_inventory),
+    ("Send email receipts", demo_store.send_receipts),
     ("Purge run history", purge_history),
 ]
 

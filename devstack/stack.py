@@ -85,6 +85,9 @@ def local_stack(port: int = 0) -> Iterator[LocalStack]:
     """moto on 127.0.0.1 (``port`` 0 = random), provisioned, with a test client on stage local."""
     from moto.server import ThreadedMotoServer
 
+    from devstack import moto_transactions
+
+    moto_transactions.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -25,6 +25,7 @@ from chalicelib.storage.transact import CONDITION_FAILED, MAX_ACTIONS, Put, Upda
 
 LINES_PER_TRANSACTION = (MAX_ACTIONS - 1) // 2
 MAX_PLANS = 5  # on-hand changed by someone else between our read and our write: plan again
+CHECKPOINT_EVERY = 10  # journals; each is durable on its own, so a continuation simply goes on
 
 
 def run(ctx: JobContext) -> str:
@@ -33,7 +34,8 @@ def run(ctx: JobContext) -> str:
     for store_id in store_ids:
         for journal in open_journals(store_id):
             poster.post(journal)
-            ctx.checkpoint()
+            if poster.journals % CHECKPOINT_EVERY == 0:
+                ctx.checkpoint()
     verb = "would post" if ctx.dry_run else "posted"
     refused = f"; {poster.refused} line(s) refused for lack of stock" if poster.refused else ""
     return (f"{verb} {poster.lines} journal line(s) of {poster.journals} journal(s) for "
@@ -58,7 +60,6 @@ class _JournalPoster:
             done, stock_changed = self._apply(journal, plan)
             applied += done
             if not stock_changed:
-                self._close(journal, plan)
                 break
         else:
             self.ctx.error(journal.journal_id, "on-hand kept changing while posting; left for the next run")
@@ -80,11 +81,15 @@ class _JournalPoster:
         return Decimal(line["qty"]) < 0 and not self.allow_negative.get(line["product_id"], True)
 
     def _apply(self, journal: InventoryJournalRecord, plan: PostingPlan) -> tuple[int, bool]:
-        """Apply ``plan.post`` chunk by chunk; returns (lines applied, whether on-hand changed underneath)."""
+        """Apply ``plan.post`` chunk by chunk, closing the journal with the last one; returns
+        (lines applied, whether on-hand changed underneath so that the journal must be planned again)."""
         pending, applied = list(plan.post), 0
+        if not pending:
+            journal.update(actions=[InventoryJournalRecord.updated_at.set(iso()), *_closing(plan)])
         while pending:
             chunk = _chunk(pending)
-            codes = write_transaction(*self._actions(journal, chunk))
+            closing = _closing(plan) if len(chunk) == len(pending) else []
+            codes = write_transaction(*self._actions(journal, chunk, closing))
             markers = codes[:len(chunk)] if codes else [None] * len(chunk)
             stock = codes[len(chunk):2 * len(chunk)]
             # A marker that exists means an earlier run posted the line (the header was stale).
@@ -97,7 +102,8 @@ class _JournalPoster:
             pending = [line for line in pending if int(line["line_no"]) not in posted]
         return applied, False
 
-    def _actions(self, journal: InventoryJournalRecord, chunk: list[dict]) -> tuple[list[Put], list[Update]]:
+    def _actions(self, journal: InventoryJournalRecord, chunk: list[dict],
+                 closing: list) -> tuple[list[Put], list[Update]]:
         now = iso()
         puts, updates = [], []
         for line in chunk:
@@ -114,16 +120,8 @@ class _JournalPoster:
                 (OnHand.qty >= -qty) if self._guarded(line) else None))
         line_nos = {int(line["line_no"]) for line in chunk}
         updates.append(Update(journal, [InventoryJournalRecord.posted_line_nos.add(line_nos),
-                                        InventoryJournalRecord.updated_at.set(now)]))
+                                        InventoryJournalRecord.updated_at.set(now), *closing]))
         return puts, updates
-
-    def _close(self, journal: InventoryJournalRecord, plan: PostingPlan) -> None:
-        actions = [InventoryJournalRecord.status.set(plan.status), InventoryJournalRecord.updated_at.set(iso())]
-        if plan.status == JOURNAL_POSTED:
-            actions += [InventoryJournalRecord.message.remove(), InventoryJournalRecord.open_store.remove()]
-        else:
-            actions.append(InventoryJournalRecord.message.set(plan.message))
-        journal.update(actions=actions)
 
     def _load_products(self, product_ids: set[str]) -> None:
         missing = product_ids - self.allow_negative.keys()
@@ -132,6 +130,14 @@ class _JournalPoster:
             for product_id in missing:
                 # A product deleted since the sale takes the product default (negative allowed).
                 self.allow_negative[product_id] = (found.get(product_id) or {}).get("allow_negative_inventory", True)
+
+
+def _closing(plan: PostingPlan) -> list:
+    """The journal's status once ``plan`` is applied: Posted (and off the open list) or Error with the messages."""
+    actions = [InventoryJournalRecord.status.set(plan.status)]
+    if plan.status == JOURNAL_POSTED:
+        return [*actions, InventoryJournalRecord.message.remove(), InventoryJournalRecord.open_store.remove()]
+    return [*actions, InventoryJournalRecord.message.set(plan.message)]
 
 
 def _unposted(journal: InventoryJournalRecord) -> list[dict]:

@@ -36,6 +36,8 @@ from chalicelib.storage.statements import StatementRecord, in_range, statement_k
 from chalicelib.storage.transact import MAX_ACTIONS, Put, Update, write_transaction
 from chalicelib.storage.transactions import PosTransaction, is_unposted, mark_posted, read_consistent, unposted_keys
 
+CHECKPOINT_EVERY = 10  # statements; each is durable on its own, so a continuation simply goes on
+
 
 class CannotPost(DomainError):
     """A statement that cannot be posted now; reported, its transactions stay unposted for the next run."""
@@ -105,7 +107,8 @@ class _Poster:
         self.posted += 1
         self.transactions += len(unposted)
         self.ctx.count(read=len(unposted), written=0 if self.ctx.dry_run else 1)
-        self.ctx.checkpoint()
+        if self.posted % CHECKPOINT_EVERY == 0:
+            self.ctx.checkpoint()
 
     def _finish(self, statement: StatementRecord) -> None:
         """Complete a statement a crash left Posting: its ledger lines and journal were written with
@@ -121,7 +124,6 @@ class _Poster:
             return
         self.finished += 1
         self.ctx.count(read=len(unposted), written=1)
-        self.ctx.checkpoint()
 
     def _categories_by_product(self, transactions: list[PosTransaction]) -> dict[str, dict]:
         wanted = {line["product_id"] for t in transactions for line in t.data["lines"]}
