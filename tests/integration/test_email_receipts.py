@@ -205,6 +205,15 @@ def test_a_stale_claim_is_taken_over_and_a_live_one_left_alone(retailer, operato
     assert transaction(retailer, "S1", "LIVE")["email_status"] == "Sending"
 
 
+def test_dry_run_sends_nothing(retailer, operator):
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C1")])
+    response = retailer.http.post("/jobs/send-email-receipts/runs", headers=operator,
+                                  body=json.dumps({"params": {}, "dry_run": True}))
+
+    assert "would send 1 receipt(s)" in response.json_body["run"]["message"]
+    assert sent_messages() == [] and transaction(retailer, "S1", "T1")["email_status"] == "Pending"
+
+
 def test_posting_leaves_requested_receipts_pending(retailer, operator):
     post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C3")])
     read = transaction(retailer, "S1", "T1")

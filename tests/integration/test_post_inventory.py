@@ -5,13 +5,10 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.jobs import post_inventory
-from tests.integration.retail import load_master_data, on_hand, run_job, sale, set_on_hand, upload
+from tests.integration.retail import Crash, expire_locks, load_master_data, on_hand, run_job, sale, set_on_hand, upload
 
 D = Decimal
 
-
-class Crash(BaseException):
-    pass
 
 
 @pytest.fixture
@@ -123,15 +120,26 @@ def test_a_crash_mid_journal_then_a_rerun_posts_each_line_once(retailer, operato
     InventoryJournalRecord(journal().journal_id).update(actions=[InventoryJournalRecord.posted_line_nos.remove()])
 
     monkeypatch.setattr(post_inventory, "write_transaction", real_write)
-    from tests.integration.test_post_statements import _expire_locks
-
-    _expire_locks()
+    expire_locks()
     run = run_job(retailer, operator, "post-inventory", {"store_ids": ["S1"]})
 
     assert run["status"] == "Ended", run
     stock = on_hand(retailer, operator, "S1")
     assert len(stock) == 60 and set(stock.values()) == {D("-1")}
     assert journal().status == "Posted"
+
+
+def test_dry_run_moves_no_stock_and_the_route_checks_its_store(retailer, operator):
+    import json
+
+    post_day(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")])])
+    response = retailer.http.post("/jobs/post-inventory/runs", headers=operator,
+                                  body=json.dumps({"params": {"store_ids": ["S1"]}, "dry_run": True}))
+
+    assert "would post 1 journal line(s)" in response.json_body["run"]["message"]
+    assert on_hand(retailer, operator, "S1") == {} and journal().status == "Created"
+    assert retailer.http.get("/inventory/on-hand", headers=operator).status_code == 400
+    assert retailer.http.get("/inventory/on-hand?store_id=S9", headers=operator).status_code == 404
 
 
 def test_targeting_by_org_node(retailer, operator):

@@ -6,11 +6,16 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.jobs import post_statements
-from tests.integration.retail import YESTERDAY, load_master_data, run_job, sale, transaction, upload
-
-
-class Crash(BaseException):
-    """A Lambda dying mid-run: no except clause of the job or the runtime catches it."""
+from tests.integration.retail import (
+    YESTERDAY,
+    Crash,
+    expire_locks,
+    load_master_data,
+    run_job,
+    sale,
+    transaction,
+    upload,
+)
 
 
 @pytest.fixture
@@ -120,7 +125,7 @@ def test_a_crash_between_ledger_and_marking_posts_nothing_twice(retailer, operat
     assert transaction(retailer, "S1", "T000")["status"] == "Completed"
 
     monkeypatch.setattr(post_statements, "_mark_transactions", real_mark)
-    _expire_locks()
+    expire_locks()
     run = run_job(retailer, operator, "post-statements", {"store_ids": ["S1"]})
 
     assert run["status"] == "Ended", run
@@ -154,7 +159,7 @@ def test_a_crash_between_marking_chunks_finishes_the_rest_once(retailer, operato
     statuses = stored(day, "status")
     assert statuses.count("Posted") == 99 and statuses.count("Completed") == 51
 
-    _expire_locks()
+    expire_locks()
     run = run_job(retailer, operator, "post-statements", {"store_ids": ["S1"]})
 
     assert run["status"] == "Ended", run
@@ -214,10 +219,15 @@ def stored(transactions, attribute):
     return [getattr(found[t["transaction_id"]], attribute) for t in transactions]
 
 
-def _expire_locks():
-    """A crashed run's lease would expire after its lease time; let the rerun take over now."""
-    from chalicelib.storage.runs import Coordination
+def test_statements_route_lists_a_date_across_stores_and_needs_a_filter(retailer, operator):
+    upload(retailer, "S1", [sale("A1", [("BALL", None, 1, "5.00")])])
+    upload(retailer, "S2", [sale("B1", [("BALL", None, 2, "5.00")], store_id="S2")])
+    run_job(retailer, operator, "post-statements")
 
-    for lock in Coordination.scan():
-        if lock.key.startswith("lock#"):
-            lock.delete()
+    response = retailer.http.get(f"/statements?business_date={YESTERDAY}", headers=operator)
+    unfiltered = retailer.http.get("/statements", headers=operator)
+
+    assert sorted((s["store_id"], s["totals"]["sales"]) for s in response.json_body["statements"]) == [
+        ("S1", "5.00"), ("S2", "10.00")]
+    assert unfiltered.status_code == 400
+    assert unfiltered.json_body["error"]["details"][0]["field"] == "store_id"
