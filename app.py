@@ -6,7 +6,7 @@ Functions (names are the interface contract): one scheduled function per batch j
 """
 from chalice import Chalice, ConvertToMiddleware
 
-from chalicelib.http import common, distribution, finance, migration, platform
+from chalicelib.http import common, distribution, finance, migration, platform, store_ops
 from chalicelib.jobs.triggers import (
     MigrationDropEvent,
     on_migration_files,
@@ -24,6 +24,7 @@ app.register_blueprint(platform.bp)
 app.register_blueprint(finance.bp)
 app.register_blueprint(distribution.bp)
 app.register_blueprint(migration.bp)
+app.register_blueprint(store_ops.bp)
 
 SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the stage's queue
 # Chalice needs a literal bucket at import: the dev stage's. Terraform rewrites the notification
@@ -64,6 +65,8 @@ def process_delivery_modes(event):
 @app.schedule(schedule_of("process-status-messages"), name="process_status_messages")
 def process_status_messages(event):
     return on_schedule("process-status-messages", event)
+
+
 @app.schedule(schedule_of("clean-up-staging"), name="clean_up_staging")
 def clean_up_staging(event):
     return on_schedule("clean-up-staging", event)
@@ -76,6 +79,21 @@ def on_migration_drop(event):
 
 
 on_migration_drop.event_class = MigrationDropEvent  # S3's test event has no records
+
+
+@app.schedule(schedule_of("post-statements"), name="post_statements")
+def post_statements(event):
+    return on_schedule("post-statements", event)
+
+
+@app.schedule(schedule_of("post-inventory"), name="post_inventory")
+def post_inventory(event):
+    return on_schedule("post-inventory", event)
+
+
+@app.schedule(schedule_of("send-email-receipts"), name="send_email_receipts")
+def send_email_receipts(event):
+    return on_schedule("send-email-receipts", event)
 
 
 @app.lambda_function(name="run_job")

@@ -26,11 +26,14 @@ from chalicelib.jobs.registry import Job, Resources, all_jobs, get_job
 from chalicelib.storage.account_activity import AccountActivityResult
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
+from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.migration import EntityMapping, StagingJob
 from chalicelib.storage.pay import TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
+from chalicelib.storage.statements import StatementRecord
 from chalicelib.storage.tokens import ApiToken
+from chalicelib.storage.transactions import PosTransaction
 from deploy.appmodel import Function, managed_key, route_modules
 from deploy.stage import BUCKETS, QUEUES, Stage, model_by_base, table_base, tf_key
 
@@ -51,6 +54,7 @@ ROUTES: dict[str, Resources] = {
         objects={"data/packages/": "write"}),
     "chalicelib.http.finance": Resources(tables={AccountActivityResult: "write", TimeRegistration: "write"}),
     "chalicelib.http.migration": Resources(tables={StagingJob: "read"}),
+    "chalicelib.http.store_ops": Resources(tables={PosTransaction: "write", StatementRecord: "read", OnHand: "read"}),
 }
 
 # Functions whose needs no job or route declares.

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devstack import bench_distribution, bench_finance, bench_migration
+from devstack import bench_distribution, bench_finance, bench_migration, bench_store
 from devstack.stack import LocalStack, local_stack
 
 RESULTS = Path("BENCHMARKS.md")
@@ -94,6 +94,7 @@ def purge_history(bench: Bench) -> None:
 SCENARIOS: list[tuple[str, Callable[[Bench], None]]] = [
     ("master data", load_master_data),
     *bench_distribution.SCENARIOS,
+    ("store operations", bench_store.store_operations),
     *bench_finance.SCENARIOS,
     ("run history", purge_history),
     *bench_migration.SCENARIOS,

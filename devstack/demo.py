@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from devstack import demo_distribution, demo_finance, demo_migration
+from devstack import demo_distribution, demo_finance, demo_migration, demo_store
 from devstack.stack import LocalStack, local_stack
 
 OUTPUT = Path("demo-output")
@@ -89,6 +89,11 @@ def purge_history(demo: Demo) -> None:
 STEPS = [
     ("Load master data", load_master_data),
     *demo_distribution.STEPS,
+    ("Stores upload transactions", demo_store.upload_transactions),
+    ("Starting stock", demo_store.seed_stock),
+    ("Post statements", demo_store.post_statements),
+    ("Post inventory", demo_store.post_inventory),
+    ("Send email receipts", demo_store.send_receipts),
     *demo_finance.STEPS,
     *demo_migration.STEPS,
     ("Purge run history", purge_history),

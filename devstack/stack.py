@@ -132,6 +132,9 @@ def local_stack(port: int = 0, moto_process: bool = False) -> Iterator[LocalStac
     ``moto_process``: moto in a child process rather than a thread of this one."""
     from moto.server import ThreadedMotoServer
 
+    from devstack import moto_transactions
+
+    moto_transactions.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = MotoProcess("127.0.0.1", port) if moto_process else \
         ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -31,22 +31,15 @@ from email import policy
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
-from jinja2 import (
-    ChoiceLoader,
-    DictLoader,
-    FileSystemLoader,
-    TemplateError,
-    select_autoescape,
-)
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.inventory import NO_VARIANT, format_qty
 from chalicelib.domain.schemas import DEFAULT_PARAMETERS
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
+    from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_LANGUAGE = "en-us"
 EMAIL_RECEIPT_OPTIONS = frozenset({"Email", "Both"})
@@ -239,6 +232,10 @@ def _override_sources(overrides: Mapping[str, Mapping[str, str]]) -> tuple[tuple
 @lru_cache(maxsize=16)
 def _environment(override_sources: tuple[tuple[str, str], ...]) -> SandboxedEnvironment:
     """One environment per distinct set of overrides, cached per process with its compiled templates."""
+    # Jinja2 and fpdf2 load on first render: the upload route needs only ``receipt_address``.
+    from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, select_autoescape
+    from jinja2.sandbox import SandboxedEnvironment
+
     loader = ChoiceLoader([DictLoader(dict(override_sources)), FileSystemLoader(str(TEMPLATE_DIR))])
     return SandboxedEnvironment(
         loader=loader,
@@ -248,6 +245,8 @@ def _environment(override_sources: tuple[tuple[str, str], ...]) -> SandboxedEnvi
 
 
 def _render(environment: SandboxedEnvironment, language: str, part: str, context: Mapping[str, Any]) -> str:
+    from jinja2 import TemplateError
+
     names = [f"{language}/{PARTS[part]}", f"{DEFAULT_LANGUAGE}/{PARTS[part]}"]
     try:
         return environment.select_template(names).render(context)
@@ -407,6 +406,9 @@ def _fit(pdf: FPDF, text: str, width: float) -> str:
 
 
 def _render_pdf(context: Mapping[str, Any], locale: _Locale, created: datetime) -> bytes:
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+
     labels = {key: pdf_safe(value) for key, value in locale.labels.items()}
     receipt = context["receipt"]
     pdf = FPDF(format=(148, 210), unit="mm")  # A5; the named format warns in fpdf2 2.8

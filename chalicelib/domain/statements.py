@@ -9,10 +9,11 @@ Sign convention (as validated by ``schemas``): Sale lines have positive quantiti
 Return lines negative ones, refund payments are negative. Totals are signed sums, so a return and
 an exchange inside one transaction need no special case.
 
-Rounding: line amounts may carry four decimals while payments are whole cents, and a transaction
-may differ from its payments by less than one cent. Revenue per account and tax are rounded
-half-up to cents once, on the statement's sums; what the tenders received beyond that is posted
-as a "Rounding difference" line on the default revenue account, so the ledger always balances.
+Rounding: a transaction's payments may differ from its lines (net + tax) by at most one cent
+(``schemas`` accepts that; POS systems may also send line amounts finer than cents). Revenue per
+account and tax are rounded half-up to cents once, on the statement's sums; what the tenders
+received beyond that is posted as a "Rounding difference" line on the default revenue account, so
+the ledger always balances.
 
 Example::
 
@@ -35,10 +36,12 @@ from chalicelib.domain.inventory import JOURNAL_CREATED, NO_VARIANT
 
 COMPLETED = "Completed"
 PAYMENT_TOLERANCE = Decimal("0.01")
-"""A transaction's payments may differ from its lines (net + tax) by less than this (as ``schemas``)."""
+"""A transaction's payments may differ from its lines (net + tax) by at most this (as ``schemas``)."""
 POSTABLE_KINDS = frozenset({"Sale", "Return"})
 
 STATEMENT_CALCULATED = "Calculated"
+STATEMENT_POSTING = "Posting"
+"""Recorded with its transaction ids, ledger lines and journal; its transactions are being marked."""
 STATEMENT_POSTED = "Posted"
 
 CENT = Decimal("0.01")
@@ -49,7 +52,7 @@ class UnbalancedLedger(DomainError):
     """The statement would not balance; nothing of it may be posted.
 
     ``transaction_ids`` names the transactions whose payments differ from their net sales plus
-    tax by a cent or more (validated uploads never do); ``debit`` and ``credit`` are the ledger
+    tax by more than a cent (validated uploads never do); ``debit`` and ``credit`` are the ledger
     sums when the lines themselves do not balance.
     """
 
@@ -272,8 +275,8 @@ def build_statement(
 
     ``accounts`` is ``parameters.accounts``: ``revenue_default``, ``tax`` and one per tender
     (``cash``, ``card``, ``gift_card``). Raises :class:`MissingAccount` when one that is needed is
-    absent, and :class:`UnbalancedLedger` when a transaction's payments differ from its lines by a
-    cent or more (or, defensively, when the finished ledger lines do not balance).
+    absent, and :class:`UnbalancedLedger` when a transaction's payments differ from its lines by
+    more than a cent (or, defensively, when the finished ledger lines do not balance).
     """
     store_id = store["id"]
     posting_date = _iso(business_date)
@@ -311,7 +314,7 @@ def build_statement(
             amount = Decimal(payment["amount"])
             tenders[payment["tender"]] += amount
             paid += amount
-        if abs(paid - due) >= PAYMENT_TOLERANCE:
+        if abs(paid - due) > PAYMENT_TOLERANCE:
             mismatched.append(transaction["transaction_id"])
     if mismatched:
         raise UnbalancedLedger(statement_id, transaction_ids=sorted(mismatched))

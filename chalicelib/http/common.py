@@ -181,6 +181,12 @@ def list_response(plural: str, items: list, cursor_key: dict | None) -> Response
     return json_response({plural: items, "cursor": encode_cursor(cursor_key)})
 
 
+def query_response(plural: str, results, limit: int) -> Response:
+    """A list of the ``to_api()`` of a PynamoDB query run with ``limit``; a cursor when the page is full."""
+    items = [item.to_api() for item in results]
+    return list_response(plural, items, results.last_evaluated_key if len(items) == limit else None)
+
+
 def api(fn: Callable) -> Callable:
     """Translate domain errors into the contract's error format; log, never leak, the unexpected."""
 

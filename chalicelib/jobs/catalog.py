@@ -4,10 +4,13 @@ from chalicelib.jobs import (  # noqa: F401
     copy_migration_to_target,
     export_account_activity,
     generate_account_activity,
+    post_inventory,
+    post_statements,
     process_assortments,
     process_delivery_modes,
     process_status_messages,
     purge_run_history,
+    send_email_receipts,
     stage_migration_file,
     transfer_to_pay,
 )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import botocore.session
+import pynamodb.connection.base
 from pynamodb.attributes import Attribute, UnicodeAttribute
 from pynamodb.constants import NUMBER
 from pynamodb.models import Model
@@ -21,6 +24,27 @@ BATCH_GET_LIMIT = 100
 MAX_BATCH_ATTEMPTS = 8
 
 M = TypeVar("M", bound=Model)
+
+
+_sessions = threading.local()
+
+
+def _thread_session() -> botocore.session.Session:
+    """The botocore session every PynamoDB connection of this thread uses.
+
+    PynamoDB opens one session per model connection (and per ``Connection()`` a transaction
+    uses), and each session loads and keeps its own copy of the DynamoDB service model and
+    endpoint rules: tens of milliseconds and thousands of objects per table on a cold start, and
+    a full GC pass that grows with every table added. Sessions are not thread-safe, so one per
+    thread, as PynamoDB itself keeps them.
+    """
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = botocore.session.get_session()
+    return session
+
+
+pynamodb.connection.base.get_session = _thread_session
 
 
 class TableName:
@@ -173,11 +197,12 @@ def write_all(model: type[Model], puts: Iterable[Model] = (), deletes: Iterable[
     return batch.written
 
 
-def get_many(model: type[M], keys: Iterable[Any]) -> Iterator[M]:
+def get_many(model: type[M], keys: Iterable[Any], consistent_read: bool = False) -> Iterator[M]:
     """Batch-get items by key (hash, or (hash, range) tuples), 100 keys per request.
 
     PynamoDB chunks by 100 and resends unprocessed keys; missing items are simply absent.
+    ``consistent_read`` when the caller decides on what it reads (an index it came from may lag).
     """
     keys = list(dict.fromkeys(keys))
     for start in range(0, len(keys), BATCH_GET_LIMIT):
-        yield from model.batch_get(keys[start:start + BATCH_GET_LIMIT])
+        yield from model.batch_get(keys[start:start + BATCH_GET_LIMIT], consistent_read=consistent_read or None)

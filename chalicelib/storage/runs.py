@@ -120,8 +120,7 @@ def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
 
     The owner keeps its own lock (continuations); anyone may take an expired lease.
     """
-    # Sub-second lease times: whole seconds would cut a lease short by up to a second.
-    now = time.time()
+    now = time.time()  # fractional: a lease counted in whole seconds would expire up to a second late
     lock = Coordination(_lock_key(job, scope), owner=owner, lease_until=now + lease_seconds,
                         expires=timedelta(days=2))
     try:

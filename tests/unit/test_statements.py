@@ -265,6 +265,19 @@ def test_sub_cent_line_amounts_leave_a_rounding_difference_line():
     assert sum(totals.tenders.values()) == totals.gross + totals.rounding
 
 
+def test_a_payment_one_cent_off_posts_the_cent_as_rounding():
+    # schemas accept payments up to one cent from net + tax; the statement books that cent.
+    statement = build([transaction("S1", [line(1, "BALL", 1, "10.00", "0.80")], [("cash", "10.81")])])
+
+    debit, credit = balances(statement)
+    assert debit == credit == D("10.81")
+    assert statement.totals.rounding == D("0.01")
+    assert ("Rounding difference", "401100", D("0.00"), D("0.01")) in [
+        (entry.description.split(",")[0], entry.main_account, entry.debit, entry.credit)
+        for entry in statement.ledger_lines
+    ]
+
+
 def test_payments_that_do_not_cover_the_sale_raise_unbalanced_ledger():
     with pytest.raises(UnbalancedLedger) as raised:
         build([
@@ -326,7 +339,7 @@ def random_transaction(rng, number):
         product = rng.choice([*PRODUCT_CATEGORY, "NEW"])
         qty = sign * rng.randint(1, 4)
         price = D(rng.randint(1, 50000)) / 100
-        # POS tax carries four decimals; payments are whole cents (schemas allow < 0.01 apart)
+        # POS tax carries four decimals; payments are whole cents (at most 0.01 apart)
         tax = (qty * price * D(rng.choice(["0", "0.07", "0.19", "0.0825"]))).quantize(D("0.0001"))
         variant = rng.choice([None, "S", "M"])
         lines.append(line(line_no, product, qty, price, tax, variant_id=variant))

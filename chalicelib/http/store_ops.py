@@ -1,0 +1,87 @@
+"""Routes of store operations: transaction upload and read (store routes), statements and on-hand
+stock (operator routes)."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.domain.errors import FieldError, ValidationError
+from chalicelib.http.common import (
+    NotFound,
+    api,
+    decode_cursor,
+    limit_param,
+    query_param,
+    query_response,
+    read_body,
+    require_operator,
+    require_store,
+    token_authorizer,
+)
+
+bp = Blueprint(__name__)
+AUTH = {"authorizer": token_authorizer}
+
+
+@bp.route("/stores/{store_id}/transactions", methods=["POST"], **AUTH)
+@api
+def upload_transactions(store_id):
+    from chalicelib.jobs.transaction_upload import upload
+
+    request = bp.current_request
+    require_store(request, store_id)
+    body = read_body(request, allowed={"transactions"}, required={"transactions"})
+    return upload(store_id, body["transactions"])
+
+
+@bp.route("/stores/{store_id}/transactions/{transaction_id}", methods=["GET"], **AUTH)
+@api
+def get_transaction(store_id, transaction_id):
+    from chalicelib.storage.transactions import get_one
+
+    require_store(bp.current_request, store_id)
+    transaction = get_one(store_id, transaction_id)
+    if transaction is None:
+        raise NotFound(f"transaction {transaction_id} of store {store_id} not found")
+    return transaction.to_api()
+
+
+@bp.route("/statements", methods=["GET"], **AUTH)
+@api
+def list_statements():
+    from chalicelib.storage.statements import StatementRecord
+
+    request = bp.current_request
+    require_operator(request)
+    store_id, business_date = query_param(request, "store_id"), query_param(request, "business_date")
+    limit = limit_param(request)
+    if store_id:
+        condition = StatementRecord.statement_key.startswith(f"{business_date}#") if business_date else None
+        results = StatementRecord.query(store_id, condition, limit=limit, page_size=limit,
+                                        last_evaluated_key=decode_cursor(request))
+    elif business_date:
+        results = StatementRecord.by_date.query(business_date, limit=limit, page_size=limit,
+                                                last_evaluated_key=decode_cursor(request))
+    else:
+        raise ValidationError([FieldError("store_id", "store_id or business_date is required")])
+    return query_response("statements", results, limit)
+
+
+@bp.route("/inventory/on-hand", methods=["GET"], **AUTH)
+@api
+def on_hand():
+    from chalicelib.storage import records
+    from chalicelib.storage.inventory import OnHand
+
+    request = bp.current_request
+    require_operator(request)
+    store_id, product_id = query_param(request, "store_id"), query_param(request, "product_id")
+    if not store_id:
+        raise ValidationError([FieldError("store_id", "is required")])
+    store = records.get("stores", store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} not found")
+    limit = limit_param(request, 100, 1000)
+    condition = OnHand.item_key.startswith(f"{product_id}/") if product_id else None
+    results = OnHand.query(store.get("warehouse_id") or store_id, condition, limit=limit, page_size=limit,
+                           last_evaluated_key=decode_cursor(request))
+    return query_response("items", results, limit)

@@ -1,0 +1,194 @@
+"""Post statements (DOMAIN §10): each store's completed, unposted transactions of each business date
+become a statement with balanced ledger lines and one inventory journal; the transactions become
+Posted (their requested receipts stay Pending for send-email-receipts).
+
+A statement is posted exactly once, whatever reruns or crashes happen:
+
+1. one DynamoDB transaction writes the statement ``Posting`` (with its transaction ids, under a
+   deterministic id ``<store>-<date>-<seq>`` that must not exist yet), its ledger lines and its
+   journal — they appear together or not at all;
+2. transactions of up to 100 actions mark its transactions Posted, each on condition that it is
+   still unposted; the last one also sets the statement ``Posted``.
+
+A crash between the two leaves a ``Posting`` statement whose transactions are still (partly)
+unposted. The next run finds it through them, re-reads them consistently and marks only those
+not yet marked, so no ledger line, journal or transaction is written twice. Transactions that
+arrive after a date was posted go into the next statement of that date (``seq`` + 1).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from chalicelib.domain.errors import DomainError
+from chalicelib.domain.inventory import JOURNAL_POSTED
+from chalicelib.domain.statements import STATEMENT_POSTED as POSTED
+from chalicelib.domain.statements import STATEMENT_POSTING as POSTING
+from chalicelib.domain.statements import Statement, build_statement
+from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, Resources, register
+from chalicelib.jobs.runtime import JobContext
+from chalicelib.jobs.targeting import store_shards, target_store_ids
+from chalicelib.storage import records
+from chalicelib.storage.base import iso, utcnow
+from chalicelib.storage.journals import InventoryJournalRecord
+from chalicelib.storage.ledger import LedgerLine, make_line
+from chalicelib.storage.statements import StatementRecord, in_range, statement_key
+from chalicelib.storage.transact import MAX_ACTIONS, Put, Update, write_transaction
+from chalicelib.storage.transactions import PosTransaction, is_unposted, mark_posted, read_consistent, unposted_keys
+
+CHECKPOINT_EVERY = 10  # statements; each is durable on its own, so a continuation simply goes on
+
+
+class CannotPost(DomainError):
+    """A statement that cannot be posted now; reported, its transactions stay unposted for the next run."""
+
+
+def run(ctx: JobContext) -> str:
+    from chalicelib.jobs.parameters import retail_parameters
+
+    through = ctx.params.get("through_date") or (utcnow().date() - timedelta(days=1)).isoformat()
+    poster = _Poster(ctx, through, retail_parameters()["accounts"])
+    store_ids = target_store_ids(ctx)
+    for store_id in store_ids:
+        poster.post_store(store_id)
+    verb = "would post" if ctx.dry_run else "posted"
+    finished = f"; finished {poster.finished} interrupted statement(s)" if poster.finished else ""
+    return (f"{verb} {poster.posted} statement(s) of {poster.transactions} transaction(s) for "
+            f"{len(store_ids)} store(s) through {through}{finished}")
+
+
+class _Poster:
+    """Posts store after store; keeps what every statement needs (categories, products) once per run."""
+
+    def __init__(self, ctx: JobContext, through: str, accounts: dict):
+        self.ctx = ctx
+        self.through = through
+        self.accounts = accounts
+        self.categories = {c["id"]: c for c in records.scan_entity("categories")}
+        self.products: dict[str, dict | None] = {}
+        self.posted = self.transactions = self.finished = 0
+
+    def post_store(self, store_id: str) -> None:
+        candidates: dict[str, list[str]] = defaultdict(list)
+        for business_date, transaction_id in unposted_keys(store_id, self.through):
+            candidates[business_date].append(transaction_id)
+        if not candidates:
+            return
+        store = records.get("stores", store_id) or {"id": store_id}
+        dates = sorted(candidates)
+        statements = in_range(store_id, dates[0], dates[-1])
+        last_seq: dict[str, int] = defaultdict(int)
+        claimed: set[str] = set()  # transactions of statements a crash left Posting
+        for statement in statements:
+            last_seq[statement.business_date] = max(last_seq[statement.business_date], statement.seq)
+            if statement.status == POSTING:
+                claimed.update(statement.transaction_ids)
+                self._finish(statement)
+        for business_date in dates:
+            transaction_ids = [t for t in candidates[business_date] if t not in claimed]
+            if transaction_ids:
+                self._post_date(store, business_date, transaction_ids, last_seq[business_date] + 1)
+
+    def _post_date(self, store: dict, business_date: str, transaction_ids: list[str], seq: int) -> None:
+        found = read_consistent(store["id"], transaction_ids)
+        unposted = [found[t] for t in sorted(found) if is_unposted(found[t])]
+        if not unposted:
+            return
+        key = f"{store['id']} {business_date}"
+        try:
+            statement = build_statement(store, business_date, [t.data for t in unposted],
+                                        self._categories_by_product(unposted), self.categories, self.accounts, seq=seq)
+            if not self.ctx.dry_run:
+                record = _write_statement(statement, seq, iso())
+                _mark_transactions(record, unposted, iso())
+        except DomainError as exc:
+            self.ctx.error(key, str(exc))
+            return
+        self.posted += 1
+        self.transactions += len(unposted)
+        self.ctx.count(read=len(unposted), written=0 if self.ctx.dry_run else 1)
+        if self.posted % CHECKPOINT_EVERY == 0:
+            self.ctx.checkpoint()
+
+    def _finish(self, statement: StatementRecord) -> None:
+        """Complete a statement a crash left Posting: its ledger lines and journal were written with
+        it; mark the transactions that are not marked yet, then the statement."""
+        found = read_consistent(statement.store_id, statement.transaction_ids)
+        unposted = [found[t] for t in sorted(found) if is_unposted(found[t])]
+        if self.ctx.dry_run:
+            return
+        try:
+            _mark_transactions(statement, unposted, iso())
+        except CannotPost as exc:
+            self.ctx.error(statement.statement_id, str(exc))
+            return
+        self.finished += 1
+        self.ctx.count(read=len(unposted), written=1)
+
+    def _categories_by_product(self, transactions: list[PosTransaction]) -> dict[str, dict]:
+        wanted = {line["product_id"] for t in transactions for line in t.data["lines"]}
+        missing = wanted - self.products.keys()
+        if missing:
+            found = records.get_by_ids("products", missing)
+            self.products.update({pid: found.get(pid) for pid in missing})
+        return {pid: self.categories.get(self.products[pid]["category_id"])
+                for pid in wanted if self.products[pid]}
+
+
+def _write_statement(statement: Statement, seq: int, now: str) -> StatementRecord:
+    """Statement (Posting), ledger lines and journal in one DynamoDB transaction."""
+    record = StatementRecord(
+        statement.store_id, statement_key(statement.business_date, seq),
+        statement_id=statement.statement_id, business_date=statement.business_date,
+        seq=seq, status=POSTING, totals=statement.totals.to_dict(),
+        transaction_ids=list(statement.transaction_ids), journal_id=statement.inventory_journal.journal_id,
+        created_at=now)
+    ledger = [make_line(statement.statement_id, number, posting_date=line.posting_date,
+                        main_account=line.main_account, debit=line.debit, credit=line.credit,
+                        store_id=line.store_id, description=line.description)
+              for number, line in enumerate(statement.ledger_lines, start=1)]
+    journal = statement.inventory_journal
+    journal_record = InventoryJournalRecord(
+        journal.journal_id, store_id=journal.store_id, warehouse_id=journal.warehouse_id,
+        statement_id=journal.statement_id, business_date=statement.business_date,
+        status=journal.status if journal.lines else JOURNAL_POSTED,
+        lines=[line.to_dict() for line in journal.lines],
+        open_store=journal.store_id if journal.lines else None, created_at=now)
+    if len(ledger) + 2 > MAX_ACTIONS:
+        raise CannotPost(f"statement {statement.statement_id} needs {len(ledger)} ledger lines; "
+                                f"at most {MAX_ACTIONS - 2} post atomically with it")
+    failed = write_transaction(puts=[Put(record, StatementRecord.statement_key.does_not_exist()),
+                                     *(Put(line) for line in ledger), Put(journal_record)])
+    if failed:
+        raise CannotPost(f"statement {statement.statement_id} already exists; posting it again next run")
+    return record
+
+
+def _mark_transactions(statement: StatementRecord, transactions: list[PosTransaction], now: str) -> None:
+    """Mark the transactions Posted (each only if still unposted), the statement Posted with the last chunk."""
+    updates = [mark_posted(t, statement.statement_id, now) for t in transactions]
+    size = MAX_ACTIONS - 1
+    chunks = [updates[start:start + size] for start in range(0, len(updates), size)] or [[]]
+    for number, chunk in enumerate(chunks, start=1):
+        if number == len(chunks):
+            chunk = [*chunk, Update(statement, [StatementRecord.status.set(POSTED),
+                                                StatementRecord.posted_at.set(now)],
+                                    StatementRecord.status == POSTING)]
+        if write_transaction(updates=chunk):
+            raise CannotPost(f"statement {statement.statement_id}: a transaction was posted or the "
+                                    "statement finished by someone else; left for the next run")
+
+
+JOB = register(Job(
+    name="post-statements",
+    title="Post statements",
+    description="Turns each store's completed transactions of each business date into a statement: balanced "
+                "ledger lines, an inventory journal, transactions Posted and their receipts ready to send.",
+    schedule="cron(0 1 * * ? *)",
+    run=run,
+    params={**STORE_TARGETING,
+            "through_date": Param("date", help="post business dates up to this one (default: yesterday)")},
+    shards=store_shards,
+    resources=Resources(tables={PosTransaction: "write", StatementRecord: "write", LedgerLine: "write",
+                               InventoryJournalRecord: "write"}),
+))

@@ -1,0 +1,232 @@
+"""Send email receipts (DOMAIN §6): one email per eligible transaction, through SES (v2), exactly once.
+
+Eligible: a posted transaction (any completed one with ``include_unposted``) whose customer asked
+for a receipt at the sale, with email status Pending. The job reads them from the email queue
+index (never a scan) a page at a time, then for each receipt:
+
+1. claims it: a conditional update Pending → Sending with this run's token and time, so two runs
+   never send the same receipt (a claim older than ``CLAIM_STALE_MINUTES`` belongs to a run that
+   died; it is taken over and counts as an attempt);
+2. renders it (HTML, text, PDF attachment) and sends one raw MIME message;
+3. records the outcome: Sent with the SES message id; Failed when SES rejects the message or after
+   ``email_max_attempts`` transient failures (else back to Pending); Expired, unsent, once the sale
+   is ``email_expiry_days`` old.
+
+SES throttling ends the run early; the receipt in hand and the rest stay Pending for the next run.
+Addresses never reach logs or run errors: those name transaction ids.
+"""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import settings
+from chalicelib.jobs.registry import Job, Param, Resources, register
+from chalicelib.jobs.runtime import JobContext, JobFailed
+from chalicelib.storage import aws, records
+from chalicelib.storage.base import iso, utcnow
+from chalicelib.storage.transactions import (
+    EMAIL_EXPIRED,
+    EMAIL_FAILED,
+    EMAIL_PENDING,
+    EMAIL_SENDING,
+    EMAIL_SENT,
+    POSTED,
+    PosTransaction,
+    queued_receipts,
+)
+
+PAGE = 100
+CLAIM_STALE_MINUTES = 15
+THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"})
+# The account cannot send at all: no receipt is at fault, an operator must act.
+ACCOUNT_BLOCKED = frozenset({"SendingPausedException", "AccountSuspendedException",
+                             "MailFromDomainNotVerifiedException", "NotFoundException"})
+REJECTED = frozenset({"MessageRejected", "BadRequestException"})
+_ADDRESS = re.compile(r"[^\s@<>,;:'\"]+@[^\s@<>,;:'\"]+")
+
+
+class _Throttled(Exception):
+    pass
+
+
+def run(ctx: JobContext) -> str:
+    from chalicelib.jobs.parameters import retail_parameters
+
+    include_unposted = bool(ctx.params.get("include_unposted"))
+    sender = _ReceiptSender(ctx, retail_parameters(), include_unposted)
+    throttled = False
+    for page in ctx.pages("queue", lambda cursor: queued_receipts(include_unposted, cursor, PAGE)):
+        try:
+            sender.send_page(page)
+        except _Throttled:
+            throttled = True
+            break
+    verb = "would send" if ctx.dry_run else "sent"
+    summary = (f"{verb} {sender.sent} receipt(s); {sender.failed} failed, {sender.retry} to retry, "
+               f"{sender.expired} expired")
+    if throttled:
+        summary += "; SES throttled: stopped early, the rest stay Pending for the next run"
+    return summary
+
+
+class _ReceiptSender:
+    def __init__(self, ctx: JobContext, parameters: dict, include_unposted: bool):
+        self.ctx = ctx
+        self.parameters = parameters
+        self.include_unposted = include_unposted
+        self.stores: dict[str, dict] = {}
+        self.products: dict[str, dict] = {}
+        self.sent = self.failed = self.retry = self.expired = 0
+
+    def send_page(self, page: list[PosTransaction]) -> None:
+        now = utcnow()
+        expired_before = iso(now - timedelta(days=self.parameters["email_expiry_days"]))
+        stale_before = iso(now - timedelta(minutes=CLAIM_STALE_MINUTES))
+        self.ctx.count(read=len(page))
+        due = []
+        for receipt in page:
+            busy = receipt.email_status == EMAIL_SENDING and (receipt.email_claimed_at or "") >= stale_before
+            if busy or receipt.email_status not in (EMAIL_PENDING, EMAIL_SENDING):
+                self.ctx.count(skipped=1)  # another run holds it, or the index has not caught up yet
+            elif receipt.created_at < expired_before:
+                self._expire(receipt, stale_before)
+            else:
+                due.append(receipt)
+        if not due:
+            return
+        customers = records.get_by_ids("customers", {r.data["customer_id"] for r in due if r.data.get("customer_id")})
+        self._load("stores", self.stores, {r.store_id for r in due})
+        self._load("products", self.products, {line["product_id"] for r in due for line in r.data["lines"]})
+        for receipt in due:
+            self._send(receipt, customers.get(receipt.data.get("customer_id")), stale_before)
+
+    def _send(self, receipt: PosTransaction, customer: dict | None, stale_before: str) -> None:
+        from chalicelib.domain.receipts import ReceiptTemplateError, build_mime, receipt_address, render_receipt
+
+        address = receipt_address(receipt.data, customer)
+        if self.ctx.dry_run:
+            self.sent += address is not None
+            return
+        if not self._claim(receipt, stale_before):
+            self.ctx.count(skipped=1)
+            return
+        if receipt.email_attempts >= self.parameters["email_max_attempts"]:
+            return self._fail(receipt, "gave up: the last attempt did not finish and no attempts are left")
+        if address is None:
+            return self._fail(receipt, "no receipt address: the customer's email or receipt option changed")
+        store = self.stores.get(receipt.store_id) or {"id": receipt.store_id}
+        try:
+            rendered = render_receipt(receipt.data, store, customer, self.products, self.parameters)
+        except ReceiptTemplateError as exc:
+            return self._retry_later(receipt, str(exc))
+        message = build_mime(settings.mail_from(), address, rendered)
+        try:
+            response = aws.client("sesv2").send_email(
+                FromEmailAddress=settings.mail_from(), Destination={"ToAddresses": [address]},
+                Content={"Raw": {"Data": message}})
+        except ClientError as exc:
+            return self._refused(receipt, exc)
+        except BotoCoreError as exc:
+            return self._retry_later(receipt, f"SES unreachable ({type(exc).__name__})")
+        self._finish(receipt, EMAIL_SENT, PosTransaction.email_message_id.set(response["MessageId"]),
+                     PosTransaction.email_sent_at.set(iso()), PosTransaction.email_error.remove())
+        self.sent += 1
+        self.ctx.count(written=1)
+        self.ctx.output("email", transaction_id=receipt.transaction_id, message_id=response["MessageId"])
+
+    def _refused(self, receipt: PosTransaction, exc: ClientError) -> None:
+        code = exc.response.get("Error", {}).get("Code", "")
+        reason = f"SES {code}: {_without_addresses(exc.response.get('Error', {}).get('Message', ''))}"
+        if code in THROTTLED:
+            self._finish(receipt, EMAIL_PENDING)
+            raise _Throttled()
+        if code in ACCOUNT_BLOCKED:
+            self._finish(receipt, EMAIL_PENDING)
+            raise JobFailed(f"{reason}; no receipt can be sent until it is fixed (the rest stay Pending)")
+        if code in REJECTED:
+            return self._fail(receipt, reason)
+        return self._retry_later(receipt, reason)
+
+    def _claim(self, receipt: PosTransaction, stale_before: str) -> bool:
+        claimable = (PosTransaction.email_status == EMAIL_PENDING) | (
+            (PosTransaction.email_status == EMAIL_SENDING) & (PosTransaction.email_claimed_at < stale_before))
+        condition = PosTransaction.email_queue.exists() & claimable
+        if not self.include_unposted:
+            condition &= PosTransaction.status == POSTED
+        actions = [PosTransaction.email_status.set(EMAIL_SENDING), PosTransaction.email_claim.set(self.ctx.run_id),
+                   PosTransaction.email_claimed_at.set(iso())]
+        if receipt.email_status == EMAIL_SENDING:  # taking over from a run that died mid-send
+            actions.append(PosTransaction.email_attempts.add(1))
+        return _conditional_update(receipt, actions, condition)
+
+    def _retry_later(self, receipt: PosTransaction, reason: str) -> None:
+        attempts = receipt.email_attempts + 1
+        if attempts >= self.parameters["email_max_attempts"]:
+            return self._fail(receipt, f"{reason} (attempt {attempts}, no attempts left)", attempts)
+        self._finish(receipt, EMAIL_PENDING, PosTransaction.email_attempts.set(attempts),
+                     PosTransaction.email_error.set(reason))
+        self.retry += 1
+        self.ctx.error(receipt.transaction_id, f"{reason}; will retry (attempt {attempts})")
+
+    def _fail(self, receipt: PosTransaction, reason: str, attempts: int | None = None) -> None:
+        counted = [PosTransaction.email_attempts.set(attempts)] if attempts is not None else []
+        self._finish(receipt, EMAIL_FAILED, PosTransaction.email_error.set(reason), *counted)
+        self.failed += 1
+        self.ctx.error(receipt.transaction_id, reason)
+
+    def _finish(self, receipt: PosTransaction, status: str, *actions) -> None:
+        """Record an outcome and release the claim, only while this run's claim holds; a receipt
+        that is no longer Pending leaves the queue."""
+        actions = [PosTransaction.email_status.set(status), PosTransaction.email_claim.remove(),
+                   PosTransaction.email_claimed_at.remove(), *actions]
+        if status != EMAIL_PENDING:
+            actions.append(PosTransaction.email_queue.remove())
+        _conditional_update(receipt, actions, PosTransaction.email_claim == self.ctx.run_id)
+
+    def _expire(self, receipt: PosTransaction, stale_before: str) -> None:
+        if self.ctx.dry_run:
+            self.expired += 1
+            return
+        unclaimed = (PosTransaction.email_status == EMAIL_PENDING) | (
+            (PosTransaction.email_status == EMAIL_SENDING) & (PosTransaction.email_claimed_at < stale_before))
+        if _conditional_update(receipt, [PosTransaction.email_status.set(EMAIL_EXPIRED),
+                                         PosTransaction.email_queue.remove()], unclaimed):
+            self.expired += 1
+            self.ctx.count(written=1)
+
+    def _load(self, entity: str, cache: dict[str, dict], ids: set[str]) -> None:
+        missing = ids - cache.keys()
+        if missing:
+            cache.update(records.get_by_ids(entity, missing))
+
+
+def _conditional_update(receipt: PosTransaction, actions: list, condition) -> bool:
+    from pynamodb.exceptions import UpdateError
+
+    try:
+        receipt.update(actions=actions, condition=condition)
+        return True
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def _without_addresses(text: str) -> str:
+    return _ADDRESS.sub("<address>", text)[:300]
+
+
+JOB = register(Job(
+    name="send-email-receipts",
+    title="Send email receipts",
+    description="Emails the receipts customers asked for (HTML, text and a PDF) once their transactions are "
+                "posted; each receipt is claimed before it is sent, so none goes twice.",
+    schedule="cron(0/15 * * * ? *)",
+    run=run,
+    params={"include_unposted": Param("bool", default=False,
+                                      help="also send receipts of completed transactions not posted yet")},
+    resources=Resources(tables={PosTransaction: "write"}, email=True),
+))

@@ -1,0 +1,42 @@
+"""Per-store targeting (DOMAIN §0): which stores a run with ``STORE_TARGETING`` params works on.
+
+``store_ids`` and ``org_node_ids`` add up; a node means the node and every store below it,
+resolved at run time so new stores are picked up. Neither given: every store.
+
+Per-store jobs fan out with ``shards=store_shards``: one child run per targeted store, each with
+``params.store_ids = [store]``.
+"""
+from __future__ import annotations
+
+from chalicelib.jobs.runtime import JobContext
+from chalicelib.storage import records
+
+
+def target_store_ids(ctx: JobContext) -> list[str]:
+    """The stores this run works on, sorted; unknown ids are reported as warnings."""
+    from chalicelib.domain.catalog import OrgTree
+
+    if ctx.run.parent_run_id:  # a shard: exactly its store
+        return list(ctx.params["store_ids"])
+    store_ids, node_ids = ctx.params.get("store_ids"), ctx.params.get("org_node_ids")
+    stores = list(records.scan_entity("stores"))
+    tree = OrgTree(records.scan_entity("org-nodes") if node_ids else [], stores)
+    if not store_ids and not node_ids:
+        return sorted(tree.store_ids)
+    targeted = set()
+    for store_id in store_ids or ():
+        if tree.has_store(store_id):
+            targeted.add(store_id)
+        else:
+            ctx.warn(f"unknown store {store_id}")
+    for node_id in node_ids or ():
+        if not tree.has_node(node_id):
+            ctx.warn(f"unknown organization node {node_id}")
+        targeted |= tree.stores_under(node_id)
+    return sorted(targeted)
+
+
+def store_shards(ctx: JobContext) -> list[str] | None:
+    """Fan out per store, unless the run targets a single store (it then runs whole)."""
+    targeted = target_store_ids(ctx)
+    return targeted if len(targeted) > 1 else None

@@ -1,0 +1,79 @@
+"""DynamoDB transactions (TransactWriteItems) for effects that must commit together or not at all.
+
+Jobs use them where a write must be conditional *and* batched (a transaction upload, the
+transactions a statement marks Posted) or where two writes must never be seen apart (an on-hand
+change and the marker saying its journal line is posted). A transaction holds at most
+``MAX_ACTIONS`` actions, one per item.
+
+Example::
+
+    failed = write_transaction(puts=[Put(marker, JournalLinePosting.line_no.does_not_exist())],
+                               updates=[Update(on_hand, [OnHand.qty.add(-2)])])
+    if failed:            # the codes of the actions whose condition failed; nothing was written
+        ...
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.storage.base import MAX_BATCH_ATTEMPTS, _backoff
+
+MAX_ACTIONS = 100
+CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT = "TransactionConflict"
+
+
+@dataclass(frozen=True)
+class Put:
+    item: Model
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    item: Model
+    actions: list[Any] = field(default_factory=list)
+    condition: Condition | None = None
+
+
+class TransactionFailed(Exception):
+    """A transaction still conflicting with concurrent writes after every retry."""
+
+
+def write_transaction(puts: Sequence[Put] = (), updates: Sequence[Update] = ()) -> list[str | None]:
+    """Commit ``puts`` and ``updates`` in one TransactWriteItems call.
+
+    Returns ``[]`` when committed. When conditions failed nothing is written and the result has
+    one entry per action, puts first and then updates (in the order given): ``"ConditionalCheckFailed"``
+    for each action whose condition failed, ``None`` for the others. A conflict with a concurrent
+    write is retried with backoff; other errors propagate.
+    """
+    if len(puts) + len(updates) > MAX_ACTIONS:
+        raise ValueError(f"{len(puts) + len(updates)} actions; a transaction holds at most {MAX_ACTIONS}")
+    attempt = 0
+    while True:
+        try:
+            with TransactWrite(connection=Connection()) as transaction:
+                for put in puts:
+                    transaction.save(put.item, condition=put.condition)
+                for update in updates:
+                    transaction.update(update.item, update.actions, condition=update.condition)
+            return []
+        except TransactWriteError as exc:
+            codes = [reason.code if reason else None for reason in exc.cancellation_reasons or []]
+            if CONDITION_FAILED in codes:
+                return codes
+            if _CONFLICT not in codes:
+                raise
+            attempt += 1
+            if attempt >= MAX_BATCH_ATTEMPTS:
+                raise TransactionFailed(f"transaction conflicted {attempt} times with concurrent writes") from exc
+            _backoff(attempt)

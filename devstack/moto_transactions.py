@@ -1,0 +1,64 @@
+"""Make moto's TransactWriteItems affordable on tables of tens of thousands of items.
+
+To roll back a cancelled transaction, moto 5.2 deep-copies every table a transaction touches,
+once per action: a 100-action transaction on a table of 50,000 items copies it a hundred times,
+so a benchmark that posts statements would run for hours. This keeps moto's implementation and
+replaces only that backup: the items the transaction names are saved before it runs and put back
+if it is cancelled. The local stack installs it (demo, serve, bench); the tests' tables are small.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_INSTALLED = "_restores_items_only"
+
+
+class _CopyWithoutTables:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend: tables are not copied."""
+
+    def __init__(self, table_type: type):
+        self._table_type = table_type
+
+    def deepcopy(self, value: Any, memo: dict | None = None) -> Any:
+        return value if isinstance(value, self._table_type) else copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def install() -> None:
+    import moto.dynamodb.models as backend_module
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    backend = backend_module.DynamoDBBackend
+    original = backend.transact_write_items
+    if getattr(original, _INSTALLED, False):
+        return
+
+    def transact_write_items(self, transact_items: list[dict[str, Any]]) -> None:
+        saved = []
+        for transact_item in transact_items:
+            op_type, op = next(iter(transact_item.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            key = op["Item"] if op_type == "Put" else op["Key"]
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            current = table.get_item(hash_key, range_key)
+            saved.append((table, hash_key, range_key, copy.deepcopy(current)))
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, item in reversed(saved):
+                if item is None:
+                    table.delete_item(hash_key, range_key)
+                else:
+                    table.put_item(item.to_json()["Attributes"], overwrite=True)
+            raise
+
+    setattr(transact_write_items, _INSTALLED, True)
+    backend.transact_write_items = transact_write_items
+    backend_module.copy = _CopyWithoutTables(Table)

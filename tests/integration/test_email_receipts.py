@@ -1,0 +1,220 @@
+"""Send email receipts on moto: one raw SES email per eligible transaction, never twice; throttling,
+rejected addresses, transient failures, expiry and stale claims."""
+import email
+import json
+import logging
+from datetime import timedelta
+
+import botocore.client
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.retail import (
+    TODAY,
+    YESTERDAY,
+    load_master_data,
+    run_job,
+    sale,
+    sent_messages,
+    transaction,
+    upload,
+)
+
+
+@pytest.fixture
+def retailer(client):
+    load_master_data()
+    return client
+
+
+@pytest.fixture
+def ses_faults(monkeypatch):
+    """``faults[recipient or "*"] = [error codes...]``: SendEmail raises them in turn (then works)."""
+    from chalicelib.storage import metering
+
+    metering.install()  # wrap the counted call, so the run still counts the failing attempt
+    faults: dict[str, list[str]] = {}
+    real = botocore.client.BaseClient._make_api_call
+
+    def send(self, operation, params):
+        if operation == "SendEmail":
+            recipient = params["Destination"]["ToAddresses"][0]
+            queue = faults.get(recipient) or faults.get("*")
+            if queue:
+                code = queue.pop(0)
+                raise ClientError({"Error": {"Code": code, "Message": f"{code} for {recipient}"}}, operation)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", send)
+    return faults
+
+
+def post(client, operator, store_id, transactions):
+    assert upload(client, store_id, transactions).status_code == 200
+    run = run_job(client, operator, "post-statements", {"store_ids": [store_id]})
+    assert run["status"] == "Ended", run
+
+
+def messages_to(address):
+    return [m for m in sent_messages() if address in m.destinations]
+
+
+def parsed(message):
+    return email.message_from_string(message.raw_data)
+
+
+def parts(mime):
+    found = {}
+    for part in mime.walk():
+        if part.get_content_maintype() == "multipart":
+            continue
+        found[part.get_filename() or part.get_content_type()] = part.get_payload(decode=True)
+    return found
+
+
+def test_one_email_per_eligible_transaction_in_the_customers_language(retailer, operator):
+    post(retailer, operator, "S1", [
+        sale("T1", [("SHIRT", "M-RED", 1, "20.00")], customer_id="C1"),  # de-de, Email
+        sale("T2", [("BALL", None, 1, "5.00")], customer_id="C2"),  # POS only: no email
+        sale("T3", [("BALL", None, 2, "5.00")], receipt_email="guest@example.com"),  # no customer: en-us
+        sale("T4", [("BALL", None, -1, "5.00")], kind="Return", customer_id="C3"),  # fr-fr, Both
+        sale("T5", [("BALL", None, 1, "5.00")], status="Voided", customer_id="C1"),
+        sale("T6", [("BALL", None, 1, "5.00")], status="Training", receipt_email="trainee@example.com"),
+    ])
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    assert run["status"] == "Ended", run
+    assert "sent 3 receipt(s)" in run["message"]
+    assert run["aws_requests"]["sesv2.SendEmail"] == 3
+    assert sorted(address for m in sent_messages() for address in set(m.destinations)) == [
+        "guest@example.com", "juergen@example.com", "lea@example.com"]
+    german = parsed(messages_to("juergen@example.com")[0])
+    assert german["Subject"] == "Your receipt R-T1 from Contoso Houston"
+    body = parts(german)
+    assert "Kassenbeleg" in body["text/plain"].decode() and "Summe" in body["text/plain"].decode()
+    assert "text/html" in body
+    assert body["Kassenbon.pdf"].startswith(b"%PDF")
+    assert "ticket de retour" in parts(parsed(messages_to("lea@example.com")[0]))["text/plain"].decode()
+    assert "Thank you" in parts(parsed(messages_to("guest@example.com")[0]))["text/plain"].decode()
+    sent = transaction(retailer, "S1", "T1")
+    assert sent["email_status"] == "Sent" and sent["email_message_id"] == messages_to("juergen@example.com")[0].id
+    assert {o["transaction_id"] for o in run["outputs"] if o["kind"] == "email"} == {"T1", "T3", "T4"}
+
+    second = run_job(retailer, operator, "send-email-receipts")
+
+    assert "sent 0 receipt(s)" in second["message"]
+    assert len(sent_messages()) == 3
+
+
+def test_unposted_receipts_wait_unless_include_unposted(retailer, operator):
+    upload(retailer, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C1")])
+
+    assert "sent 0 receipt(s)" in run_job(retailer, operator, "send-email-receipts")["message"]
+    early = run_job(retailer, operator, "send-email-receipts", {"include_unposted": True})
+    run_job(retailer, operator, "post-statements", {"store_ids": ["S1"]})
+    after_posting = run_job(retailer, operator, "send-email-receipts")
+
+    assert "sent 1 receipt(s)" in early["message"]
+    assert "sent 0 receipt(s)" in after_posting["message"]
+    assert len(sent_messages()) == 1
+    assert (transaction(retailer, "S1", "T1")["status"], transaction(retailer, "S1", "T1")["email_status"]) == (
+        "Posted", "Sent")
+
+
+def test_ses_throttling_ends_the_run_and_the_next_run_sends_the_rest(retailer, operator, ses_faults):
+    post(retailer, operator, "S1", [sale(f"T{n}", [("BALL", None, 1, "5.00")], receipt_email=f"c{n}@example.com")
+                                    for n in range(5)])
+    ses_faults["c2@example.com"] = ["TooManyRequestsException"]
+
+    throttled = run_job(retailer, operator, "send-email-receipts")
+
+    assert throttled["status"] == "Ended", throttled
+    assert "sent 2 receipt(s)" in throttled["message"] and "SES throttled" in throttled["message"]
+    assert [transaction(retailer, "S1", f"T{n}")["email_status"] for n in range(5)] == [
+        "Sent", "Sent", "Pending", "Pending", "Pending"]
+
+    resumed = run_job(retailer, operator, "send-email-receipts")
+
+    assert "sent 3 receipt(s)" in resumed["message"]
+    assert sorted(m.destinations[0] for m in sent_messages()) == [f"c{n}@example.com" for n in range(5)]
+
+
+def test_a_rejected_address_ends_failed_without_the_address_in_errors_or_logs(retailer, operator, ses_faults,
+                                                                               caplog):
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], receipt_email="bounce@example.com"),
+                                    sale("T2", [("BALL", None, 1, "5.00")], receipt_email="ok@example.com")])
+    ses_faults["bounce@example.com"] = ["MessageRejected"]
+
+    with caplog.at_level(logging.DEBUG, logger="retail-sync"):
+        run = run_job(retailer, operator, "send-email-receipts")
+
+    assert run["status"] == "Ended" and "sent 1 receipt(s); 1 failed" in run["message"], run
+    assert [e["key"] for e in run["errors"]] == ["T1"]
+    failed = transaction(retailer, "S1", "T1")
+    assert failed["email_status"] == "Failed"
+    assert "MessageRejected" in failed["email_error"]
+    assert "@" not in json.dumps(run["errors"]) + failed["email_error"] + run["message"]
+    assert "bounce@example.com" not in caplog.text
+    assert "sent 0 receipt(s)" in run_job(retailer, operator, "send-email-receipts")["message"]
+
+
+def test_transient_failures_retry_then_fail_after_max_attempts(retailer, operator, ses_faults):
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], receipt_email="flaky@example.com")])
+    ses_faults["flaky@example.com"] = ["InternalFailure"] * 3
+
+    statuses = []
+    for _ in range(3):
+        run_job(retailer, operator, "send-email-receipts")
+        read = transaction(retailer, "S1", "T1")
+        statuses.append((read["email_status"], read["email_attempts"]))
+
+    assert statuses == [("Pending", 1), ("Pending", 2), ("Failed", 3)]
+    assert sent_messages() == []
+
+
+def test_receipts_unsent_after_the_expiry_days_expire(retailer, operator):
+    old = (TODAY - timedelta(days=40)).isoformat()
+    post(retailer, operator, "S1", [sale("OLD", [("BALL", None, 1, "5.00")], business_date=old, customer_id="C1"),
+                                    sale("NEW", [("BALL", None, 1, "5.00")], customer_id="C1")])
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    assert "sent 1 receipt(s)" in run["message"] and "1 expired" in run["message"]
+    assert transaction(retailer, "S1", "OLD")["email_status"] == "Expired"
+    assert len(sent_messages()) == 1
+
+
+def test_a_stale_claim_is_taken_over_and_a_live_one_left_alone(retailer, operator):
+    from chalicelib.storage.base import iso, utcnow
+    from chalicelib.storage.transactions import PosTransaction
+
+    post(retailer, operator, "S1", [sale("STALE", [("BALL", None, 1, "5.00")], customer_id="C1"),
+                                    sale("LIVE", [("BALL", None, 1, "5.00")], customer_id="C3")])
+    for transaction_id, minutes in (("STALE", 20), ("LIVE", 1)):
+        PosTransaction("S1", transaction_id).update(actions=[
+            PosTransaction.email_status.set("Sending"), PosTransaction.email_claim.set("run-that-died"),
+            PosTransaction.email_claimed_at.set(iso(utcnow() - timedelta(minutes=minutes)))])
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    assert "sent 1 receipt(s)" in run["message"]
+    assert [m.destinations[0] for m in sent_messages()] == ["juergen@example.com"]
+    assert (transaction(retailer, "S1", "STALE")["email_status"], transaction(retailer, "S1", "STALE")[
+        "email_attempts"]) == ("Sent", 1)
+    assert transaction(retailer, "S1", "LIVE")["email_status"] == "Sending"
+
+
+def test_dry_run_sends_nothing(retailer, operator):
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C1")])
+    response = retailer.http.post("/jobs/send-email-receipts/runs", headers=operator,
+                                  body=json.dumps({"params": {}, "dry_run": True}))
+
+    assert "would send 1 receipt(s)" in response.json_body["run"]["message"]
+    assert sent_messages() == [] and transaction(retailer, "S1", "T1")["email_status"] == "Pending"
+
+
+def test_posting_leaves_requested_receipts_pending(retailer, operator):
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C3")])
+    read = transaction(retailer, "S1", "T1")
+    assert (read["status"], read["email_status"], read["business_date"]) == ("Posted", "Pending", YESTERDAY)
