@@ -1,7 +1,8 @@
 """Inventory journals created by statement posting and applied by post inventory (DOMAIN §8).
 
 A journal keeps its lines (quantities per product and variant) as JSON. ``open_store`` is set while
-the journal is Created or Error, so ``by_open_store`` lists a store's journals still to post.
+the journal is Created or Error, so ``by_open_store`` lists a store's journals still to post, in
+the order they were created.
 Exactly-once posting rests on ``JournalLinePosting``: one marker per posted line, written with
 ``attribute_not_exists`` in the same DynamoDB transaction as the on-hand change, so a line can
 move stock only once whatever reruns happen. ``posted_line_nos`` mirrors the markers on the
@@ -22,7 +23,7 @@ class JournalsOpenByStore(GlobalSecondaryIndex):
         projection = AllProjection()
 
     open_store = UnicodeAttribute(hash_key=True)
-    journal_id = UnicodeAttribute(range_key=True)
+    created_at = UnicodeAttribute(range_key=True)
 
 
 class InventoryJournalRecord(Model):
@@ -60,5 +61,5 @@ class JournalLinePosting(Model):
 
 
 def open_journals(store_id: str):
-    """The store's Created and Error journals, oldest statement first."""
+    """The store's Created and Error journals, in the order their statements were posted."""
     return InventoryJournalRecord.by_open_store.query(store_id)
