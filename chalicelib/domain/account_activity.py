@@ -20,12 +20,13 @@ import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, BinaryIO, NamedTuple, TextIO
 from xml.sax.saxutils import XMLGenerator
 
 from chalicelib.domain.errors import FieldError, ValidationError
+from chalicelib.domain.money import format_money, round_money, to_decimal
 
 EXPORT_FOLDER = "account-activity"
 
@@ -39,7 +40,6 @@ CSV_HEADER = (
     "credit",
 )
 
-_CENT = Decimal("0.01")
 # Characters XML 1.0 cannot carry at all, not even as character references.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -117,8 +117,8 @@ class LedgerLine:
         return cls(
             posting_date=_to_date(record["posting_date"]),
             main_account=record["main_account"],
-            debit=_to_decimal(record.get("debit", 0), "debit"),
-            credit=_to_decimal(record.get("credit", 0), "credit"),
+            debit=to_decimal(record.get("debit", 0), "debit"),
+            credit=to_decimal(record.get("credit", 0), "credit"),
             store_id=record.get("store_id", ""),
             statement_id=record.get("statement_id", ""),
         )
@@ -169,8 +169,8 @@ class AccountExportResult:
                 ResultLine(
                     exported_account_name=line["exported_account_name"],
                     main_account=line["main_account"],
-                    debit=_to_decimal(line["debit"], "debit"),
-                    credit=_to_decimal(line["credit"], "credit"),
+                    debit=to_decimal(line["debit"], "debit"),
+                    credit=to_decimal(line["credit"], "credit"),
                 )
                 for line in record["lines"]
             ),
@@ -295,8 +295,8 @@ def write_xml(result: AccountExportResult, profile: AccountExportProfile, out: B
             {
                 "name": line.exported_account_name,
                 "mainAccount": line.main_account,
-                "debit": _format_money(line.debit),
-                "credit": _format_money(line.credit),
+                "debit": format_money(line.debit),
+                "credit": format_money(line.credit),
             },
         )
         xml.endElement("Account")
@@ -320,8 +320,8 @@ def write_csv(result: AccountExportResult, out: TextIO) -> int:
                 *head,
                 line.exported_account_name,
                 line.main_account,
-                _format_money(line.debit),
-                _format_money(line.credit),
+                format_money(line.debit),
+                format_money(line.credit),
             )
         )
     return len(result.lines)
@@ -339,13 +339,6 @@ def export_key(profile: AccountExportProfile, result_id: str) -> str:
     )
 
 
-def round_money(value: Decimal) -> Decimal:
-    """Round half-up to 2 places."""
-    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def _format_money(value: Decimal) -> str:
-    return format(round_money(value), "f")
 
 
 def _default_range(
@@ -378,16 +371,3 @@ def _to_date(value: date | str) -> date:
 def _to_datetime(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
-
-def _to_decimal(value: Decimal | int | str, path: str) -> Decimal:
-    # Floats are refused: money is never binary floating point.
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            number = None
-        if number is not None and number.is_finite():
-            return number
-    raise ValidationError([FieldError(path, "must be a decimal number")])

@@ -23,11 +23,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple, TextIO
 
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
+from chalicelib.domain.money import format_money, round_money, to_decimal
 
 REGULAR = "REG"
 OVERTIME = "OT"
@@ -48,7 +49,6 @@ CSV_HEADER = (
     "pay_date",
 )
 
-_CENT = Decimal("0.01")
 _SECONDS_PER_HOUR = Decimal(3600)
 
 
@@ -99,7 +99,7 @@ class Worker:
             id=record["id"],
             export_id=record["export_id"],
             pay_period_type=period_type,
-            base_rate=_to_decimal(record["base_rate"], "base_rate"),
+            base_rate=to_decimal(record["base_rate"], "base_rate"),
             name=record.get("name", ""),
             store_id=record.get("store_id", ""),
         )
@@ -176,9 +176,9 @@ class PayLine:
             self.worker_export_id,
             self.pay_type_export_id,
             self.profile_date.isoformat(),
-            _format_money(self.hours),
-            _format_money(self.rate),
-            _format_money(self.amount),
+            format_money(self.hours),
+            format_money(self.rate),
+            format_money(self.amount),
             self.period_start.isoformat(),
             self.period_end.isoformat(),
             self.pay_date.isoformat(),
@@ -348,13 +348,6 @@ def write_pay_csv(lines: Iterable[PayLine], out: TextIO) -> int:
     return written
 
 
-def round_money(value: Decimal) -> Decimal:
-    """Round half-up to 2 places (money and hours at output)."""
-    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def _format_money(value: Decimal) -> str:
-    return format(round_money(value), "f")
 
 
 def _seconds(delta: timedelta) -> Decimal:
@@ -371,16 +364,3 @@ def _aware(moment: datetime) -> datetime:
 def _to_datetime(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
-
-def _to_decimal(value: Decimal | int | str, path: str) -> Decimal:
-    # Floats are refused: money is never binary floating point.
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            number = None
-        if number is not None and number.is_finite():
-            return number
-    raise ValidationError([FieldError(path, "must be a decimal number")])
