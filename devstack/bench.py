@@ -52,7 +52,9 @@ class Bench:
         seconds = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        row = Row(step, records(run), unit, seconds, run.get("aws_requests", {}), peak / 2**20, run["status"])
+        # A step run in a process of its own reports that process's peak instead (``peak_mb``).
+        peak_mb = run.get("peak_mb", peak / 2**20)
+        row = Row(step, records(run), unit, seconds, run.get("aws_requests", {}), peak_mb, run["status"])
         self.rows.append(row)
         print(f"  {step}: {row.status}, {row.records} {unit} in {seconds:.1f}s, "
               f"{sum(row.requests.values())} requests ({row.per_record:.3f}/record), peak {row.peak_mb:.0f} MB",

@@ -195,7 +195,7 @@ class _ReceiptSender:
         if _conditional_update(receipt, [PosTransaction.email_status.set(EMAIL_EXPIRED),
                                          PosTransaction.email_queue.remove()], unclaimed):
             self.expired += 1
-            self.ctx.count(written=1)
+            self.ctx.count(skipped=1)  # "written" counts emails sent
 
     def _load(self, entity: str, cache: dict[str, dict], ids: set[str]) -> None:
         missing = ids - cache.keys()

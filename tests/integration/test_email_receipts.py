@@ -181,6 +181,7 @@ def test_receipts_unsent_after_the_expiry_days_expire(retailer, operator):
     run = run_job(retailer, operator, "send-email-receipts")
 
     assert "sent 1 receipt(s)" in run["message"] and "1 expired" in run["message"]
+    assert (run["counters"]["written"], run["counters"]["skipped"]) == (1, 1)
     assert transaction(retailer, "S1", "OLD")["email_status"] == "Expired"
     assert len(sent_messages()) == 1
 
