@@ -13,16 +13,20 @@ What chalice emits cannot be applied as is, and lacks what it has no settings fo
 - asynchronously invoked functions get retries, a maximum event age and the failure queue as
   on-failure destination; EventBridge targets the failure queue as their dead-letter queue;
 - scheduled functions are single-flight (reserved concurrency 1) unless the config says otherwise;
-- the deprecated ``stage_name`` of the API deployment becomes an ``aws_api_gateway_stage``.
+- the deprecated ``stage_name`` of the API deployment becomes an ``aws_api_gateway_stage``;
+- the errors API Gateway answers itself (no or unknown token, no such route, body too large) get
+  the contract's error format and status instead of API Gateway's ``{"message": ...}``.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from typing import Any
 
 from chalicelib import settings
+from chalicelib.http.common import GATEWAY_ERRORS
 from chalicelib.settings import APP_NAME
 from deploy import iam
 from deploy.appmodel import Function, managed_key
@@ -139,7 +143,18 @@ def _api_stage(doc: dict, stage: Stage) -> None:
     deployment = resources["aws_api_gateway_deployment"]["rest_api"]
     stage_name = deployment.pop("stage_name")
     deployment.pop("stage_description", None)
-    deployment["triggers"] = {"redeployment": "${md5(local.chalice_api_swagger)}"}
+    responses = {response_type.lower(): {
+        "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}", "response_type": response_type,
+        "status_code": str(status), "response_templates": {"application/json": json.dumps(body)},
+        "response_parameters": {"gatewayresponse.header.Content-Type": "'application/json'"},
+    } for response_type, (status, body) in GATEWAY_ERRORS.items()}
+    resources["aws_api_gateway_gateway_response"] = responses
+    # Gateway responses take effect with a deployment: a change to them deploys again.
+    responses_digest = hashlib.sha256(json.dumps(responses, sort_keys=True).encode()).hexdigest()
+    deployment["triggers"] = {"redeployment": "${md5(local.chalice_api_swagger)}",
+                              "gateway_responses": responses_digest}
+    deployment["depends_on"] = [*deployment.get("depends_on", []),
+                                *(f"aws_api_gateway_gateway_response.{name}" for name in responses)]
     resources["aws_api_gateway_stage"] = {"rest_api": {
         "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
         "deployment_id": "${aws_api_gateway_deployment.rest_api.id}",

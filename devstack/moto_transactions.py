@@ -5,6 +5,7 @@ once per action: a 100-action transaction on a table of 50,000 items copies it a
 so a benchmark that posts statements would run for hours. This keeps moto's implementation and
 replaces only that backup: the items the transaction names are saved before it runs and put back
 if it is cancelled. The local stack installs it (demo, serve, bench); the tests' tables are small.
+Run as a module it is moto's server with the patch installed (the bench's moto process).
 """
 from __future__ import annotations
 
@@ -62,3 +63,10 @@ def install() -> None:
     setattr(transact_write_items, _INSTALLED, True)
     backend.transact_write_items = transact_write_items
     backend_module.copy = _CopyWithoutTables(Table)
+
+
+if __name__ == "__main__":  # python -m devstack.moto_transactions -H <host> -p <port>
+    from moto.server import main
+
+    install()
+    main()

@@ -85,8 +85,8 @@ def _wire_migration_notifications() -> None:
 
 
 class MotoProcess:
-    """moto's server in a child process, with ``ThreadedMotoServer``'s interface: what the
-    benchmark measures (time, Python memory) is then the application's alone, not moto's too."""
+    """moto's server, with the transaction patch, in a child process and with ``ThreadedMotoServer``'s
+    interface: what the benchmark measures (time, Python memory) is then the application's alone."""
 
     def __init__(self, ip_address: str = "127.0.0.1", port: int = 0):
         self.ip_address, self.port = ip_address, port or _free_port(ip_address)
@@ -94,7 +94,8 @@ class MotoProcess:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.ip_address, "-p", str(self.port)],
+            [sys.executable, "-m", "devstack.moto_transactions", "-H", self.ip_address, "-p", str(self.port)],
+            cwd=localenv.PROJECT_DIR,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -40,6 +40,20 @@ class Forbidden(ApiError):
         super().__init__(403, "forbidden", message)
 
 
+def error_body(code: str, message: str, details: list | None = None) -> dict:
+    """The contract's error document."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+# What API Gateway answers itself, before any function runs, in the contract's format (deploy/chalice_tf.py).
+GATEWAY_ERRORS = {
+    "UNAUTHORIZED": (401, error_body("unauthorized", "missing, unknown or revoked token")),
+    "ACCESS_DENIED": (403, error_body("forbidden", "this token may not use this resource")),
+    "MISSING_AUTHENTICATION_TOKEN": (404, error_body("not_found", "no such route")),
+    "REQUEST_TOO_LARGE": (413, error_body("payload_too_large", "body exceeds the API Gateway limit")),
+}
+
+
 def _unauthorized():
     """401 for a missing, unknown or revoked token.
 
@@ -50,8 +64,7 @@ def _unauthorized():
         from chalice.local import NotAuthorizedError
     except ImportError:
         return Exception("Unauthorized")
-    body = json.dumps({"error": {"code": "unauthorized", "message": "missing, unknown or revoked token",
-                                 "details": []}}).encode()
+    body = json.dumps(GATEWAY_ERRORS["UNAUTHORIZED"][1]).encode()
     return NotAuthorizedError({"x-amzn-ErrorType": "UnauthorizedException"}, body)
 
 
@@ -109,7 +122,7 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
-    return json_response({"error": {"code": code, "message": message, "details": details or []}}, status)
+    return json_response(error_body(code, message, details), status)
 
 
 def read_body(request, allowed: set[str], required: set[str] = frozenset(), limit: int | None = None) -> dict:

@@ -295,3 +295,17 @@ def test_cost_inputs_come_from_the_bench_table_and_the_schedules(tmp_path):
                           "sesv2.SendEmail": 11, "sqs.SendMessageBatch": 13})
     assert usage == {"dynamodb_wru": 50, "dynamodb_rru": 3, "s3_put": 5, "s3_get": 7, "ses_email": 11,
                      "sqs_request": 13}
+
+
+def test_api_gateway_answers_its_own_errors_in_the_contract_format(packaged):
+    docs, _ = packaged
+    resources = docs["prod"]["resource"]
+    responses = resources["aws_api_gateway_gateway_response"]
+    assert {r["response_type"]: r["status_code"] for r in responses.values()} == {
+        "UNAUTHORIZED": "401", "ACCESS_DENIED": "403", "MISSING_AUTHENTICATION_TOKEN": "404",
+        "REQUEST_TOO_LARGE": "413"}
+    body = json.loads(responses["unauthorized"]["response_templates"]["application/json"])
+    assert body == {"error": {"code": "unauthorized", "message": "missing, unknown or revoked token", "details": []}}
+    deployment = resources["aws_api_gateway_deployment"]["rest_api"]
+    assert "aws_api_gateway_gateway_response.unauthorized" in deployment["depends_on"]
+    assert set(deployment["triggers"]) == {"redeployment", "gateway_responses"}
