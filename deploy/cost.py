@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from chalicelib.datagen import SCALES
 from chalicelib.localenv import PROJECT_DIR
 
 PRICES_AS_OF = "us-east-1 list prices as published on aws.amazon.com/pricing (2025; unchanged to our knowledge)"
@@ -36,7 +37,7 @@ PRICES = {
 UNITS = {
     "dynamodb.PutItem": ("wru", 1), "dynamodb.UpdateItem": ("wru", 1), "dynamodb.DeleteItem": ("wru", 1),
     "dynamodb.BatchWriteItem": ("wru", 25),  # a full batch of items up to 1 KB
-    "dynamodb.TransactWriteItems": ("wru", 4),  # two items, transactions count twice
+    "dynamodb.TransactWriteItems": ("wru", 200),  # a full transaction: 100 items, transactional writes count twice
     "dynamodb.GetItem": ("rru", 1),  # strongly consistent, up to 4 KB
     "dynamodb.BatchGetItem": ("rru", 50),  # 100 items up to 4 KB, eventually consistent
     "dynamodb.Query": ("rru", 32), "dynamodb.Scan": ("rru", 32),  # a 256 KB page, eventually consistent
@@ -50,7 +51,12 @@ ASSUMPTIONS = {
     "sqs_idle_polls_per_month": 5 * 3 * 60 * 24 * 30,  # event source mapping: 5 long-pollers, 20 s waits
     "alarms": 2,
 }
-STORES_AT_SCALE = {"S": 6, "M": 50, "L": 400}
+# Bench steps that process every generated business day at once (the scale's ``days``): a month
+# holds 30/days of that work, however many scheduled runs share it.
+BUSINESS_DAYS_STEPS = ("upload transactions (POST /stores/{id}/transactions)", "post-statements", "post-inventory",
+                       "send-email-receipts")
+# A run that finds nothing (new) to do: what every other scheduled run of the month costs.
+IDLE_SUFFIX = ", rerun with no change"
 
 
 @dataclass
@@ -120,11 +126,22 @@ def monthly(requests: Counter) -> dict[str, float]:
     return usage
 
 
-def estimate(benchmarks: Path) -> str:
+def frequency(step: str, scale: str) -> tuple[str, float, float, str]:
+    """How often a month holds a bench step's work: (label, times, Lambda invocations, function)."""
     from chalicelib.jobs.registry import get_job
 
+    job = get_job(step.removesuffix(IDLE_SUFFIX))
+    function = job.name.replace("-", "_") if job else "api_handler"
+    runs = runs_per_month(job.schedule) if job else ASSUMPTIONS["non_job_steps_per_month"]
+    if step in BUSINESS_DAYS_STEPS:
+        days = SCALES[scale].days
+        return f"{step} ({days} business days of data)", 30 / days, runs if job else 30 / days, function
+    return (step if job else f"{step} (assumed daily)"), runs, runs, function
+
+
+def estimate(benchmarks: Path) -> str:
     scale, rows = read_benchmarks(benchmarks)
-    lines = [f"Scale {scale} ({STORES_AT_SCALE[scale]} stores), prices: {PRICES_AS_OF}.", "",
+    lines = [f"Scale {scale} ({SCALES[scale].stores} stores), prices: {PRICES_AS_OF}.", "",
              "| source | runs or calls / month | arithmetic | USD / month |", "|---|---:|---|---:|"]
     total = 0.0
     usage_total: Counter = Counter()
@@ -141,13 +158,9 @@ def estimate(benchmarks: Path) -> str:
         lines.append(f"| {source} | {times:,.0f} | {parts} | {cost:.2f} |")
 
     for row in rows:
-        job = get_job(row.step)
-        function = row.step.replace("-", "_")
-        times = runs_per_month(job.schedule) if job else ASSUMPTIONS["non_job_steps_per_month"]
-        memory_gb = _function_memory(function if job else "api_handler") / 1024
-        add(row.step + ("" if job else " (assumed daily)"), times, row.requests,
-            row.seconds * memory_gb * times, times)
-    api_calls = STORES_AT_SCALE[scale] * ASSUMPTIONS["api_calls_per_store_per_day"] * 30
+        source, times, invocations, function = frequency(row.step, scale)
+        add(source, times, row.requests, row.seconds * _function_memory(function) / 1024 * times, invocations)
+    api_calls = SCALES[scale].stores * ASSUMPTIONS["api_calls_per_store_per_day"] * 30
     per_call = api_requests_per_call()
     gb_seconds = api_calls * (ASSUMPTIONS["api_handler_seconds"] * _function_memory("api_handler")
                               + ASSUMPTIONS["authorizer_seconds"] * _function_memory("token_authorizer")) / 1024

@@ -151,3 +151,20 @@ def test_targeting_by_org_node(retailer, operator):
     assert run["status"] == "Ended", run
     assert on_hand(retailer, operator, "S3") == {("BALL", "*"): D("-1")}
     assert on_hand(retailer, operator, "S1") == {}
+
+
+def test_a_run_over_every_store_fans_out_only_to_stores_with_journals_to_post(retailer, operator):
+    from chalicelib.storage.runs import RunRecord
+
+    post_day(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")])])
+    post_day(retailer, operator, "S3", [sale("T2", [("BALL", None, 1, "5.00")], store_id="S3")])
+
+    busy = run_job(retailer, operator, "post-inventory")
+    idle = run_job(retailer, operator, "post-inventory")
+
+    assert busy["status"] == "Ended" and "2 shard(s) ended" in busy["message"], busy
+    children = [r for r in RunRecord.scan() if r.parent_run_id == busy["run_id"]]
+    assert sorted(c.params["store_ids"][0] for c in children) == ["S1", "S3"]  # S2 has nothing to post
+    assert on_hand(retailer, operator, "S1") == on_hand(retailer, operator, "S3") == {("BALL", "*"): D("-1")}
+    assert idle["status"] == "Ended" and "nothing to do" in idle["message"], idle
+    assert not [r for r in RunRecord.scan() if r.parent_run_id == idle["run_id"]]

@@ -292,9 +292,24 @@ def test_cost_inputs_come_from_the_bench_table_and_the_schedules(tmp_path):
     assert cost.runs_per_month("cron(30 4 * * ? *)") == 30
     assert cost.runs_per_month("rate(1 hour)") == 720
     usage = cost.monthly({"dynamodb.BatchWriteItem": 2, "dynamodb.GetItem": 3, "s3.PutObject": 5, "s3.GetObject": 7,
-                          "sesv2.SendEmail": 11, "sqs.SendMessageBatch": 13})
-    assert usage == {"dynamodb_wru": 50, "dynamodb_rru": 3, "s3_put": 5, "s3_get": 7, "ses_email": 11,
+                          "sesv2.SendEmail": 11, "sqs.SendMessageBatch": 13, "dynamodb.TransactWriteItems": 1})
+    assert usage == {"dynamodb_wru": 250, "dynamodb_rru": 3, "s3_put": 5, "s3_get": 7, "ses_email": 11,
                      "sqs_request": 13}
+
+
+def test_cost_counts_a_month_of_store_data_once_and_idle_runs_per_schedule():
+    from deploy import cost
+
+    # The bench posts 30 business days (scale M) in one run: a month's work, whatever the schedule.
+    assert cost.frequency("post-inventory", "M") == ("post-inventory (30 business days of data)", 1, 1440,
+                                                     "post_inventory")
+    # Scale S generates 7 business days: a month holds 30/7 of them.
+    label, times, invocations, _ = cost.frequency("post-statements", "S")
+    assert (times, invocations) == (30 / 7, 30)
+    # Every other run of the schedule finds nothing new.
+    assert cost.frequency("send-email-receipts, rerun with no change", "M")[1:3] == (2880, 2880)
+    assert cost.frequency("load master data (PUT /data path)", "M") == (
+        "load master data (PUT /data path) (assumed daily)", 30, 30, "api_handler")
 
 
 def test_api_gateway_answers_its_own_errors_in_the_contract_format(packaged):
