@@ -47,7 +47,7 @@ S3_PUT_CLASS = {"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart"
 ASSUMPTIONS = {
     "api_calls_per_store_per_day": 64,  # transactions every 15 min for 12 h, status messages, downloads
     "api_handler_seconds": 0.2, "authorizer_seconds": 0.05,
-    "non_job_steps_per_month": 30,  # bench steps that are not jobs (the master-data push): daily
+    "non_job_steps_per_month": 30,  # bench steps that are not job runs (the master-data push), DAILY_STEPS: daily
     "sqs_idle_polls_per_month": 5 * 3 * 60 * 24 * 30,  # event source mapping: 5 long-pollers, 20 s waits
     "alarms": 2,
 }
@@ -55,6 +55,8 @@ ASSUMPTIONS = {
 # holds 30/days of that work, however many scheduled runs share it.
 BUSINESS_DAYS_STEPS = ("upload transactions (POST /stores/{id}/transactions)", "post-statements", "post-inventory",
                        "send-email-receipts")
+# Bench steps whose work stands for one day of a month (the rest of the scheduled runs are idle).
+DAILY_STEPS = ("process-status-messages",)
 # A run that finds nothing (new) to do: what every other scheduled run of the month costs.
 IDLE_SUFFIX = ", rerun with no change"
 
@@ -136,7 +138,9 @@ def frequency(step: str, scale: str) -> tuple[str, float, float, str]:
     if step in BUSINESS_DAYS_STEPS:
         days = SCALES[scale].days
         return f"{step} ({days} business days of data)", 30 / days, runs if job else 30 / days, function
-    return (step if job else f"{step} (assumed daily)"), runs, runs, function
+    if step in DAILY_STEPS or not job:
+        return f"{step} (assumed daily)", ASSUMPTIONS["non_job_steps_per_month"], runs, function
+    return step, runs, runs, function
 
 
 def estimate(benchmarks: Path) -> str:

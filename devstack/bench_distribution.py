@@ -73,6 +73,8 @@ def status_messages(bench: Any) -> None:
     bench.measure("stores post status messages (store routes)", "messages", post_all, lambda run: run["messages"])
     bench.measure("process-status-messages", "messages", lambda: bench.run_job("process-status-messages"),
                   lambda run: run["counters"]["read"])
+    bench.measure("process-status-messages, rerun with no change", "messages",
+                  lambda: bench.run_job("process-status-messages"), lambda run: run["counters"]["read"])
 
 
 SCENARIOS = [
