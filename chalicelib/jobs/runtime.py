@@ -390,8 +390,6 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
         _finish(parent, "Ended", ctx.message("nothing to do"), ctx)
         return "done"
     existing = {c.params.get("store_ids", [None])[0]: c for c in _children(parent)}
-    parent.update(actions=[RunRecord.shards_pending.set(len(shard_keys)),
-                           RunRecord.message.set(f"fanned out to {len(shard_keys)} store shard(s)")])
     # The parent keeps the job lock while its shards run; they lock per store.
     renew_lock(parent.job, parent.lock_scope, parent.run_id, 6 * 3600)
     children = []
@@ -404,7 +402,17 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
                               lock_scope=f"store#{key}")
         children.append(child)
     queue = settings.shard_queue_url()
-    if queue and settings.run_dispatch() == "lambda":
+    via_sqs = bool(queue) and settings.run_dispatch() == "lambda"
+    # The last shard adds its siblings' requests to the parent's: the parent's own (this update and
+    # the queue messages included) must be recorded before any shard can finish.
+    requests = Counter(ctx.aws_requests())
+    requests["dynamodb.UpdateItem"] += 1
+    if via_sqs:
+        requests["sqs.SendMessageBatch"] += -(-len(children) // 10)
+    parent.update(actions=[RunRecord.shards_pending.set(len(shard_keys)),
+                           RunRecord.message.set(f"fanned out to {len(shard_keys)} store shard(s)"),
+                           RunRecord.aws_requests.set(dict(sorted(requests.items())))])
+    if via_sqs:
         sqs = aws.client("sqs")
         for start in range(0, len(children), 10):
             sqs.send_message_batch(QueueUrl=queue, Entries=[

@@ -165,6 +165,9 @@ def test_a_run_over_every_store_fans_out_only_to_stores_with_journals_to_post(re
     assert busy["status"] == "Ended" and "2 shard(s) ended" in busy["message"], busy
     children = [r for r in RunRecord.scan() if r.parent_run_id == busy["run_id"]]
     assert sorted(c.params["store_ids"][0] for c in children) == ["S1", "S3"]  # S2 has nothing to post
+    # The run's requests are its shards' and its own: the one read of the open-journals index included.
+    assert busy["aws_requests"]["dynamodb.Scan"] == 1
+    assert busy["aws_requests"]["dynamodb.TransactWriteItems"] == 2 + 2  # two shard runs made, two journals posted
     assert on_hand(retailer, operator, "S1") == on_hand(retailer, operator, "S3") == {("BALL", "*"): D("-1")}
     assert idle["status"] == "Ended" and "nothing to do" in idle["message"], idle
     assert not [r for r in RunRecord.scan() if r.parent_run_id == idle["run_id"]]
