@@ -33,11 +33,12 @@ PRICES = {
     "sqs_request": 0.40 / 1e6,  # standard queue, after the free million
     "cloudwatch_alarm": 0.10,  # per standard alarm and month
 }
+FULL_TRANSACTION = 100  # items
 # Capacity units one request consumes (moto does not report capacity): stated upper bounds.
 UNITS = {
     "dynamodb.PutItem": ("wru", 1), "dynamodb.UpdateItem": ("wru", 1), "dynamodb.DeleteItem": ("wru", 1),
     "dynamodb.BatchWriteItem": ("wru", 25),  # a full batch of items up to 1 KB
-    "dynamodb.TransactWriteItems": ("wru", 200),  # a full transaction: 100 items, transactional writes count twice
+    "dynamodb.TransactWriteItems": ("wru", 2 * FULL_TRANSACTION),  # 100 items; transactional writes count twice
     "dynamodb.GetItem": ("rru", 1),  # strongly consistent, up to 4 KB
     "dynamodb.BatchGetItem": ("rru", 50),  # 100 items up to 4 KB, eventually consistent
     "dynamodb.Query": ("rru", 32), "dynamodb.Scan": ("rru", 32),  # a 256 KB page, eventually consistent
@@ -57,6 +58,8 @@ BUSINESS_DAYS_STEPS = ("upload transactions (POST /stores/{id}/transactions)", "
                        "send-email-receipts")
 # Bench steps whose work stands for one day of a month (the rest of the scheduled runs are idle).
 DAILY_STEPS = ("process-status-messages",)
+# Data migration: a go-live activity, counted as if a file of the benchmarked size arrived monthly.
+MONTHLY_STEPS = ("stage-migration-file", "clean-up-staging")
 # A run that finds nothing (new) to do: what every other scheduled run of the month costs.
 IDLE_SUFFIX = ", rerun with no change"
 
@@ -106,6 +109,12 @@ def api_requests_per_call() -> Counter:
     for data in routes.values():
         for label, count in data["calls"].items():
             per_call[label.split(": ")[1]] += count / data["requests"] / len(routes)
+    # The routes' transactions are small (a run and its idempotency key, a batch of uploads): the
+    # replay knows their items, so they are priced as that share of a full transaction.
+    transactions = [len(c.params.get("TransactItems", ())) for c in audit.calls
+                    if c.route and c.name == "dynamodb.TransactWriteItems"]
+    if transactions:
+        per_call["dynamodb.TransactWriteItems"] *= sum(transactions) / len(transactions) / FULL_TRANSACTION
     return per_call
 
 
@@ -138,6 +147,8 @@ def frequency(step: str, scale: str) -> tuple[str, float, float, str]:
     if step in BUSINESS_DAYS_STEPS:
         days = SCALES[scale].days
         return f"{step} ({days} business days of data)", 30 / days, runs if job else 30 / days, function
+    if step.startswith(MONTHLY_STEPS):
+        return f"{step} (assumed monthly)", 1, 1, function
     if step in DAILY_STEPS or not job:
         return f"{step} (assumed daily)", ASSUMPTIONS["non_job_steps_per_month"], runs, function
     return step, runs, runs, function

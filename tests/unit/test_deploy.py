@@ -310,6 +310,7 @@ def test_cost_counts_a_month_of_store_data_once_and_idle_runs_per_schedule():
     assert cost.frequency("send-email-receipts, rerun with no change", "M")[1:3] == (2880, 2880)
     assert cost.frequency("load master data (PUT /data path)", "M") == (
         "load master data (PUT /data path) (assumed daily)", 30, 30, "api_handler")
+    assert cost.frequency("stage-migration-file (200000 products, Windows-1252)", "M")[1:3] == (1, 1)
     # A day's status messages, processed by one of the 96 runs a day.
     assert cost.frequency("process-status-messages", "M") == (
         "process-status-messages (assumed daily)", 30, 2880, "process_status_messages")
