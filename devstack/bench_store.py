@@ -5,8 +5,8 @@ Targets (issue 4, scale M): post-statements ≤ 0.1 AWS requests per transaction
 ≤ 0.1 per journal line, send-email-receipts ≤ 1 SES call and ≤ 3 DynamoDB requests per receipt,
 peak memory ≤ 512 MB each.
 
-The jobs run in a process of their own, as in their Lambda: the bench's process also hosts the moto
-server, which keeps every table and sent email in memory, so its memory says nothing of a job's.
+The jobs run in a process of their own, as in their Lambda: the peak memory reported is that
+process's (imports included), not the bench's, which holds the generated retailer and the upload.
 """
 from __future__ import annotations
 
