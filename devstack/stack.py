@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,6 +142,10 @@ def local_stack(port: int = 0, moto_process: bool = False) -> Iterator[LocalStac
     server = MotoProcess("127.0.0.1", port) if moto_process else \
         ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # kill or a CI timeout sends SIGTERM, which would end this process without the clean-up below
+    # and leave a moto child holding every table: exit through it instead.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal) \
+        if moto_process and threading.current_thread() is threading.main_thread() else None
     host, bound = server.get_host_and_port()
     localenv.apply("local", endpoint=f"http://{host}:{bound}")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -160,3 +166,9 @@ def local_stack(port: int = 0, moto_process: bool = False) -> Iterator[LocalStac
             yield LocalStack(server, client)
     finally:
         server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
