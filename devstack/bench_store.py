@@ -6,7 +6,7 @@ Targets (issue 4, scale M): post-statements ≤ 0.1 AWS requests per transaction
 peak memory ≤ 512 MB each.
 
 The jobs run in a process of their own, as in their Lambda: the peak memory reported is that
-process's (imports included), not the bench's, which holds the generated retailer and the upload.
+process's (the job modules' imports included), not the bench's, which holds the generated retailer.
 """
 from __future__ import annotations
 
@@ -75,13 +75,13 @@ def _run_traced(job: str) -> None:
     """The child: one run of ``job``, its memory traced, the run as the last line of stdout."""
     import tracemalloc
 
-    from chalicelib.jobs import runtime
+    import chalicelib.jobs.runtime  # noqa: F401 - loaded before tracing; the job's own modules load inside it
+    from devstack.bench import run_job
 
     tracemalloc.start()
-    run, _ = runtime.submit(job, {}, trigger="manual", requested_by="bench")
-    runtime.dispatch(run.run_id)
+    run = run_job(job)
     _, peak = tracemalloc.get_traced_memory()
-    print(json.dumps({**runtime.get_run(run.run_id).to_api(), "peak_mb": peak / 2**20}, default=str))
+    print(json.dumps({**run, "peak_mb": peak / 2**20}, default=str))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ def token_authorizer(auth_request):
                         context={"role": record.role, "store_id": record.store_id or ""})
 
 
+AUTH = {"authorizer": token_authorizer}  # every route but /health: ``@bp.route(path, **AUTH)``
+
+
 @dataclass(frozen=True)
 class Principal:
     token_id: str

@@ -8,6 +8,7 @@ from chalice import Blueprint
 
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
+    AUTH,
     ApiError,
     Conflict,
     NotFound,
@@ -20,11 +21,9 @@ from chalicelib.http.common import (
     read_body,
     require_operator,
     require_store,
-    token_authorizer,
 )
 
 bp = Blueprint(__name__)
-AUTH = {"authorizer": token_authorizer}
 MAX_MESSAGES = 1000
 
 

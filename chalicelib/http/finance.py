@@ -7,6 +7,7 @@ from chalice import Blueprint
 
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
+    AUTH,
     NotFound,
     api,
     decode_cursor,
@@ -16,11 +17,9 @@ from chalicelib.http.common import (
     read_body,
     require_operator,
     require_store,
-    token_authorizer,
 )
 
 bp = Blueprint(__name__)
-AUTH = {"authorizer": token_authorizer}
 MAX_REGISTRATIONS = 1000
 
 

@@ -5,6 +5,7 @@ from chalice import Blueprint
 
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
+    AUTH,
     Conflict,
     NotFound,
     api,
@@ -16,11 +17,9 @@ from chalicelib.http.common import (
     query_param,
     read_body,
     require_operator,
-    token_authorizer,
 )
 
 bp = Blueprint(__name__)
-AUTH = {"authorizer": token_authorizer}
 
 
 @bp.route("/migration/jobs", methods=["GET"], **AUTH)

@@ -5,6 +5,7 @@ from chalice import Blueprint
 
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
+    AUTH,
     NotFound,
     api,
     decode_cursor,
@@ -15,11 +16,9 @@ from chalicelib.http.common import (
     query_param,
     read_body,
     require_operator,
-    token_authorizer,
 )
 
 bp = Blueprint(__name__)
-AUTH = {"authorizer": token_authorizer}
 MAX_DATA_ITEMS = 1000
 
 

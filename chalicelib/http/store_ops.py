@@ -6,6 +6,7 @@ from chalice import Blueprint
 
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
+    AUTH,
     NotFound,
     api,
     decode_cursor,
@@ -15,11 +16,9 @@ from chalicelib.http.common import (
     read_body,
     require_operator,
     require_store,
-    token_authorizer,
 )
 
 bp = Blueprint(__name__)
-AUTH = {"authorizer": token_authorizer}
 
 
 @bp.route("/stores/{store_id}/transactions", methods=["POST"], **AUTH)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from chalicelib.domain.inventory import JOURNAL_POSTED, PostingPlan, StockKey, plan_journal_posting, stock_key
 from chalicelib.jobs.registry import STORE_TARGETING, Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.jobs.targeting import target_store_ids
+from chalicelib.jobs.targeting import store_shards, target_store_ids
 from chalicelib.storage import records
 from chalicelib.storage.base import get_many, iso
 from chalicelib.storage.inventory import OnHand, item_key
@@ -136,12 +136,8 @@ def stores_with_open_journals(ctx: JobContext) -> list[str] | None:
     """Fan out only to the targeted stores that have journals to post (the job runs every 30
     minutes and most runs find nothing). The open-journals index is sparse, so reading which stores
     it holds costs a page or two, not a run per store."""
-    targeted = target_store_ids(ctx)
-    if len(targeted) <= 1:
-        return None
-    index = InventoryJournalRecord.by_open_store
-    open_stores = {journal.open_store for journal in index.scan(attributes_to_get=["open_store"])}
-    return [store_id for store_id in targeted if store_id in open_stores]
+    return store_shards(ctx, lambda: {journal.open_store for journal in
+                                      InventoryJournalRecord.by_open_store.scan(attributes_to_get=["open_store"])})
 
 
 def _closing(plan: PostingPlan) -> list:

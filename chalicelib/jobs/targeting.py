@@ -8,6 +8,8 @@ Per-store jobs fan out with ``shards=store_shards``: one child run per targeted 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage import records
 
@@ -36,7 +38,13 @@ def target_store_ids(ctx: JobContext) -> list[str]:
     return sorted(targeted)
 
 
-def store_shards(ctx: JobContext) -> list[str] | None:
-    """Fan out per store, unless the run targets a single store (it then runs whole)."""
+def store_shards(ctx: JobContext, with_work: Callable[[], set[str]] | None = None) -> list[str] | None:
+    """Fan out per store, unless the run targets a single store (it then runs whole); with
+    ``with_work``, only to the targeted stores it names (the stores that have something to do)."""
     targeted = target_store_ids(ctx)
-    return targeted if len(targeted) > 1 else None
+    if len(targeted) <= 1:
+        return None
+    if with_work is None:
+        return targeted
+    busy = with_work()
+    return [store_id for store_id in targeted if store_id in busy]
