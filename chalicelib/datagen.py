@@ -148,6 +148,22 @@ _REGIONS = [
 ]
 _CANADA = ("CANADA", "Canada", CA, ["Toronto", "Montréal", "Vancouver", "Calgary", "Ottawa",
                                     "Québec City", "Winnipeg", "Halifax"])
+# IANA zone of each city's stores (DOMAIN §13: business days are the store's local days).
+_CITY_ZONES = {
+    **dict.fromkeys(["Seattle", "Portland", "Spokane", "San Francisco", "Los Angeles", "San Diego",
+                     "Las Vegas", "Sacramento", "Vancouver"], "America/Los_Angeles"),
+    **dict.fromkeys(["Minneapolis", "Chicago", "Milwaukee", "Fargo", "Dallas", "Houston", "Nashville",
+                     "Austin", "Kansas City", "St. Louis", "Omaha", "Des Moines", "Tulsa", "Wichita",
+                     "Little Rock", "Springfield", "Winnipeg"], "America/Chicago"),
+    **dict.fromkeys(["Atlanta", "Miami", "Orlando", "Charlotte", "Boston", "New York", "Philadelphia",
+                     "Baltimore", "Pittsburgh", "Hartford", "Providence", "Buffalo"], "America/New_York"),
+    **dict.fromkeys(["Toronto", "Montréal", "Ottawa", "Québec City"], "America/Toronto"),
+    "Detroit": "America/Detroit",
+    "Phoenix": "America/Phoenix", "Denver": "America/Denver", "Salt Lake City": "America/Denver",
+    "Calgary": "America/Edmonton", "Halifax": "America/Halifax",
+}
+_CURRENCY = {US: "USD", CA: "CAD"}
+_COUNTRY = {US: "US", CA: "CA"}
 _STORE_SITES = ["Downtown", "Mall", "Outlet", "Airport", "Riverside", "Uptown", "Harbour",
                 "Station"]
 
@@ -332,6 +348,14 @@ def _org_and_stores(size: Scale, seed: int) -> tuple[list[dict], list[dict]]:
             "legal_entity": legal_entity,
             "org_node_id": district_id,
             "warehouse_id": f"WH-{store_id}",
+            "time_zone": _CITY_ZONES[city],
+            "currency": _CURRENCY[legal_entity],
+            "address": {
+                "lines": [f"{100 + i * 7} {site} Street"],
+                "city": city,
+                "postal_code": f"{10000 + i * 37:05d}" if legal_entity == US else f"M{i % 10}V {i % 10}A{i % 7}",
+                "country": _COUNTRY[legal_entity],
+            },
         }
         if i % 3 != 2 or rng.random() < 0.2:  # most stores have a mailbox
             store["email"] = f"store.{store_id.lower()}@example.com"
@@ -615,6 +639,8 @@ def _account_export_profiles(start: date) -> list[dict]:
             "file_format": "xml",
             "file_prefix": "RE-",
             "start_date": start.isoformat(),
+            "legal_entity": US,
+            "time_zone": "America/New_York",
         },
         {
             # Maps fewer accounts: the category accounts are deliberately unmapped here.
@@ -629,6 +655,8 @@ def _account_export_profiles(start: date) -> list[dict]:
             "file_format": "csv",
             "file_prefix": "fin_",
             "start_date": start.isoformat(),
+            "legal_entity": CA,
+            "time_zone": "America/Toronto",
         },
     ]
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.domain.errors import FieldError, ValidationError
 
@@ -89,6 +90,7 @@ DEFAULT_PARAMETERS: dict = {
     "run_history_retention_days": 90,
     "email_max_attempts": 3,
     "email_expiry_days": 30,
+    "max_backdated_days": 60,
 }
 """Retail parameters (§11) used for every value the stored record does not set."""
 
@@ -446,6 +448,21 @@ QTY = decimal(4)
 LINE_AMOUNT = decimal(2)
 LINE_TYPE = one_of("Include", "Exclude")
 DAYS = integer(1, 3650)
+CURRENCY = matching(r"[A-Z]{3}", "an uppercase ISO 4217 currency code such as USD or CAD")
+
+
+def _check_time_zone(value: Any) -> str:
+    s = _string(value)
+    if s != "UTC" and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){1,2}", s):
+        raise _Invalid("must be an IANA time zone such as America/New_York or UTC")
+    try:
+        ZoneInfo(s)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Invalid(f"unknown IANA time zone {s!r}") from None
+    return s
+
+
+TIME_ZONE = _scalar(_check_time_zone)
 
 
 # ---------------------------------------------------------------------------
@@ -580,6 +597,13 @@ _ACCOUNTS = record_of(schema(
 
 _RECEIPT_TEMPLATE = record_of(schema(req("html", text(100_000)), req("text", text(100_000))))
 
+_ADDRESS = record_of(schema(
+    req("lines", list_of(text(200), min_items=1, max_items=4)),
+    req("city", text(100)),
+    req("postal_code", text(20)),
+    req("country", COUNTRY),
+))
+
 _DEFAULT = DEFAULT_PARAMETERS
 
 _SCHEMAS: dict[str, Schema] = {
@@ -590,6 +614,8 @@ _SCHEMAS: dict[str, Schema] = {
     "stores": schema(
         req("id", ID), req("name", NAME), req("legal_entity", ID), req("org_node_id", ID),
         opt("warehouse_id", ID, default=_SameAs("id")), opt("email", EMAIL),
+        opt("time_zone", TIME_ZONE, default="UTC"), opt("currency", CURRENCY, default="USD"),
+        opt("address", _ADDRESS),
     ),
     "categories": schema(
         req("id", ID), req("name", NAME), req("parent_id", ID, nullable=True), opt("revenue_account", ID),
@@ -636,6 +662,7 @@ _SCHEMAS: dict[str, Schema] = {
         req("file_format", one_of("xml", "csv")),
         req("file_prefix", matching(_ID_PATTERN, f"empty or {_ID_DESCRIPTION}", allow_empty=True)),
         req("start_date", DATE),
+        opt("legal_entity", ID), opt("time_zone", TIME_ZONE, default="UTC"),
     ),
     "parameters": schema(
         req("id", ID),
@@ -650,6 +677,7 @@ _SCHEMAS: dict[str, Schema] = {
         opt("run_history_retention_days", DAYS, default=_DEFAULT["run_history_retention_days"]),
         opt("email_max_attempts", integer(1, 100), default=_DEFAULT["email_max_attempts"]),
         opt("email_expiry_days", DAYS, default=_DEFAULT["email_expiry_days"]),
+        opt("max_backdated_days", DAYS, default=_DEFAULT["max_backdated_days"]),
         rules=(_parameters_id,),
     ),
     "transactions": schema(
