@@ -2,9 +2,9 @@
 staging job is busy (being staged or copied by a run that is alive)."""
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
+from chalicelib import clock
 from chalicelib.storage import records
 from chalicelib.storage.migration import StagingJob
 from chalicelib.storage.runs import RunRecord, lock_owner
@@ -57,7 +57,7 @@ def run_is_alive(run_id: str | None) -> bool:
     if run.is_final:
         return False
     owner, lease_until = lock_owner(run.job, run.lock_scope)
-    return owner == run_id and lease_until >= time.time()
+    return owner == run_id and lease_until >= clock.now()
 
 
 def is_busy(job: StagingJob) -> bool:

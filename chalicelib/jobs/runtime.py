@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import settings
+from chalicelib import clock, settings
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
 from chalicelib.jobs.registry import Job, get_job
 from chalicelib.observability import emit_run_metrics, log_keys, logger
@@ -293,7 +293,7 @@ def _take_own_lock(job: Job, run: RunRecord, lease: int) -> None:
     # A continuation renews its own lease. A run still holding a live lease that is not handing
     # over is being executed elsewhere (a duplicated delivery): that one must not run twice.
     owner, lease_until = lock_owner(job.name, run.lock_scope)
-    if owner == run.run_id and lease_until >= time.time() and not (run.checkpoint or {}).get("handover"):
+    if owner == run.run_id and lease_until >= clock.now() and not (run.checkpoint or {}).get("handover"):
         raise LockHeld(run.run_id)
     acquire_lock(job.name, run.lock_scope, run.run_id, lease)
     if (run.checkpoint or {}).get("handover"):

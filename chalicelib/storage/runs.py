@@ -17,6 +17,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from chalicelib import clock
 from chalicelib.storage.base import JSONAttribute, meta
 
 FINAL_STATUSES = frozenset({"Ended", "Error", "Canceled", "NotRun"})
@@ -120,7 +121,7 @@ def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
 
     The owner keeps its own lock (continuations); anyone may take an expired lease.
     """
-    now = time.time()  # fractional: a lease counted in whole seconds would expire up to a second late
+    now = clock.now()  # fractional: a lease counted in whole seconds would expire up to a second late
     lock = Coordination(_lock_key(job, scope), owner=owner, lease_until=now + lease_seconds,
                         expires=timedelta(days=2))
     try:
@@ -145,7 +146,7 @@ def lock_owner(job: str, scope: str) -> tuple[str | None, float]:
 def renew_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
     lock = Coordination(_lock_key(job, scope))
     try:
-        lock.update(actions=[Coordination.lease_until.set(time.time() + lease_seconds)],
+        lock.update(actions=[Coordination.lease_until.set(clock.now() + lease_seconds)],
                     condition=Coordination.owner == owner)
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
