@@ -3,8 +3,10 @@
 An RMS table export dropped at ``migration/data/<entity>/<name>.csv`` goes through four
 streaming steps, each usable alone and none holding more than a window of the file:
 
-1. ``decode_stream`` turns S3 byte chunks into text: UTF-8 (with or without BOM), else
-   Windows-1252, which is what RMS and Excel on Windows usually write. Anything else is an
+1. ``decode_stream`` turns S3 byte chunks into text: UTF-8 (with or without BOM), or
+   Windows-1252, which is what RMS and Excel on Windows usually write, as the first 64 KB
+   decide (DOMAIN §13) or the mapping's ``"encoding"`` forces. Bytes that are not UTF-8 in a
+   UTF-8 file make their rows row errors (never mojibake); anything that is not text is an
    ``UnreadableFile`` whose ``reason`` names the problem.
 2. ``read_rows`` finds the delimiter and the header and yields ``(row_number, {column: cell})``.
 3. ``map_row`` turns one RMS row into a target record through a field mapping
@@ -29,6 +31,7 @@ import codecs
 import csv
 import itertools
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
@@ -82,6 +85,10 @@ DEFAULT_BASE_RATE = Decimal("0")
 
 EXTRA_CELLS_COLUMN = "(extra cells)"
 """Key under which ``read_rows`` keeps the non-empty cells a row has beyond the header."""
+
+INVALID_BYTES = "(invalid bytes)"
+"""Key under which ``read_rows`` keeps, for a row holding bytes that are not UTF-8,
+``{column: "invalid UTF-8 byte 0xE9 at byte offset 1234"}`` (the cells hold U+FFFD instead)."""
 
 ROW_COLUMN = "(row)"
 """The column an error names when it is about the row as a whole."""
@@ -167,6 +174,26 @@ _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
+UTF8 = "utf-8-sig"
+CP1252 = "cp1252"
+LATIN1 = "latin-1"
+"""The encodings a file is read in, as staging jobs and file positions name them."""
+
+ENCODINGS: dict[str, str] = {"utf-8": UTF8, "windows-1252": CP1252, "latin-1": LATIN1}
+"""What a mapping's ``"encoding"`` may say (any case) → the encoding it forces."""
+
+_ENCODING_ALIASES: dict[str, str] = {
+    **ENCODINGS, "utf8": UTF8, "utf-8-sig": UTF8, "cp1252": CP1252, "latin1": LATIN1, "iso-8859-1": LATIN1,
+}
+MAPPING_OPTIONS = ("encoding",)
+"""Keys of a mapping that are options, not target fields."""
+
+_SINGLE_BYTE = (CP1252, LATIN1)
+_MAX_CUT = 3  # bytes of a UTF-8 character that the end of a window can cut off
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+_ESCAPED = re.compile("[\udc80-\udcff]")  # an invalid UTF-8 byte, as ``surrogateescape`` decodes it
+_MULTI_BYTE = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
 
 class UnreadableFile(DomainError):
     """The file cannot be staged at all; ``reason`` says why, in words an operator can act on.
@@ -211,8 +238,10 @@ class FilePosition:
     ``offset``: the byte where the next row starts; ``line``: the lines of the file before it
     (row numbers go on from there); ``header_end``: the bytes up to the end of the header, which
     a resumed read gets again for the columns; ``delimiter``, ``encoding`` and ``ascii_only``
-    (nothing but ASCII read yet) as found when the file was started, so the rest of the file
-    reads exactly as it would have without the pause. Plain data: ``asdict`` / ``FilePosition(**d)``.
+    (nothing but ASCII read yet, so the encoding is still to be decided, at the same byte as
+    without the pause) as found when the file was started, so the rest of the file reads
+    exactly as it would have without the pause: a decided encoding is reused, never decided
+    again from the middle of the file. Plain data: ``asdict`` / ``FilePosition(**d)``.
     """
 
     offset: int
@@ -267,7 +296,8 @@ def validate_mapping(entity: str, mapping: Any) -> list[FieldError]:
     A mapping replaces the entity's default mapping as a whole. Each key must be a field of the
     entity that a CSV column can feed (lists such as ``released_to`` are set by the migration),
     each value a column name or a non-empty list of column names, and every field without a
-    migration default (``price``, ``name``...) must be mapped.
+    migration default (``price``, ``name``...) must be mapped. The one option, ``"encoding"``,
+    forces how the files are read instead of deciding it from their bytes (``ENCODINGS``).
     """
     if entity not in MIGRATION_ENTITIES:
         return [FieldError("entity", f"unknown entity {entity!r}; expected one of: {', '.join(MIGRATION_ENTITIES)}")]
@@ -276,7 +306,11 @@ def validate_mapping(entity: str, mapping: Any) -> list[FieldError]:
     errors: list[FieldError] = []
     kinds = _FIELD_KINDS[entity]
     for target, source in mapping.items():
-        if target not in kinds:
+        if target == "encoding":
+            if not isinstance(source, str) or source.strip().lower() not in _ENCODING_ALIASES:
+                expected = ", ".join(ENCODINGS)
+                errors.append(FieldError(target, f"unknown encoding {source!r}; expected one of: {expected}"))
+        elif target not in kinds:
             if _schema_has_field(entity, target):
                 errors.append(FieldError(target, "is set by the migration and cannot be mapped from a column"))
             else:
@@ -287,6 +321,12 @@ def validate_mapping(entity: str, mapping: Any) -> list[FieldError]:
         if target not in mapping:
             errors.append(FieldError(target, "is required and not mapped to any column"))
     return errors
+
+
+def mapping_encoding(mapping: FieldMapping) -> str | None:
+    """The encoding a (valid) mapping forces, ``utf-8-sig``, ``cp1252`` or ``latin-1``; ``None``: decide."""
+    value = mapping.get("encoding")
+    return _ENCODING_ALIASES[value.strip().lower()] if isinstance(value, str) else None
 
 
 def required_columns(entity: str, mapping: FieldMapping) -> list[str]:
@@ -340,16 +380,29 @@ def _check_entity(entity: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-def decode_stream(chunks: Iterable[bytes]) -> TextStream:
-    """Decode a file arriving in byte chunks, detecting its encoding on the first 64 KB.
+def decode_stream(chunks: Iterable[bytes], encoding: str | None = None) -> TextStream:
+    """Decode a file arriving in byte chunks; its encoding is decided on its first 64 KB.
 
-    UTF-8 (a BOM is dropped) when the prefix is valid UTF-8, else Windows-1252. A file that
-    looked like plain ASCII and turns out to hold a Windows-1252 byte further on is decoded
-    as Windows-1252 from there (ASCII reads the same in both). Characters split across chunks
+    The rule (DOMAIN §13), on the bytes of the first ``SNIFF_BYTES``: a valid multi-byte UTF-8
+    sequence (a BOM is one) or nothing but ASCII → UTF-8; bytes that are not UTF-8 and no valid
+    multi-byte sequence → Windows-1252. Edges:
+
+    - A character cut by the end of the window is not an invalid byte: it is left out, and when
+      nothing else in the window decides, the window takes the rest of that character.
+    - When the first 64 KB are pure ASCII the decision waits for the first non-ASCII byte and is
+      taken on the 64 KB from there (ASCII reads the same in both encodings, so nothing read
+      before changes): a Windows-1252 export whose first accent comes late still reads as
+      Windows-1252, and a UTF-8 file is never read as Windows-1252 for one stray byte.
+
+    In UTF-8, a byte that is not UTF-8 stays in the text as a lone surrogate U+DC80–U+DCFF
+    (Python's ``surrogateescape``) and its file offset goes to ``TextStream.invalid_bytes``;
+    ``read_rows`` makes the row holding it a row error. ``encoding`` (a value of ``ENCODINGS``,
+    from the mapping) forces the encoding. A BOM is dropped; characters split across chunks
     decode correctly. Raises ``UnreadableFile`` for binary content (NUL bytes, a workbook or
-    archive, mostly control characters), UTF-16, or bytes that are neither encoding.
+    archive, mostly control characters), UTF-16, or a byte Windows-1252 does not define in a
+    file read as Windows-1252.
     """
-    return TextStream(chunks)
+    return TextStream(chunks, encoding=encoding)
 
 
 class TextStream(Iterator[str]):
@@ -357,13 +410,17 @@ class TextStream(Iterator[str]):
     many bytes of the file each piece of that text took, so a reader can tell where it is.
 
     With ``resume`` the chunks are the file's first ``resume.header_end`` bytes followed by the
-    bytes from ``resume.offset`` on; the encoding is the one detected when the file was started,
-    and byte offsets in errors are the file's.
+    bytes from ``resume.offset`` on; the encoding is the one decided before the pause (or, if
+    nothing but ASCII had been read, decided at the same byte as it would have been), and byte
+    offsets are the file's. ``encoding`` forces the encoding (a value of ``ENCODINGS``).
     """
 
-    def __init__(self, chunks: Iterable[bytes], resume: FilePosition | None = None):
+    def __init__(self, chunks: Iterable[bytes], resume: FilePosition | None = None, encoding: str | None = None):
         self._resume = resume
-        self._decoder: _Decoder | None = None
+        if encoding is None and resume is not None and not resume.ascii_only:
+            encoding = resume.encoding
+        gap = (resume.header_end, resume.offset) if resume is not None else None
+        self._decoder = _Decoder(encoding, gap=gap)
         self._bom_pending = 0
         self._texts = self._decode(iter(chunks))
 
@@ -372,22 +429,31 @@ class TextStream(Iterator[str]):
 
     @property
     def encoding(self) -> str:
-        """``utf-8-sig`` or ``cp1252``; known once the first text has been read."""
-        return self._decoder.encoding if self._decoder else ""
+        """``utf-8-sig``, ``cp1252`` or ``latin-1``; ``utf-8-sig`` while nothing but ASCII was read."""
+        return self._decoder.encoding or UTF8
 
     @property
     def ascii_only(self) -> bool:
-        """Nothing but ASCII decoded so far (a Windows-1252 byte may still switch the encoding)."""
-        return self._decoder.ascii_so_far if self._decoder else True
+        """The encoding is still open: nothing but ASCII read so far and no encoding forced."""
+        return self._decoder.encoding is None
+
+    @property
+    def invalid_bytes(self) -> deque[tuple[int, int]]:
+        """``(file offset, byte)`` of the invalid UTF-8 bytes decoded and not yet taken, in file order."""
+        return self._decoder.invalid
 
     def measure(self, text: str) -> int:
         """The bytes ``text`` took in the file; call it on the text in the order it was read
         (the BOM counts with the first text measured).
 
-        Exact whatever the encoding did: Windows-1252 is one byte a character, and the encoding
-        only switches to it after pure ASCII, which has the same length in both.
+        Exact whatever the encoding: Windows-1252 and Latin-1 are one byte a character, an
+        invalid UTF-8 byte is one surrogate, and text read before the encoding was decided is
+        ASCII, which has the same length in all of them.
         """
-        size = len(text) if self.encoding == "cp1252" else len(text.encode("utf-8"))
+        if self._decoder.encoding in _SINGLE_BYTE:
+            size = len(text)
+        else:
+            size = len(text.encode("utf-8", "surrogateescape"))
         size, self._bom_pending = size + self._bom_pending, 0
         return size
 
@@ -402,30 +468,35 @@ class TextStream(Iterator[str]):
             head += chunk
         prefix = bytes(head)
         if self._resume is None:
-            encoding = _detect_encoding(prefix[:SNIFF_BYTES], complete and len(prefix) <= SNIFF_BYTES)
-            self._decoder = _Decoder(encoding)
-        else:
-            self._decoder = _Decoder(self._resume.encoding, self._resume.ascii_only,
-                                     gap=(self._resume.header_end, self._resume.offset))
-        if self._decoder.encoding == "utf-8-sig" and prefix.startswith(codecs.BOM_UTF8):
-            self._bom_pending = len(codecs.BOM_UTF8)
+            _check_text(prefix[:SNIFF_BYTES], complete and len(prefix) <= SNIFF_BYTES)
         decoder = self._decoder
-        text = decoder.decode(prefix, final=complete)
+        started = False
+
+        def first(text: str) -> str:
+            nonlocal started
+            if not started and text:
+                started = True
+                if text.startswith("\ufeff"):  # only UTF-8 decodes to U+FEFF: the BOM at offset 0
+                    self._bom_pending = len(codecs.BOM_UTF8)
+                    return text[1:]
+            return text
+
+        text = first(decoder.decode(prefix, final=complete))
         if text:
             yield text
         if complete:
             return
         for chunk in source:
-            text = decoder.decode(chunk)
+            text = first(decoder.decode(chunk))
             if text:
                 yield text
-        text = decoder.decode(b"", final=True)
+        text = first(decoder.decode(b"", final=True))
         if text:
             yield text
 
 
-def _detect_encoding(prefix: bytes, complete: bool) -> str:
-    """``utf-8-sig`` or ``cp1252`` for the file starting with ``prefix``; raise if it is not text."""
+def _check_text(prefix: bytes, complete: bool) -> None:
+    """Raise ``UnreadableFile`` unless the file starting with ``prefix`` is text."""
     for signature, what in _BINARY_SIGNATURES:
         if prefix.startswith(signature):
             raise UnreadableFile(f"file is not text: {what}")
@@ -434,60 +505,120 @@ def _detect_encoding(prefix: bytes, complete: bool) -> str:
     nul = prefix.find(b"\x00")
     if nul >= 0:
         raise UnreadableFile(f"file is not text: NUL bytes at offset {nul}")
-    try:
-        text = codecs.getincrementaldecoder("utf-8-sig")().decode(prefix, final=complete)
-        encoding = "utf-8-sig"
-    except UnicodeDecodeError:
-        try:
-            text = prefix.decode("cp1252")
-        except UnicodeDecodeError as exc:
-            raise UnreadableFile(
-                f"file is neither UTF-8 nor Windows-1252 text: byte 0x{prefix[exc.start]:02X} at offset {exc.start}"
-            ) from None
-        encoding = "cp1252"
+    text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(prefix, final=complete)
     controls = len(_CONTROL.findall(text))
     if text and controls / len(text) > BINARY_CONTROL_RATIO:
         raise UnreadableFile(
             f"file is not text: {controls} control characters in its first {len(text)} characters"
         )
-    return encoding
+
+
+def _verdict(window: bytes, complete: bool) -> str | None:
+    """The encoding ``window`` decides: UTF-8 when it holds a valid multi-byte UTF-8 sequence,
+    else Windows-1252 when it holds a byte that is not UTF-8, else ``None`` (only a character
+    cut by the end of the window, which counts as neither unless ``complete``)."""
+    text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(window, final=complete)
+    if _MULTI_BYTE.search(text):
+        return UTF8
+    if _ESCAPED.search(text):
+        return CP1252
+    return None
 
 
 class _Decoder:
     """An incremental decoder that knows byte offsets, so every failure can say where.
 
+    ``encoding`` ``None``: not decided yet (nothing but ASCII so far; see ``decode_stream``).
     ``gap``: ``(header_end, offset)`` when the bytes fed skip from ``header_end`` to ``offset``
     of the file (a resumed read), so offsets are still the file's.
     """
 
-    def __init__(self, encoding: str, ascii_so_far: bool = True, gap: tuple[int, int] | None = None):
-        self.encoding = encoding
-        self.ascii_so_far = ascii_so_far
-        self._decoder = codecs.getincrementaldecoder(encoding)()
-        self._offset = 0  # bytes fed so far
+    def __init__(self, encoding: str | None, gap: tuple[int, int] | None = None):
+        self.encoding: str | None = None
+        self.invalid: deque[tuple[int, int]] = deque()
+        self._codec: codecs.IncrementalDecoder | None = None
+        self._fed = 0  # bytes fed so far
         self._gap = gap
+        self._pending = bytearray()  # undecided: the bytes from the first non-ASCII byte on
+        self._pending_at = 0
+        if encoding is not None:
+            self._choose(encoding)
 
     def decode(self, data: bytes, final: bool = False) -> str:
         nul = data.find(b"\x00")
         if nul >= 0:
-            raise UnreadableFile(f"file is not text: NUL bytes at offset {self._file_offset(self._offset + nul)}")
-        buffered = len(self._decoder.getstate()[0])
+            raise UnreadableFile(f"file is not text: NUL bytes at offset {self._file_offset(self._fed + nul)}")
+        start, self._fed = self._fed, self._fed + len(data)
+        if self._codec is None:
+            return self._undecided(data, start, final)
+        return self._decode(data, start, final)
+
+    def _choose(self, encoding: str) -> None:
+        self.encoding = encoding
+        if encoding == UTF8:  # the BOM is dropped by ``TextStream``, so every byte has its character
+            self._codec = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        else:
+            self._codec = codecs.getincrementaldecoder(encoding)()
+
+    def _undecided(self, data: bytes, start: int, final: bool) -> str:
+        text = ""
+        if not self._pending:
+            match = _NON_ASCII.search(data)
+            if match is None:
+                return data.decode("ascii")
+            text = data[:match.start()].decode("ascii")
+            self._pending_at = start + match.start()
+            data = data[match.start():]
+        self._pending += data
+        encoding = self._decide(final)
+        if encoding is None:
+            return text
+        self._choose(encoding)
+        pending, self._pending = bytes(self._pending), bytearray()
+        return text + self._decode(pending, self._pending_at, final)
+
+    def _decide(self, final: bool) -> str | None:
+        """The encoding once the window from the first non-ASCII byte is in (``None``: not yet)."""
+        at = self._file_offset(self._pending_at)
+        size = SNIFF_BYTES - at if at < SNIFF_BYTES else SNIFF_BYTES
+        pending = self._pending
+        if len(pending) < size + _MAX_CUT and not final:
+            return None
+        for window in (bytes(pending[:size]), bytes(pending[:size + _MAX_CUT])):
+            encoding = _verdict(window, complete=final and len(pending) <= len(window))
+            if encoding is not None:
+                break
+        else:
+            return UTF8
+        if encoding == CP1252:
+            try:
+                window.decode(CP1252)
+            except UnicodeDecodeError as exc:
+                raise UnreadableFile(f"file is neither UTF-8 nor Windows-1252 text: byte 0x{window[exc.start]:02X} "
+                                     f"at offset {at + exc.start}") from None
+        return encoding
+
+    def _decode(self, data: bytes, start: int, final: bool) -> str:
+        """Decode ``data``, which starts at byte ``start`` of the bytes fed."""
+        codec = self._codec
+        begin = start - len(codec.getstate()[0])  # where the text starts: with the bytes still buffered
         try:
-            text = self._decoder.decode(data, final)
-        except UnicodeDecodeError as exc:
-            at = self._file_offset(self._offset - buffered + exc.start)
-            bad = exc.object[exc.start]
-            ascii_before = self.ascii_so_far and exc.object[:exc.start].isascii()
-            if self.encoding != "utf-8-sig" or not ascii_before:
-                described = "UTF-8" if self.encoding == "utf-8-sig" else "Windows-1252"
-                raise UnreadableFile(f"file is not valid {described} text: byte 0x{bad:02X} at offset {at}") from None
-            # Nothing but ASCII so far, which reads the same in Windows-1252: switch, losing nothing.
-            self.encoding = "cp1252"
-            self._decoder = codecs.getincrementaldecoder("cp1252")()
-            return self.decode(data, final)
-        self._offset += len(data)
-        self.ascii_so_far = self.ascii_so_far and data.isascii()
+            text = codec.decode(data, final)
+        except UnicodeDecodeError as exc:  # Windows-1252 leaves five bytes undefined
+            at = self._file_offset(begin + exc.start)
+            raise UnreadableFile(f"file is not valid Windows-1252 text: byte 0x{exc.object[exc.start]:02X} "
+                                 f"at offset {at}") from None
+        if self.encoding == UTF8 and _ESCAPED.search(text):
+            self._note_invalid(text, begin)
         return text
+
+    def _note_invalid(self, text: str, begin: int) -> None:
+        """Keep the file offset of each escaped byte of ``text``, which starts at byte ``begin`` fed."""
+        at, last = begin, 0
+        for match in _ESCAPED.finditer(text):
+            at += len(text[last:match.start()].encode("utf-8", "surrogateescape"))
+            self.invalid.append((self._file_offset(at), ord(match.group()) - 0xDC00))
+            at, last = at + 1, match.end()
 
     def _file_offset(self, fed: int) -> int:
         if self._gap is None or fed < self._gap[0]:
@@ -561,6 +692,10 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
             _, cells = self._next_record()
             if any(cell.strip() for cell in cells):
                 header = cells
+        invalid = self._invalid_bytes()
+        if invalid:
+            at, byte = invalid[0]
+            raise UnreadableFile(f"header has an invalid UTF-8 byte 0x{byte:02X} at byte offset {at}")
         self.columns = _check_header(header, self._reader.line_num)
         self.header_end = self._bytes
         if resume is not None:
@@ -594,11 +729,45 @@ class SourceRows(Iterator[tuple[int, dict[str, str]]]):
             row_number, cells = self._next_record()
             if not any(cell.strip() for cell in cells):
                 continue
-            row = {column: cell for column, cell in zip(self.columns, cells, strict=False) if column}
+            invalid = self._invalid_bytes()
+            problems = self._mark_invalid(cells, invalid) if invalid else None
+            row: dict[str, Any] = {column: cell for column, cell in zip(self.columns, cells, strict=False) if column}
             extra = cells[len(self.columns):]
             if any(cell.strip() for cell in extra):
                 row[EXTRA_CELLS_COLUMN] = self.delimiter.join(extra)
+            if problems:
+                row[INVALID_BYTES] = problems
             return row_number + self._line_shift, row
+
+    def _invalid_bytes(self) -> list[tuple[int, int]]:
+        """The invalid UTF-8 bytes of the record just read: those before where the next starts."""
+        queue = self._text.invalid_bytes if self._text is not None else None
+        taken = []
+        while queue and queue[0][0] < self._bytes:
+            taken.append(queue.popleft())
+        return taken
+
+    def _mark_invalid(self, cells: list[str], invalid: list[tuple[int, int]]) -> dict[str, str]:
+        """Replace the invalid bytes in ``cells`` by U+FFFD; ``{column: message}`` naming the
+        first invalid byte of each cell (cells beyond the header are ``EXTRA_CELLS_COLUMN``,
+        under an empty column name ``ROW_COLUMN``)."""
+        found = iter(invalid)
+        problems: dict[str, str] = {}
+        for index, cell in enumerate(cells):
+            count = len(_ESCAPED.findall(cell))
+            if not count:
+                continue
+            cells[index] = _ESCAPED.sub("\ufffd", cell)
+            column = (self.columns[index] or ROW_COLUMN) if index < len(self.columns) else EXTRA_CELLS_COLUMN
+            first = next(found, None)
+            for _ in range(count - 1):
+                next(found, None)
+            message = "invalid UTF-8 byte" if first is None else \
+                f"invalid UTF-8 byte 0x{first[1]:02X} at byte offset {first[0]}"
+            if count > 1:
+                message += f" and {count - 1} more"
+            problems.setdefault(column, message)
+        return problems
 
     def _measured(self, lines: Iterable[str]) -> Iterator[str]:
         """The lines as the CSV reader takes them, counting their bytes: the reader takes no line
@@ -712,13 +881,16 @@ def stage_row(
 ) -> StagedRow:
     """Map and validate one row; every error names the source column it came from.
 
+    A row holding bytes that are not UTF-8 (``INVALID_BYTES``, set by ``read_rows``) is an
+    error on each cell holding them, whatever else it holds: its text is not what was meant.
     Errors on a mapped field name its source column (``price`` → ``Price``, ``name`` →
     ``FirstName + LastName``); errors on a defaulted field name the target field. References
     are checked against ``context.known_ids``. Inventory records get ``warehouse_id``, the
     warehouse of their store. ``record`` is the validated record, or ``None`` with errors.
     """
     record, conversion_errors, defaulted = _map_fields(entity, mapping, row, context)
-    errors = [
+    errors = [{"column": column, "message": message} for column, message in row.get(INVALID_BYTES, {}).items()]
+    errors += [
         {"column": _column_of(mapping, target, defaulted), "message": message}
         for target, message in conversion_errors.items()
     ]
@@ -746,14 +918,16 @@ def stage_file(
 ) -> Iterator[StagedRow]:
     """Stage a whole RMS export arriving as byte chunks, one ``StagedRow`` per data row.
 
-    Raises ``UnreadableFile`` (possibly after some rows, e.g. a bad byte deep in the file).
+    The encoding is decided as ``decode_stream`` says, or forced by the mapping's ``"encoding"``.
+    Raises ``UnreadableFile`` (possibly after some rows, e.g. a NUL byte deep in the file).
     The decimal separator follows the file's delimiter (``SourceRows.decimal_comma``). Each
     row carries the ``position`` after it; to continue a file later from such a position, pass
     it as ``resume`` with the file's bytes ``[0, header_end)`` followed by ``[offset, end)``
     (two S3 range reads), and the rows go on as if there had been no pause.
     """
     _check_entity(entity)
-    rows = read_rows(TextStream(chunks, resume), required_columns(entity, mapping), resume=resume)
+    text = TextStream(chunks, resume, encoding=mapping_encoding(mapping))
+    rows = read_rows(text, required_columns(entity, mapping), resume=resume)
     file_context = replace(context, decimal_comma=rows.decimal_comma)
     for row_number, row in rows:
         yield replace(stage_row(entity, mapping, row_number, row, file_context), position=rows.position)
@@ -821,6 +995,8 @@ def _map_fields(
     record: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for target, source in mapping.items():
+        if target in MAPPING_OPTIONS:
+            continue
         parts = (row.get(column, "").strip() for column in _columns(source))
         raw = " ".join(part for part in parts if part)
         if not raw:

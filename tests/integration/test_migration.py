@@ -120,6 +120,43 @@ def test_windows_1252_with_accents_and_utf8_with_bom_import_correctly(client, op
                                               "language": "en-us", "receipt_option": "Email"}
 
 
+def test_a_utf8_file_with_one_invalid_byte_stages_that_row_as_an_error_and_copies_the_rest(client, operator, hq):
+    head = "ItemLookupCode,Description,CategoryID,Price,Inactive\r\nU1,Café crème,C1,3.20,0\r\n".encode()
+    bad_row = b"U2,Th\xe9 vert,C2,2.10,0\r\n"  # one Windows-1252 byte in a UTF-8 file
+    tail = "U3,Crêpe Suzette,C1,5.00,0\r\n".encode()
+    handled = drop(client, "migration/data/products/mixed.csv", head + bad_row + tail)
+    job = job_of(client, operator, handled["staging_job_id"])
+    offset = len(head) + bad_row.index(b"\xe9")
+    assert (job["status"], job["rows"], job["errors"], job["encoding"]) == ("StagedWithErrors", 3, 1, "utf-8-sig")
+    assert job["sample_errors"] == [{"row": 3, "errors": [
+        {"column": "Description", "message": f"invalid UTF-8 byte 0xE9 at byte offset {offset}"}]}]
+    rows = staged_rows(job["job_id"])
+    assert rows[3].record is None and rows[3].source["Description"] == "Th\ufffd vert"
+
+    copied = copy(client, operator, job["job_id"]).json_body["job"]
+    assert (copied["status"], copied["copied"], copied["copy_failed"]) == ("CompletedWithErrors", 2, 1)
+    assert records.get("products", "U1")["name"] == "Café crème"
+    assert records.get("products", "U3")["name"] == "Crêpe Suzette"
+    assert records.get("products", "U2") is None
+
+
+def test_a_mapping_may_force_the_encoding(client, operator, hq):
+    # Valid UTF-8 by accident: "Ã©" in Windows-1252 is the UTF-8 of "é"; the mapping says what the file is.
+    mapping = {**staging_default("products"), "encoding": "windows-1252"}
+    drop(client, "migration/mappings/products.json", json.dumps(mapping))
+    handled = drop(client, "migration/data/products/forced.csv",
+                   "ItemLookupCode,Description,CategoryID,Price\nF1,MÃ©tal,C1,1.00\n".encode("cp1252"))
+    job = job_of(client, operator, handled["staging_job_id"])
+    assert (job["status"], job["encoding"]) == ("Staged", "cp1252")
+    assert copy(client, operator, job["job_id"]).json_body["job"]["status"] == "Completed"
+    assert records.get("products", "F1")["name"] == "MÃ©tal"
+
+    rejected = drop(client, "migration/mappings/products.json", json.dumps({**mapping, "encoding": "utf-16"}))
+    assert rejected["status"] == "Rejected"
+    assert ("encoding: unknown encoding 'utf-16'; expected one of: utf-8, windows-1252, latin-1"
+            in job_of(client, operator, rejected["staging_job_id"])["message"])
+
+
 @pytest.mark.parametrize(("body", "reason"), [
     (b"PK\x03\x04\x14\x00\x06\x00garbage", "file is not text: it is a ZIP archive or an Excel .xlsx workbook"),
     (bytes(range(256)) * 4, "file is not text: NUL bytes at offset 0"),

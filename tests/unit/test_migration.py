@@ -374,10 +374,11 @@ def test_nul_bytes_deep_in_the_file_are_reported_with_their_offset():
     assert unreadable(lambda: decode(data, size=1000)) == f"file is not text: NUL bytes at offset {SNIFF_BYTES + 100}"
 
 
-def test_utf8_file_with_a_stray_windows_1252_byte_later_is_unreadable():
+def test_utf8_file_with_a_stray_windows_1252_byte_later_keeps_it_escaped_with_its_offset():
     data = "Name\nZoë\n".encode() + b"a" * SNIFF_BYTES + b"\xe9\n"
-    reason = unreadable(lambda: decode(data, size=1000))
-    assert reason == f"file is not valid UTF-8 text: byte 0xE9 at offset {len(data) - 2}"
+    stream = decode_stream(chunked(data, 1000))
+    assert "".join(stream).endswith("a\udce9\n")  # read_rows makes its row an error
+    assert list(stream.invalid_bytes) == [(len(data) - 2, 0xE9)]
 
 
 # ---------------------------------------------------------------------------

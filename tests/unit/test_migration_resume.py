@@ -12,7 +12,6 @@ from chalicelib.domain.migration import (
     FilePosition,
     MigrationContext,
     RowRanges,
-    UnreadableFile,
     classify_drop_key,
     stage_file,
 )
@@ -88,16 +87,16 @@ def test_positions_are_byte_offsets_of_the_next_row():
     assert (staged[0].position.encoding, staged[0].position.delimiter) == ("utf-8-sig", ";")
 
 
-def test_a_bad_byte_after_resuming_is_reported_at_its_file_offset():
+def test_a_bad_byte_after_resuming_is_a_row_error_at_its_file_offset():
     filler = b"".join(f"F{i},plain,0,1\n".encode() for i in range(8000))  # past the detection window
     data = "ItemLookupCode,Description,CategoryID,Price\nE1,Ünïcode,0,1\n".encode() + filler + b"E3,\xff,0,3\n"
     first = next(iter(stage_file("products", PRODUCTS, chunked(data, 1000), CONTEXT)))
     position = first.position
     rest = [data[:position.header_end], data[position.offset:]]
-    with pytest.raises(UnreadableFile) as caught:
-        list(stage_file("products", PRODUCTS, rest, CONTEXT, resume=position))
+    last = list(stage_file("products", PRODUCTS, rest, CONTEXT, resume=position))[-1]
     bad_at = data.index(b"\xff")
-    assert caught.value.reason == f"file is not valid UTF-8 text: byte 0xFF at offset {bad_at}"
+    assert (last.row_number, last.record, last.source["Description"]) == (8003, None, "\ufffd")
+    assert last.errors == [{"column": "Description", "message": f"invalid UTF-8 byte 0xFF at byte offset {bad_at}"}]
 
 
 def test_classify_drop_key_does_not_decode_again():
