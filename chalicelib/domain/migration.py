@@ -387,8 +387,8 @@ def decode_stream(chunks: Iterable[bytes], encoding: str | None = None) -> TextS
     sequence (a BOM is one) or nothing but ASCII → UTF-8; bytes that are not UTF-8 and no valid
     multi-byte sequence → Windows-1252. Edges:
 
-    - A character cut by the end of the window is not an invalid byte: it is left out, and when
-      nothing else in the window decides, the window takes the rest of that character.
+    - A character cut by the end of the window is not an invalid byte: the window takes the rest
+      of it (up to 3 bytes more), so it counts as what it is.
     - When the first 64 KB are pure ASCII the decision waits for the first non-ASCII byte and is
       taken on the 64 KB from there (ASCII reads the same in both encodings, so nothing read
       before changes): a Windows-1252 export whose first accent comes late still reads as
@@ -513,16 +513,20 @@ def _check_text(prefix: bytes, complete: bool) -> None:
         )
 
 
-def _verdict(window: bytes, complete: bool) -> str | None:
-    """The encoding ``window`` decides: UTF-8 when it holds a valid multi-byte UTF-8 sequence,
-    else Windows-1252 when it holds a byte that is not UTF-8, else ``None`` (only a character
-    cut by the end of the window, which counts as neither unless ``complete``)."""
-    text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(window, final=complete)
-    if _MULTI_BYTE.search(text):
-        return UTF8
-    if _ESCAPED.search(text):
-        return CP1252
-    return None
+def _verdict(data: bytes, size: int, final: bool) -> tuple[str, int]:
+    """``(encoding, bytes judged)`` for bytes starting at a non-ASCII byte: UTF-8 when the window
+    ``data[:size]`` — with the rest of a character its end cuts — holds a valid multi-byte UTF-8
+    sequence, else Windows-1252 (it holds a byte that is not UTF-8). ``final``: ``data`` ends the
+    file (a character cut by the end of the file is invalid)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    end = min(size, len(data))
+    text = decoder.decode(data[:end], final=final and end == len(data))
+    while decoder.getstate()[0] and end < len(data):  # a character cut by the window: take the rest of it
+        end += 1
+        text += decoder.decode(data[end - 1:end], final=final and end == len(data))
+    if _MULTI_BYTE.search(text) or not _ESCAPED.search(text):
+        return UTF8, end
+    return CP1252, end
 
 
 class _Decoder:
@@ -581,18 +585,13 @@ class _Decoder:
         """The encoding once the window from the first non-ASCII byte is in (``None``: not yet)."""
         at = self._file_offset(self._pending_at)
         size = SNIFF_BYTES - at if at < SNIFF_BYTES else SNIFF_BYTES
-        pending = self._pending
-        if len(pending) < size + _MAX_CUT and not final:
+        if len(self._pending) < size + _MAX_CUT and not final:
             return None
-        for window in (bytes(pending[:size]), bytes(pending[:size + _MAX_CUT])):
-            encoding = _verdict(window, complete=final and len(pending) <= len(window))
-            if encoding is not None:
-                break
-        else:
-            return UTF8
+        window = bytes(self._pending[:size + _MAX_CUT])
+        encoding, judged = _verdict(window, size, final and len(self._pending) == len(window))
         if encoding == CP1252:
             try:
-                window.decode(CP1252)
+                window[:judged].decode(CP1252)
             except UnicodeDecodeError as exc:
                 raise UnreadableFile(f"file is neither UTF-8 nor Windows-1252 text: byte 0x{window[exc.start]:02X} "
                                      f"at offset {at + exc.start}") from None

@@ -28,9 +28,10 @@ def outcome(staged) -> tuple:
     return staged.row_number, staged.source, staged.record, staged.errors
 
 
-def stage_with_pauses(data: bytes, every: int, chunk: int = 7) -> list[tuple]:
+def stage_with_pauses(data: bytes, every: int, chunk: int = 7, positions: list | None = None) -> list[tuple]:
     """Stage ``data`` stopping after every ``every`` rows and resuming from the saved position
-    (through ``asdict``, as a checkpoint stores it) with the two byte ranges S3 would return."""
+    (through ``asdict``, as a checkpoint stores it) with the two byte ranges S3 would return;
+    ``positions`` collects the position after each row."""
     done: list[tuple] = []
     position: FilePosition | None = None
     while True:
@@ -40,6 +41,8 @@ def stage_with_pauses(data: bytes, every: int, chunk: int = 7) -> list[tuple]:
         for staged in stage_file("products", PRODUCTS, chunks, CONTEXT, resume=position):
             done.append(outcome(staged))
             position = FilePosition(**asdict(staged.position))
+            if positions is not None:
+                positions.append(position)
             taken += 1
             if taken == every:
                 break
@@ -59,6 +62,10 @@ FILES = {
     "UTF-8 with BOM and multi-byte characters": (
         codecs.BOM_UTF8 + "ItemLookupCode;Description;CategoryID;Price;Inactive\n"
         "B1;Smørrebrød €;0;1,50;0\nB2;日本茶;0;2,00;0\nB3;Ωmega;0;3,5;1\nB4;Zürich;0;4;0\n".encode()
+    ),
+    "UTF-8 with invalid bytes among multi-byte characters": (
+        "ItemLookupCode,Description,CategoryID,Price\nG1,Grüße,0,1\n".encode()
+        + b"G2,Gr\xfc\xdfe,0,2\nG3,\xe2\x82,0,3\n" + "G4,€ 😀,0,4\n".encode()
     ),
     "bare CR line endings": b"ItemLookupCode,Description,CategoryID,Price\rC1,One,0,1\rC2,Two,0,2\rC3,Three,0,3\r",
     "ASCII that turns Windows-1252 beyond the detection window": (
