@@ -20,6 +20,8 @@ from pynamodb.models import Model
 from chalicelib.storage.base import JSONAttribute, dumps, meta, write_all
 
 RETENTION = timedelta(days=30)
+MAX_RECORD_CHARS = 100_000  # a DynamoDB item holds 400 KB; a bigger record is kept as its id only
+MAX_ERRORS = 50
 CONFLICT = "conflict"
 REJECTED = "rejected"
 OPEN = "Open"
@@ -71,9 +73,13 @@ def issue_id_for(kind: str, *parts: object) -> str:
 def new_issue(store_id: str, kind: str, seen_at: str, *, transaction_id: str | None, record: object,
               message: str, errors: list[dict] | None = None, content_hash: str | None = None) -> UploadIssue:
     parts = (store_id, transaction_id, content_hash) if kind == CONFLICT else (store_id, record)
+    if kind != CONFLICT and len(dumps(record)) > MAX_RECORD_CHARS:
+        record = {"transaction_id": transaction_id, "omitted": f"more than {MAX_RECORD_CHARS} characters"}
+    if len(message) > MAX_RECORD_CHARS // 10:
+        message = message[:MAX_RECORD_CHARS // 10] + " …"
     issue = UploadIssue(store_id, issue_id_for(kind, *parts), kind=kind, transaction_id=transaction_id,
-                        seen_at=seen_at, status=OPEN, record=record, errors=errors, message=message,
-                        content_hash=content_hash)
+                        seen_at=seen_at, status=OPEN, record=record, errors=(errors or [])[:MAX_ERRORS],
+                        message=message, content_hash=content_hash)
     issue.expires = RETENTION
     return issue
 

@@ -2,6 +2,7 @@
 conflicts, rejected with field paths), upload issues for operators, implausible dates."""
 import json
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -109,6 +110,21 @@ def test_an_invalid_transaction_is_rejected_with_its_field_path(retailer, bad, f
     [rejected] = response.json_body["rejected"]
     assert field in [error["field"] for error in rejected["errors"]]
     assert transaction(retailer, "S1", "T1")["lines"][0]["product_id"] == "BALL"
+
+
+def test_a_record_that_is_not_an_object_or_too_big_to_keep_is_rejected_alone(retailer, operator):
+    huge = sale("T3", [("BALL", None, 1, "5.00")])
+    huge["lines"] = [{**huge["lines"][0], "line_no": n, "product_id": f"NOPE{n}"} for n in range(1, 1001)]
+    huge["payments"][0]["amount"] = str(Decimal(huge["payments"][0]["amount"]) * 1000)
+
+    body = upload(retailer, "S1", [sale("T1", [("BALL", None, 1, "5.00")]), "T2", huge]).json_body
+
+    assert body["accepted"] == 1
+    assert [(r["index"], r["transaction_id"], r["errors"][0]["field"]) for r in body["rejected"]] == [
+        (1, None, "transactions[1]"), (2, "T3", "transactions[2].lines[0].product_id")]
+    issues = retailer.http.get("/stores/S1/upload-issues?kind=rejected", headers=operator).json_body["issues"]
+    kept = {i["issue_id"]: i for i in issues}[body["rejected"][1]["issue_id"]]
+    assert kept["record"]["transaction_id"] == "T3" and "omitted" in kept["record"] and len(kept["errors"]) == 50
 
 
 def test_a_transaction_dated_1999_is_rejected_not_posted(retailer, operator):
