@@ -34,6 +34,7 @@ from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.statements import StatementRecord
 from chalicelib.storage.tokens import ApiToken
 from chalicelib.storage.transactions import PosTransaction
+from chalicelib.storage.upload_issues import UploadIssue
 from deploy.appmodel import Function, managed_key, route_modules
 from deploy.stage import BUCKETS, QUEUES, Stage, model_by_base, table_base, tf_key
 
@@ -54,7 +55,8 @@ ROUTES: dict[str, Resources] = {
         objects={"data/packages/": "write"}),
     "chalicelib.http.finance": Resources(tables={AccountActivityResult: "write", TimeRegistration: "write"}),
     "chalicelib.http.migration": Resources(tables={StagingJob: "read"}),
-    "chalicelib.http.store_ops": Resources(tables={PosTransaction: "write", StatementRecord: "read", OnHand: "read"}),
+    "chalicelib.http.store_ops": Resources(tables={PosTransaction: "write", StatementRecord: "read", OnHand: "read",
+                                                   UploadIssue: "write"}),
 }
 
 # Functions whose needs no job or route declares.

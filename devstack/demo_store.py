@@ -24,6 +24,25 @@ def upload_transactions(demo: Any) -> None:
     resent = _upload(demo, *first_batch)
     demo.say(f"{len(stores)} stores uploaded {accepted} transactions; resending a batch of {len(first_batch[1])} "
              f"changed nothing ({resent['duplicates']} duplicates)")
+    _late_and_changed(demo, *first_batch)
+
+
+def _late_and_changed(demo: Any, store_id: str, batch: list[dict]) -> None:
+    """A corrected resend (same id, other content) is a conflict an operator accepts; a record
+    naming an unknown product is refused alone, and both are listed as upload issues."""
+    corrected = {**batch[0], "terminal_id": f"{store_id}-T99"}
+    bad = {**batch[1], "transaction_id": f"{batch[1]['transaction_id']}-X",
+           "lines": [{**batch[1]["lines"][0], "product_id": "NO-SUCH-PRODUCT"}, *batch[1]["lines"][1:]]}
+    answer = _upload(demo, store_id, [corrected, bad])
+    [conflict], [rejected] = answer["conflicts"], answer["rejected"]
+    listed = demo.stack.http("GET", f"/stores/{store_id}/upload-issues", demo.operator).json_body["issues"]
+    accepted = demo.stack.http("POST", f"/stores/{store_id}/upload-issues/{conflict['issue_id']}/accept",
+                               demo.operator)
+    if accepted.status_code != 200:
+        raise SystemExit(f"accept {conflict['issue_id']}: HTTP {accepted.status_code} {accepted.body!r}")
+    demo.say(f"{store_id} resent {conflict['transaction_id']} changed: a conflict (issue {conflict['issue_id']}), "
+             f"accepted by HQ; {rejected['transaction_id']} refused alone ({rejected['errors'][0]['field']}: "
+             f"{rejected['errors'][0]['message']}); {len(listed)} upload issues listed")
 
 
 def seed_stock(demo: Any) -> None:

@@ -9,7 +9,6 @@ from chalice import Blueprint
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
     AUTH,
-    ApiError,
     Conflict,
     NotFound,
     api,
@@ -24,7 +23,6 @@ from chalicelib.http.common import (
 )
 
 bp = Blueprint(__name__)
-MAX_MESSAGES = 1000
 
 
 @bp.route("/assortments/{assortment_id}/publish", methods=["POST"], **AUTH)
@@ -133,29 +131,11 @@ def store_sessions(store_id):
 @bp.route("/stores/{store_id}/status-messages", methods=["POST"], **AUTH)
 @api
 def post_status_messages(store_id):
-    """Keep the store's messages as received for process-status-messages (→ 202 {accepted}).
-
-    A message naming another store's session is refused (403, the field named) and nothing is
-    kept; a message naming an unknown session is kept and shows as an error of the run.
-    """
-    from chalicelib.domain.schemas import validate_many
-    from chalicelib.storage.base import iso, write_all
-    from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
+    """Keep the store's messages for process-status-messages (→ 202 {accepted, rejected}); what can
+    be decided on receipt is refused per message (``jobs/status_message_upload.py``)."""
+    from chalicelib.jobs.status_message_upload import receive
 
     request = bp.current_request
     require_store(request, store_id)
     body = read_body(request, allowed={"messages"}, required={"messages"})
-    messages = body["messages"]
-    if isinstance(messages, list) and not 1 <= len(messages) <= MAX_MESSAGES:
-        raise ValidationError([FieldError("messages", f"must hold 1 to {MAX_MESSAGES} messages")])
-    cleaned = validate_many("status-messages", messages, path="messages")
-    sessions = get_sessions({m["session_id"] for m in cleaned})
-    foreign = [FieldError(f"messages[{i}].session_id", f"session {m['session_id']} belongs to another store")
-               for i, m in enumerate(cleaned)
-               if m["session_id"] in sessions and sessions[m["session_id"]].store_id != store_id]
-    if foreign:
-        raise ApiError(403, "forbidden", f"store {store_id} may only report on its own sessions",
-                       [e.to_dict() for e in foreign])
-    received_at = iso()
-    write_all(StatusMessageRecord, puts=[new_message(store_id, m, received_at) for m in cleaned])
-    return json_response({"accepted": len(cleaned)}, 202)
+    return json_response(receive(store_id, body["messages"]), 202)

@@ -1,5 +1,5 @@
-"""Routes of store operations: transaction upload and read (store routes), statements and on-hand
-stock (operator routes)."""
+"""Routes of store operations: transaction upload and read (store routes); upload issues,
+statements and on-hand stock (operator routes)."""
 from __future__ import annotations
 
 from chalice import Blueprint
@@ -11,6 +11,7 @@ from chalicelib.http.common import (
     api,
     decode_cursor,
     limit_param,
+    list_response,
     query_param,
     query_response,
     read_body,
@@ -42,6 +43,34 @@ def get_transaction(store_id, transaction_id):
     if transaction is None:
         raise NotFound(f"transaction {transaction_id} of store {store_id} not found")
     return transaction.to_api()
+
+
+@bp.route("/stores/{store_id}/upload-issues", methods=["GET"], **AUTH)
+@api
+def list_upload_issues(store_id):
+    """The store's conflicts and rejections of the last 30 days, last seen first (``?kind=conflict|rejected``)."""
+    from chalicelib.jobs.transaction_upload import list_issues
+    from chalicelib.storage.upload_issues import CONFLICT, REJECTED
+
+    request = bp.current_request
+    require_operator(request)  # a store token passes the gateway for /stores/<its id>/*, not this check
+    kind = query_param(request, "kind")
+    if kind not in (None, CONFLICT, REJECTED):
+        raise ValidationError([FieldError("kind", f"must be {CONFLICT} or {REJECTED}")])
+    items, next_key = list_issues(store_id, kind, limit_param(request), decode_cursor(request))
+    return list_response("issues", items, next_key)
+
+
+@bp.route("/stores/{store_id}/upload-issues/{issue_id}/accept", methods=["POST"], **AUTH)
+@api
+def accept_upload_issue(store_id, issue_id):
+    """Accept a conflicting version while the original is unposted (→ the issue, ``Accepted``)."""
+    from chalicelib.jobs.transaction_upload import accept_issue
+
+    request = bp.current_request
+    who = require_operator(request)
+    read_body(request, allowed=set())
+    return accept_issue(store_id, issue_id, who.token_id)
 
 
 @bp.route("/statements", methods=["GET"], **AUTH)

@@ -13,13 +13,18 @@ A statement is posted exactly once, whatever reruns or crashes happen:
 A crash between the two leaves a ``Posting`` statement whose transactions are still (partly)
 unposted. The next run finds it through them, re-reads them consistently and marks only those
 not yet marked, so no ledger line, journal or transaction is written twice. Transactions that
-arrive after a date was posted go into the next statement of that date (``seq`` + 1).
+arrive after a date was posted go into the next statement of that date (``seq`` + 1), and the run's
+message names them ("1 late statement for 2026-11-20").
+
+Without ``through_date`` a store posts through its own yesterday: the day before today in its
+``time_zone`` (DOMAIN §13 "Days are local"), so a Toronto store's evening sales are never posted
+while its day is still open.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import timedelta
+from collections import Counter, defaultdict
 
+from chalicelib.domain.days import local_yesterday
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.inventory import JOURNAL_POSTED
 from chalicelib.domain.statements import STATEMENT_POSTED as POSTED
@@ -46,36 +51,51 @@ class CannotPost(DomainError):
 def run(ctx: JobContext) -> str:
     from chalicelib.jobs.parameters import retail_parameters
 
-    through = ctx.params.get("through_date") or (utcnow().date() - timedelta(days=1)).isoformat()
-    poster = _Poster(ctx, through, retail_parameters()["accounts"])
+    poster = _Poster(ctx, ctx.params.get("through_date"), retail_parameters()["accounts"])
     store_ids = target_store_ids(ctx)
     for store_id in store_ids:
         poster.post_store(store_id)
     verb = "would post" if ctx.dry_run else "posted"
+    through = poster.through or "yesterday in each store's time zone"
     finished = f"; finished {poster.finished} interrupted statement(s)" if poster.finished else ""
     return (f"{verb} {poster.posted} statement(s) of {poster.transactions} transaction(s) for "
-            f"{len(store_ids)} store(s) through {through}{finished}")
+            f"{len(store_ids)} store(s) through {through}{finished}{_late_note(poster.late)}")
+
+
+def _late_note(late: Counter) -> str:
+    """E.g. "; 1 late statement for 2026-11-20": statements of dates that had one already."""
+    if not late:
+        return ""
+    count = sum(late.values())
+    return f"; {count} late statement{'s' if count > 1 else ''} for {', '.join(sorted(late))}"
 
 
 class _Poster:
     """Posts store after store; keeps what every statement needs (categories, products) once per run."""
 
-    def __init__(self, ctx: JobContext, through: str, accounts: dict):
+    def __init__(self, ctx: JobContext, through: str | None, accounts: dict):
         self.ctx = ctx
-        self.through = through
+        self.through = through  # None: each store's own yesterday (DOMAIN §13 "Days are local")
+        self.now = utcnow()
         self.accounts = accounts
         self.categories = {c["id"]: c for c in records.scan_entity("categories")}
         self.products: dict[str, dict | None] = {}
         self.posted = self.transactions = self.finished = 0
+        self.late: Counter = Counter()  # business date -> statements made for a date that had one
 
     def post_store(self, store_id: str) -> None:
+        # No zone's yesterday is after UTC today: the index query stops there, each store's own
+        # yesterday is applied once its record is read (only stores with candidates are read).
         candidates: dict[str, list[str]] = defaultdict(list)
-        for business_date, transaction_id in unposted_keys(store_id, self.through):
+        for business_date, transaction_id in unposted_keys(store_id, self.through or self.now.date().isoformat()):
             candidates[business_date].append(transaction_id)
         if not candidates:
             return
         store = records.get("stores", store_id) or {"id": store_id}
-        dates = sorted(candidates)
+        through = self.through or local_yesterday(store.get("time_zone"), self.now).isoformat()
+        dates = sorted(d for d in candidates if d <= through)
+        if not dates:
+            return
         statements = in_range(store_id, dates[0], dates[-1])
         last_seq: dict[str, int] = defaultdict(int)
         claimed: set[str] = set()  # transactions of statements a crash left Posting
@@ -106,6 +126,8 @@ class _Poster:
             return
         self.posted += 1
         self.transactions += len(unposted)
+        if seq > 1:
+            self.late[business_date] += 1
         self.ctx.count(read=len(unposted), written=0 if self.ctx.dry_run else 1)
         if self.posted % CHECKPOINT_EVERY == 0:
             self.ctx.checkpoint()
@@ -187,7 +209,8 @@ JOB = register(Job(
     schedule="cron(0 1 * * ? *)",
     run=run,
     params={**STORE_TARGETING,
-            "through_date": Param("date", help="post business dates up to this one (default: yesterday)")},
+            "through_date": Param("date", help="post business dates up to this one (default: yesterday "
+                                               "in each store's time zone)")},
     shards=store_shards,
     resources=Resources(tables={PosTransaction: "write", StatementRecord: "write", LedgerLine: "write",
                                InventoryJournalRecord: "write"}),

@@ -8,7 +8,11 @@ error, TTL) 25 to a batch — about 0.05 requests per message. If an operator ch
 meanwhile, its messages stay pending and the next run applies them to the new state.
 
 Messages for unknown sessions and refused moves are kept with their error and listed in the
-run's errors. Then sessions Available or Requested longer than ``stale_after_hours`` are
+run's errors; a refused message is also recorded on its session (``message_errors``, the last
+20), so the store's own session shows why its report changed nothing. A message dated more
+than 5 minutes after it was received (kept before the route refused such messages) is refused
+too: applied, it would move the session's clock into the future and every real message after
+it would be ignored as older. Then sessions Available or Requested longer than ``stale_after_hours`` are
 flagged ``stale`` (and named in the run's message), and final sessions whose last change is
 older than ``download_session_retention_days`` are deleted with their package objects.
 """
@@ -20,6 +24,7 @@ from datetime import timedelta
 
 from pynamodb.exceptions import TransactWriteError
 
+from chalicelib.domain.days import in_future
 from chalicelib.domain.sessions import (
     FINAL_STATUSES,
     OutcomeKind,
@@ -31,8 +36,9 @@ from chalicelib.jobs.distribution import is_conflict, state_actions, transaction
 from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.registry import Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.storage.base import iso, utcnow, write_all
+from chalicelib.storage.base import iso, parse_iso, utcnow, write_all
 from chalicelib.storage.download_sessions import (
+    MESSAGE_ERRORS,
     DownloadSession,
     StatusMessageRecord,
     delete_packages,
@@ -65,6 +71,8 @@ def run(ctx: JobContext) -> str:
     counters = ctx.counters
     parts = [f"{counters.get('read', 0)} message(s): {counters.get('written', 0)} applied, "
              f"{counters.get('skipped', 0)} ignored, {counters.get('failed', 0)} refused"]
+    if counters.get("skipped"):
+        parts.append(f"{counters['skipped']} arrived late (older than their session's last change, or repeated)")
     if tally["suspended"]:
         parts.append(f"{tally['suspended']} session(s) suspended")
     if tally["retry"]:
@@ -96,21 +104,39 @@ def _replay(ctx: JobContext, session, records: list, try_limit: int, tally: Coun
             _mark(record, "refused", f"{problem} {record.session_id}")
             ctx.error(record.ref, record.error)
         return _Unit(None, None, records)
+    refused = []
+    # Dated in the future when received (kept before HQ refused them on receipt): a store clock at
+    # 2099 would make every later real message look older than the session's last change.
+    timely = []
+    for record in records:
+        if in_future(parse_iso(record.at), parse_iso(record.received_at)):
+            _mark(record, "refused", f"dated {record.at}, more than 5 minutes after it was received "
+                                     f"({record.received_at})")
+            ctx.error(record.ref, record.error)
+            refused.append(record)
+        else:
+            timely.append(record)
     before = session.state()
-    replay = apply_messages_in_order(before, [StatusMessage.from_record(r.as_record()) for r in records], try_limit)
-    for (_, outcome), record in zip(replay.outcomes, records, strict=True):
+    replay = apply_messages_in_order(before, [StatusMessage.from_record(r.as_record()) for r in timely], try_limit)
+    for (_, outcome), record in zip(replay.outcomes, timely, strict=True):
         _mark(record, outcome.kind.value, outcome.error or outcome.note)
         if outcome.kind is OutcomeKind.REFUSED:
             ctx.error(record.ref, outcome.error)
+            refused.append(record)
         elif outcome.kind is OutcomeKind.APPLIED:
             ctx.count(written=1)
         else:
             ctx.count(skipped=1)
-    if replay.state == before:
-        return _Unit(session, None, records)
+    actions = [] if replay.state == before else state_actions(replay.state)
+    if refused:
+        errors = list(session.message_errors or [])
+        # A rerun after a crash may refuse the same message again: it is listed once.
+        errors += [e for e in ({"at": r.at, "status": r.status, "error": r.error}
+                               for r in sorted(refused, key=lambda r: r.at)) if e not in errors]
+        actions.append(DownloadSession.message_errors.set(errors[-MESSAGE_ERRORS:]))
     if replay.state.status is SessionStatus.SUSPENDED and before.status is not SessionStatus.SUSPENDED:
         tally["suspended"] += 1
-    return _Unit(session, state_actions(replay.state), records)
+    return _Unit(session, actions or None, records)
 
 
 def _mark(record, outcome: str, error: str | None) -> None:

@@ -39,6 +39,7 @@ from chalicelib.storage.base import JSONAttribute, get_many, meta
 DATA_GROUPS = {"assortments": "AS", "delivery-modes": "DM"}
 PACKAGE_URL_SECONDS = 300
 S3_DELETE_LIMIT = 1000
+MESSAGE_ERRORS = 20  # refused status messages kept on a session, newest last
 
 
 class SessionsByStore(GlobalSecondaryIndex):
@@ -88,6 +89,7 @@ class DownloadSession(Model):
     message = UnicodeAttribute(null=True)
     replaced_by = UnicodeAttribute(null=True)
     stale = BooleanAttribute(default=False)
+    message_errors = JSONAttribute(null=True)  # the last MESSAGE_ERRORS refused messages [{at, status, error}]
     version = VersionAttribute()
     by_store = SessionsByStore()
     by_status = SessionsByStatus()
@@ -100,6 +102,7 @@ class DownloadSession(Model):
             "requested_at": self.requested_at, "downloaded_at": self.downloaded_at,
             "applied_at": self.applied_at, "try_count": int(self.try_count), "message": self.message,
             "replaced_by": self.replaced_by, "stale": bool(self.stale),
+            "message_errors": self.message_errors or [],
         }
 
     def state(self) -> SessionState:

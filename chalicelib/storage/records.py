@@ -92,6 +92,11 @@ def get_by_ids(entity: str, ids: Iterable[str]) -> dict[str, dict]:
     return {r.id: r.data for r in get_many(MasterRecord, [(entity, i) for i in ids])}
 
 
+def get_records(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Records of several entities by ``(entity, id)`` in one batch get (100 keys a request)."""
+    return {(r.entity, r.id): r.data for r in get_many(MasterRecord, keys)}
+
+
 def delete(entity: str, record_id: str) -> bool:
     try:
         MasterRecord(entity, record_id).delete(condition=MasterRecord.id.exists())

@@ -16,12 +16,13 @@ from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.statements import StatementRecord
 from chalicelib.storage.tokens import ApiToken
 from chalicelib.storage.transactions import PosTransaction
+from chalicelib.storage.upload_issues import UploadIssue
 
 ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
               AccountActivityResult, TimeRegistration, PayItem, PayTransfer,
               StoreState, DownloadSession, StatusMessageRecord,
               StagingJob, StagingRow, EntityMapping,
-              PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting]
+              PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting, UploadIssue]
 
 
 _bound_to: tuple | None = None

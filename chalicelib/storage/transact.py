@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import CancellationReason, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -35,6 +35,7 @@ _CONFLICT = "TransactionConflict"
 class Put:
     item: Model
     condition: Condition | None = None
+    return_old: bool = False  # a failed condition reports the item it found (``write_transaction_reasons``)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ def write_transaction(puts: Sequence[Put] = (), updates: Sequence[Update] = ()) 
     for each action whose condition failed, ``None`` for the others. A conflict with a concurrent
     write is retried with backoff; other errors propagate.
     """
+    return [reason.code if reason else None for reason in write_transaction_reasons(puts, updates)]
+
+
+def write_transaction_reasons(puts: Sequence[Put] = (),
+                              updates: Sequence[Update] = ()) -> list[CancellationReason | None]:
+    """``write_transaction`` with DynamoDB's cancellation reasons: a put made with ``return_old``
+    whose condition failed carries the item it found (``raw_item``) at no extra request."""
     if len(puts) + len(updates) > MAX_ACTIONS:
         raise ValueError(f"{len(puts) + len(updates)} actions; a transaction holds at most {MAX_ACTIONS}")
     attempt = 0
@@ -63,14 +71,16 @@ def write_transaction(puts: Sequence[Put] = (), updates: Sequence[Update] = ()) 
         try:
             with TransactWrite(connection=Connection()) as transaction:
                 for put in puts:
-                    transaction.save(put.item, condition=put.condition)
+                    transaction.save(put.item, condition=put.condition,
+                                     return_values="ALL_OLD" if put.return_old else None)
                 for update in updates:
                     transaction.update(update.item, update.actions, condition=update.condition)
             return []
         except TransactWriteError as exc:
-            codes = [reason.code if reason else None for reason in exc.cancellation_reasons or []]
+            reasons = list(exc.cancellation_reasons or [])
+            codes = [reason.code if reason else None for reason in reasons]
             if CONDITION_FAILED in codes:
-                return codes
+                return reasons
             if _CONFLICT not in codes:
                 raise
             attempt += 1

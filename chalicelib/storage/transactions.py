@@ -14,14 +14,22 @@ jobs find their work without scanning:
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from chalicelib.domain.uploads import canonical_hash
 from chalicelib.storage.base import JSONAttribute, get_many, meta
-from chalicelib.storage.transact import CONDITION_FAILED, MAX_ACTIONS, Put, Update, write_transaction
+from chalicelib.storage.transact import (
+    CONDITION_FAILED,
+    MAX_ACTIONS,
+    Put,
+    Update,
+    write_transaction,
+    write_transaction_reasons,
+)
 
 COMPLETED = "Completed"
 POSTED = "Posted"
@@ -61,6 +69,7 @@ class PosTransaction(Model):
     created_at = UnicodeAttribute()
     status = UnicodeAttribute()  # as uploaded (Completed | Voided | Training), then Posted
     data = JSONAttribute()  # the validated upload, decimals as strings
+    content_hash = UnicodeAttribute(null=True)  # canonical_hash(data); absent on rows older than it
     uploaded_at = UnicodeAttribute()
     statement_id = UnicodeAttribute(null=True)
     posted_at = UnicodeAttribute(null=True)
@@ -94,35 +103,59 @@ def from_upload(record: dict, receipt_requested: bool, now: str) -> PosTransacti
     return PosTransaction(
         record["store_id"], record["transaction_id"], business_date=record["business_date"],
         created_at=record["created_at"], status=record["status"], data=record, uploaded_at=now,
+        content_hash=canonical_hash(record),
         unposted_store=record["store_id"] if completed else None, receipt_requested=receipt_requested,
         email_status=EMAIL_PENDING if queued else None, email_queue=QUEUED if queued else None,
         email_order=UNPOSTED_ORDER + record["created_at"] if queued else None,
     )
 
 
-def insert_new(items: list[PosTransaction]) -> set[str]:
-    """Write the transactions that do not exist yet; returns the ids that already did.
+def insert_new(items: list[PosTransaction]) -> dict[str, PosTransaction]:
+    """Write the transactions that do not exist yet; returns the stored ones of the ids that
+    already did (each as DynamoDB found it when the condition failed).
 
     Conditional puts in transactions of 100: a resend (even one racing the first upload) finds
-    its transactions and changes nothing, and the cancelled chunk is retried without them.
+    its transactions and changes nothing, and the cancelled chunk is retried without them. The
+    failed condition returns the stored item, so telling a duplicate from a conflict costs no read.
     """
-    duplicates: set[str] = set()
+    existing: dict[str, PosTransaction] = {}
     for start in range(0, len(items), MAX_ACTIONS):
         chunk = items[start:start + MAX_ACTIONS]
         while chunk:
-            codes = write_transaction(
-                puts=[Put(item, PosTransaction.transaction_id.does_not_exist()) for item in chunk])
-            if not codes:
+            reasons = write_transaction_reasons(
+                puts=[Put(item, PosTransaction.transaction_id.does_not_exist(), return_old=True) for item in chunk])
+            if not reasons:
                 break
-            outcome = list(zip(chunk, codes, strict=True))
-            duplicates.update(item.transaction_id for item, code in outcome if code == CONDITION_FAILED)
-            chunk = [item for item, code in outcome if code != CONDITION_FAILED]
-    return duplicates
+            left = []
+            for item, reason in zip(chunk, reasons, strict=True):
+                if reason is None or reason.code != CONDITION_FAILED:
+                    left.append(item)
+                elif reason.raw_item:
+                    existing[item.transaction_id] = PosTransaction.from_raw_data(reason.raw_item)
+                else:  # DynamoDB did not return it: read it (consistently, it was just found)
+                    existing[item.transaction_id] = PosTransaction.get(item.store_id, item.transaction_id,
+                                                                       consistent_read=True)
+            chunk = left
+    return existing
 
 
-def get_one(store_id: str, transaction_id: str) -> PosTransaction | None:
+def stored_hash(item: PosTransaction) -> str:
+    """The canonical hash of the stored version (computed for rows stored before it was kept)."""
+    return item.content_hash or canonical_hash(item.data)
+
+
+def replace_version(old: PosTransaction, new: PosTransaction, also: Sequence[Put] = ()) -> bool:
+    """Replace an unposted transaction by another version of it, together with ``also``; only if
+    it is still the version read and unposted. Returns False when that no longer holds."""
+    condition = (PosTransaction.uploaded_at == old.uploaded_at) & PosTransaction.statement_id.does_not_exist()
+    if old.status == POSTED:
+        return False
+    return not write_transaction(puts=[Put(new, condition), *also])
+
+
+def get_one(store_id: str, transaction_id: str, consistent: bool = False) -> PosTransaction | None:
     try:
-        return PosTransaction.get(store_id, transaction_id)
+        return PosTransaction.get(store_id, transaction_id, consistent_read=consistent)
     except PosTransaction.DoesNotExist:
         return None
 

@@ -43,7 +43,7 @@ def post(client, store_id, messages, headers=None):
 def report(client, store_id, *messages):
     response = post(client, store_id, [{"session_id": s, "status": st, "at": t} for s, st, t in messages])
     assert response.status_code == 202, response.body
-    assert response.json_body == {"accepted": len(messages)}
+    assert response.json_body == {"accepted": len(messages), "rejected": []}
 
 
 def session(client, operator, session_id):
@@ -81,6 +81,7 @@ def test_every_move_of_the_table_through_the_job_allowed_and_refused(client, ope
             assert kept.error.startswith(f"illegal move {source} → {target}")
             if source in ("Applied", "Canceled", "NoData", "CreateFailed"):
                 assert kept.error.endswith(f"session is final ({source})")
+            assert after["message_errors"] == [{"at": at(5), "status": target, "error": kept.error}]
 
 
 def test_messages_posted_out_of_order_are_applied_in_time_order(client, operator):
@@ -97,6 +98,7 @@ def test_messages_posted_out_of_order_are_applied_in_time_order(client, operator
     report(client, "S1", ("X1", "Requested", at(15)))
     late = process(client, operator)
     assert late["counters"]["skipped"] == 1 and late["errors"] == []
+    assert "1 arrived late" in late["message"]
     kept = {(m.status, m.outcome) for m in session_messages("X1")}
     assert kept == {("Applied", "applied"), ("Downloaded", "applied"), ("Requested", "applied"),
                     ("Requested", "ignored")}
@@ -120,35 +122,82 @@ def test_suspended_after_try_count_failures_and_a_manual_retry(client, operator)
     assert session(client, operator, "F1")["status"] == "Suspended"
 
 
-def test_messages_for_unknown_sessions_are_kept_with_their_error(client, operator):
-    from chalicelib.storage.download_sessions import session_messages
-
-    report(client, "S1", ("GHOST", "Requested", at(1)))
-    run = process(client, operator)
-    assert run["status"] == "Ended" and run["counters"]["failed"] == 1
-    assert run["errors"] == [{"key": f"GHOST Requested at {at(1)}", "message": "unknown session GHOST"}]
-    [kept] = session_messages("GHOST")
-    assert kept.outcome == "refused" and kept.error == "unknown session GHOST" and kept.pending is None
-
-
-def test_a_store_cannot_report_on_another_stores_session_nor_post_for_another_store(client, operator):
+def test_what_can_be_decided_on_receipt_is_refused_per_message_and_not_stored(client, operator):
     from chalicelib.storage.download_sessions import StatusMessageRecord
 
     make_session("MINE", store_id="S1")
     make_session("THEIRS", store_id="S2")
+    soon = (datetime.now(UTC) + timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     response = post(client, "S1", [{"session_id": "MINE", "status": "Requested", "at": at(1)},
-                                   {"session_id": "THEIRS", "status": "Requested", "at": at(1)}])
-    assert response.status_code == 403
-    assert response.json_body["error"]["details"] == [
-        {"field": "messages[1].session_id", "message": "session THEIRS belongs to another store"}]
-    assert list(StatusMessageRecord.scan()) == []  # a rejected request writes nothing
+                                   {"session_id": "THEIRS", "status": "Requested", "at": at(1)},
+                                   {"session_id": "GHOST", "status": "Requested", "at": at(1)},
+                                   {"session_id": "MINE", "status": "Downloaded", "at": "2099-01-01T00:00:00Z"},
+                                   {"session_id": "MINE", "status": "Done", "at": "yesterday"},
+                                   "Requested",
+                                   {"session_id": "MINE", "status": "Downloaded", "at": soon}])
+
+    assert response.status_code == 202, response.body
+    body = response.json_body
+    assert body["accepted"] == 2
+    assert [(r["index"], r["session_id"], [e["field"] for e in r["errors"]]) for r in body["rejected"]] == [
+        (1, "THEIRS", ["messages[1].session_id"]), (2, "GHOST", ["messages[2].session_id"]),
+        (3, "MINE", ["messages[3].at"]), (4, "MINE", ["messages[4].status", "messages[4].at"]),
+        (5, None, ["messages[5]"])]
+    assert body["rejected"][0]["errors"][0]["message"] == "session of another store: THEIRS"
+    assert body["rejected"][1]["errors"][0]["message"] == "unknown session: GHOST"
+    assert "more than 5 minutes in the future" in body["rejected"][2]["errors"][0]["message"]
+    assert sorted(m.at for m in StatusMessageRecord.scan()) == [at(1), soon]
 
     elsewhere = post(client, "S2", [{"session_id": "THEIRS", "status": "Requested", "at": at(1)}],
                      headers=store_headers("S1"))
     assert elsewhere.status_code == 403
-    invalid = post(client, "S1", [{"session_id": "MINE", "status": "Done", "at": "yesterday"}])
-    assert invalid.status_code == 400
-    assert {d["field"] for d in invalid.json_body["error"]["details"]} == {"messages[0].status", "messages[0].at"}
+    for envelope in ([], "MINE", [{"session_id": "MINE", "status": "Requested", "at": at(1)}] * 1001):
+        assert post(client, "S1", envelope).status_code == 400
+
+
+def test_a_message_dated_2099_no_longer_freezes_its_session(client, operator):
+    """Issue 11: a message dated 2099 moved the session's clock to 2099 and every later real message
+    was ignored ("0 applied, 1 ignored", no error)."""
+    make_session("X1")
+    refused = post(client, "S1", [{"session_id": "X1", "status": "Requested", "at": "2099-01-01T00:00:00Z"}])
+    [rejection] = refused.json_body["rejected"]
+    assert refused.json_body["accepted"] == 0 and rejection["errors"][0]["field"] == "messages[0].at"
+
+    report(client, "S1", ("X1", "Requested", at(10)), ("X1", "Downloaded", at(20)))
+    run = process(client, operator)
+
+    assert run["counters"]["written"] == 2 and run["errors"] == [], run
+    assert session(client, operator, "X1")["status"] == "Downloaded"
+
+
+def test_a_future_message_kept_before_the_route_refused_them_is_refused_by_the_job(client, operator):
+    from chalicelib.storage.base import iso
+    from chalicelib.storage.download_sessions import new_message, session_messages
+
+    make_session("X1")
+    new_message("S1", {"session_id": "X1", "status": "Requested", "at": "2099-01-01T00:00:00.000Z"}, iso()).save()
+    report(client, "S1", ("X1", "Requested", at(10)))
+
+    run = process(client, operator)
+
+    after = session(client, operator, "X1")
+    assert (after["status"], after["requested_at"]) == ("Requested", at(10))
+    assert run["counters"]["failed"] == 1 and "more than 5 minutes after it was received" in run["errors"][0]["message"]
+    assert [e["at"] for e in after["message_errors"]] == ["2099-01-01T00:00:00.000Z"]
+    assert {m.outcome for m in session_messages("X1")} == {"applied", "refused"}
+
+
+def test_illegal_moves_are_recorded_on_the_session_capped(client, operator):
+    make_session("A1", status="Applied")
+    for start in range(0, 25, 5):
+        report(client, "S1", *[("A1", "Requested", at(n + 1)) for n in range(start, start + 5)])
+        process(client, operator)
+
+    errors = session(client, operator, "A1")["message_errors"]
+
+    assert len(errors) == 20 and errors[-1]["at"] == at(25) and errors[0]["at"] == at(6)
+    assert errors[-1] == {"at": at(25), "status": "Requested",
+                          "error": "illegal move Applied → Requested: session is final (Applied)"}
 
 
 def test_stale_sessions_are_flagged_and_named(client, operator):

@@ -176,10 +176,36 @@ def test_late_transactions_for_a_posted_date_go_into_the_next_statement(retailer
     run = run_job(retailer, operator, "post-statements", {"store_ids": ["S1"]})
 
     assert "posted 1 statement(s) of 1 transaction(s)" in run["message"]
+    assert run["message"].endswith(f"; 1 late statement for {YESTERDAY}"), run["message"]
     posted = statements(retailer, operator, "S1", YESTERDAY)
     assert [(s["statement_id"], s["totals"]["transactions"]) for s in posted] == [
         (f"S1-{YESTERDAY}-1", 1), (f"S1-{YESTERDAY}-2", 1)]
     assert transaction(retailer, "S1", "T2")["statement_id"] == f"S1-{YESTERDAY}-2"
+
+
+def test_by_default_each_store_posts_through_its_own_local_yesterday(retailer, operator):
+    """Issue 11: every "day" was a UTC day. UTC+14 and UTC-11: at any hour one of them is not on UTC's date."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from chalicelib.storage import records
+
+    local = {}
+    for store_id, time_zone in (("S2", "Pacific/Kiritimati"), ("S3", "Pacific/Pago_Pago")):
+        records.save("stores", {**records.get("stores", store_id), "time_zone": time_zone})
+        today = datetime.now(ZoneInfo(time_zone)).date()
+        local[store_id] = (today - timedelta(days=1)).isoformat(), today.isoformat()
+        body = upload(retailer, store_id, [
+            sale(f"{store_id}-{tag}", [("BALL", None, 1, "5.00")], store_id=store_id, business_date=day)
+            for tag, day in zip("YT", local[store_id], strict=True)]).json_body
+        assert body["accepted"] == 2, body
+
+    for store_id in local:
+        run = run_job(retailer, operator, "post-statements", {"store_ids": [store_id]})
+        assert "through yesterday in each store's time zone" in run["message"], run
+    for store_id, (yesterday, today) in local.items():
+        assert transaction(retailer, store_id, f"{store_id}-Y")["status"] == "Posted", (store_id, yesterday)
+        assert transaction(retailer, store_id, f"{store_id}-T")["status"] == "Completed", (store_id, today)
 
 
 def test_through_date_and_targeting(retailer, operator):
