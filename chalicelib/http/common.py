@@ -163,6 +163,18 @@ def idempotency_key(request) -> str | None:
     return f"http#{key}"
 
 
+def run_started(run, created: bool, more: Callable[[], dict] | None = None) -> Response:
+    """Answer a submitted run: a new one is dispatched (inline where no Lambda exists, so it has
+    executed by now) and answered ``202 {"run"}``; one an idempotency key found, ``200``.
+    ``more()`` adds to the answer what the run may have changed (read after the dispatch)."""
+    from chalicelib.jobs import runtime
+
+    if created:
+        runtime.dispatch(run.run_id)
+    return json_response({"run": runtime.get_run(run.run_id).to_api(), **(more() if more else {})},
+                         202 if created else 200)
+
+
 def query_param(request, name: str, default: str | None = None) -> str | None:
     return (request.query_params or {}).get(name, default)
 

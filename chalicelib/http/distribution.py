@@ -20,6 +20,7 @@ from chalicelib.http.common import (
     read_body,
     require_operator,
     require_store,
+    run_started,
 )
 
 bp = Blueprint(__name__)
@@ -48,9 +49,7 @@ def publish_assortment(assortment_id):
                               digest_size=8).hexdigest()
     run, created = runtime.submit("process-assortments", {"assortment_ids": [assortment_id]}, trigger="event",
                                   requested_by=who.token_id, idempotency_key=f"publish#{assortment_id}#{content}")
-    if created:
-        runtime.dispatch(run.run_id)
-    return json_response({"run": runtime.get_run(run.run_id).to_api()}, 202 if created else 200)
+    return run_started(run, created)
 
 
 def _status_param(request) -> str | None:
@@ -102,10 +101,12 @@ def cancel_session(session_id):
 @bp.route("/download-sessions/{session_id}/rerun", methods=["POST"], **AUTH)
 @api
 def rerun_session(session_id):
+    """A targeted full_sync run for the session's store and data group (→ 202 {run}): its new
+    session carries the store's current data and the old one gets ``replaced_by``."""
     from chalicelib.jobs.distribution import rerun_session as rerun
 
-    require_operator(bp.current_request)
-    return rerun(session_id).to_api()
+    who = require_operator(bp.current_request)
+    return run_started(*rerun(session_id, requested_by=who.token_id))
 
 
 @bp.route("/stores/{store_id}/download-sessions", methods=["GET"], **AUTH)

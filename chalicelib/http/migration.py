@@ -11,12 +11,12 @@ from chalicelib.http.common import (
     api,
     decode_cursor,
     idempotency_key,
-    json_response,
     limit_param,
     list_response,
     query_param,
     read_body,
     require_operator,
+    run_started,
 )
 
 bp = Blueprint(__name__)
@@ -68,10 +68,7 @@ def copy_to_target(job_id):
                        "has been copied yet; copy rows: all")
     run, created = runtime.submit(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
                                   requested_by=who.token_id, idempotency_key=idempotency_key(request))
-    if created:
-        runtime.dispatch(run.run_id)
-    return json_response({"run": runtime.get_run(run.run_id).to_api(), "job": _staging_job(job_id).to_api()},
-                         202 if created else 200)
+    return run_started(run, created, lambda: {"job": _staging_job(job_id).to_api()})
 
 
 def _staging_job(job_id: str):

@@ -16,6 +16,7 @@ from chalicelib.http.common import (
     query_param,
     read_body,
     require_operator,
+    run_started,
 )
 
 bp = Blueprint(__name__)
@@ -54,9 +55,7 @@ def start_run(job):
     body = read_body(request, allowed={"params", "dry_run"})
     run, created = runtime.submit(job, body.get("params"), trigger="manual", requested_by=who.token_id,
                                   dry_run=body.get("dry_run", False), idempotency_key=idempotency_key(request))
-    if created:
-        runtime.dispatch(run.run_id)
-    return json_response({"run": runtime.get_run(run.run_id).to_api()}, 202 if created else 200)
+    return run_started(run, created)
 
 
 @bp.route("/jobs/{job}/runs", methods=["GET"], **AUTH)

@@ -1,27 +1,36 @@
-"""Sending changed store data as download sessions, exactly once per (run, store, data group).
+"""Sending changed store data as download sessions, so that whatever a run commits, any later run
+of the job finishes.
 
 Shared by process-assortments and process-delivery-modes (which compute what changed) and by
 the operator's cancel and rerun. A page of changed stores goes out in steps:
 
-1. each session is saved ``Started`` with its deterministic id, a fresh ``seq`` and the
-   package's row count and checksum, then its package is written to S3;
+1. each session is saved ``Started`` with a fresh ``seq`` (its id derives from store and
+   ``seq``) and the package's row count and checksum, then its package is written to S3;
 2. the stores' new state is written, its *marker* item last — the marker names the session
    that delivered it (``last_session``) and is the commit point (``storage/distribution.py``);
-3. each session moves ``Started → Available``, and the state the commit replaced is deleted.
+3. what the commit replaced is deleted, a resend request the session satisfies is dropped, the
+   session a rerun replaces gets ``replaced_by``, and each session moves ``Started → Available``.
 
-A run that dies and resumes (same run id, same session ids) finds, per store: a session past
-``Started`` — done (a further change is left to the next run, with a warning); a ``Started``
-session the stored marker names — committed, so it is made ``Available``; any other
-``Started`` session — not committed, so it is rebuilt from the change computed now (same
-``seq``), or closed ``NoData`` when nothing is left to send.
+A ``Started`` session is the record of unfinished work, whoever left it: every run of the job,
+whatever its run id, lists the group's ``Started`` sessions (one index query, none in the
+steady state) and finishes them store by store within its pages. One the store's marker names
+was committed: step 3 is done for it (and chunks a dead run left are swept). Any other was not:
+it is rebuilt in place from the change computed now (same id and ``seq``; a full one stays
+full), or closed ``NoData`` when nothing is left to send or when the store's ``seq`` has moved
+on meanwhile (then a new session carries the change, so ``seq`` never goes backwards).
+
+Truthfulness (DOMAIN §13): cancelling a session the store has not applied records a resend
+request, and the next run sends the store a full package of the group; a rerun starts a targeted
+``full_sync`` run (param ``rerun_of``) whose new session carries the store's current data and
+names the old one in ``replaces``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.catalog import Catalog, OrgTree
@@ -33,20 +42,26 @@ from chalicelib.domain.sessions import (
     apply_status_message,
     build_package_lines,
     gzip_package,
-    read_package,
 )
+from chalicelib.jobs import runtime
 from chalicelib.storage import records
 from chalicelib.storage.base import iso, utcnow, write_all
-from chalicelib.storage.distribution import StateChange, StoreState, next_seq
+from chalicelib.storage.distribution import (
+    StateChange,
+    StoreState,
+    clear_full_resend,
+    last_seq,
+    next_seq,
+    request_full_resend,
+)
 from chalicelib.storage.download_sessions import (
     DownloadSession,
-    get_package,
     get_session,
-    get_sessions,
     package_key,
     package_location,
     put_package,
     session_id_for,
+    started_sessions,
 )
 
 STARTED = SessionStatus.STARTED.value
@@ -93,6 +108,7 @@ def load_catalog() -> Catalog:
 # --- sending a page of stores -----------------------------------------------------------------------
 
 PAGE = 25
+JOB_OF_GROUP = {"assortments": "process-assortments", "delivery-modes": "process-delivery-modes"}
 
 
 def store_pages(ctx, store_ids: Iterable[str]) -> Iterator[list[str]]:
@@ -110,70 +126,133 @@ def sessions_sent(ctx) -> int:
     return ctx.state.get("sent", 0)
 
 
-def send_changes(ctx, group: str, store_ids: list[str], changes: dict[str, StoreChange],
-                 committed: dict[str, str | None]) -> None:
-    """Send each changed store of a page its session (counted in ``sessions_sent``).
+def recovery_note(ctx) -> str:
+    """The summary's note on sessions earlier runs left ``Started`` (empty when there were none)."""
+    count = ctx.state.get("recovered", 0)
+    return f"; finished {count} session(s) an earlier run left Started" if count else ""
 
-    ``store_ids`` is the whole page (unchanged stores too: a crash may have left a ``Started``
-    session of this run for one of them); ``committed`` is each store's stored ``last_session``.
+
+class Sender:
+    """One invocation's sending of a data group: the ``Started`` sessions earlier runs left (one
+    query) and the session a rerun replaces, then ``send`` page by page.
+
+    A page's stored state (``StoredAssortment`` or ``StoredModes``) gives each store's committed
+    ``last_session`` and pending ``resend`` request.
     """
-    ids = {store_id: session_id_for(ctx.run_id, store_id, group=group) for store_id in store_ids}
-    found = get_sessions(ids.values())
-    ready: list[DownloadSession] = []
-    opened: list[tuple[DownloadSession, StoreChange]] = []
-    for store_id in store_ids:
-        session, change = found.get(ids[store_id]), changes.get(store_id)
-        if session is not None and (session.status != STARTED or committed.get(store_id) == session.session_id):
-            if change is not None:
-                ctx.warn(f"store {store_id}: {group} changed again while this run resumed; the next run sends it")
-            if session.status == STARTED and not ctx.dry_run:
-                ready.append(session)
-        elif ctx.dry_run:
-            ctx.state["sent"] = sessions_sent(ctx) + (change is not None)
-        elif change is None:
-            if session is not None:
-                _close(session, SessionStatus.NO_DATA, "nothing left to send when the run resumed")
-        else:
+
+    def __init__(self, ctx, group: str):
+        self.ctx, self.group = ctx, group
+        self.started = started_sessions(group)
+        self.replaces: dict[str, str] = {}
+        rerun_of = ctx.params.get("rerun_of")
+        if rerun_of:
+            old = get_session(rerun_of)
+            if old is None or old.data_group != group:
+                ctx.warn(f"no {group} session {rerun_of} to replace")
+            else:
+                self.replaces[old.store_id] = old.session_id
+
+    def full_stores(self, page: list[str], stored: dict[str, Any]) -> set[str]:
+        """The page's stores that must get a full package whatever changed: a session of theirs
+        was canceled unapplied (unless a committed full session still to finish covers it), a
+        full session left uncommitted is rebuilt full, or a rerun replaces one of theirs."""
+        full = set()
+        for store_id in page:
+            last, resend = stored[store_id].last_session, stored[store_id].resend
+            orphans = self.started.get(store_id, [])
+            if resend is not None and not any(s.session_id == last and s.full and int(s.seq) > resend
+                                              for s in orphans):
+                full.add(store_id)
+            if store_id in self.replaces or any(s.full and s.session_id != last for s in orphans):
+                full.add(store_id)
+        return full
+
+    def send(self, page: list[str], changes: dict[str, StoreChange], stored: dict[str, Any],
+             strays: Callable[[str, Any], list[StoreState]] | None = None) -> None:
+        """Send each changed store of a page its session, and finish what earlier runs left.
+
+        ``page`` is every store of the page (unchanged ones too: an earlier run may have left a
+        session of theirs ``Started``); ``strays(store_id, digests)`` lists state items a dead
+        run left that the committed ``digests`` do not reference.
+        """
+        ctx = self.ctx
+        finished: list[DownloadSession] = []
+        opened: list[tuple[DownloadSession, StoreChange]] = []
+        recovered: list[str] = []
+        for store_id in page:
+            orphans, change = self.started.pop(store_id, []), changes.get(store_id)
+            if ctx.dry_run:
+                ctx.state["sent"] = sessions_sent(ctx) + (change is not None)
+                continue
+            last = stored[store_id].last_session
+            finished += [s for s in orphans if s.session_id == last]
+            loose = [s for s in orphans if s.session_id != last]
+            if orphans:
+                recovered.append(store_id)
+            reuse = loose.pop() if loose and change is not None and last_seq(store_id) == int(loose[-1].seq) else None
+            for session in loose:
+                _close(session, SessionStatus.NO_DATA, "its run died before sending it; nothing of it is left to "
+                       "send or a later session carries it")
+            if change is None:
+                continue
             try:
-                session = open_session(session, ids[store_id], store_id, group, ctx.run_id, change.rows, change.full)
-            except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the others
-                ctx.error(store_id, f"{group} package not created: {exc}")
+                session = open_session(reuse, store_id, self.group, ctx.run_id, change.rows, change.full,
+                                       self.replaces.get(store_id) or (reuse.replaces if reuse else None))
+            except DomainError as exc:  # a package that cannot be built; an AWS fault ends the run instead
+                ctx.error(store_id, f"{self.group} package not created: {exc}")
                 continue
             change.state.marker.last_session = session.session_id
             opened.append((session, change))
-    write_all(StoreState, puts=[item for _, change in opened for item in change.state.writes])
-    write_all(StoreState, puts=[change.state.marker for _, change in opened])
-    for session in ready + [session for session, _ in opened]:
-        make_available(session)
-        ctx.output("session", id=session.session_id, store_id=session.store_id, data_group=group,
-                   rows=int(session.rows))
-    ctx.state["sent"] = sessions_sent(ctx) + len(ready) + len(opened)
-    write_all(StoreState, deletes=[item for _, change in opened for item in change.state.garbage])
+        write_all(StoreState, puts=[item for _, change in opened for item in change.state.writes])
+        write_all(StoreState, puts=[change.state.marker for _, change in opened])
+        committed = {session.store_id: change.state.marker for session, change in opened}
+        garbage = {(i.store_id, i.part): i for _, change in opened for i in change.state.garbage}
+        if strays is not None:
+            for store_id in recovered:
+                digests = (committed.get(store_id) or stored[store_id]).digests
+                garbage.update({(i.store_id, i.part): i for i in strays(store_id, digests)})
+        write_all(StoreState, deletes=garbage.values())
+        sessions = sorted(finished + [session for session, _ in opened], key=lambda s: (s.store_id, int(s.seq)))
+        for session in sessions:
+            if session.full and stored[session.store_id].resend is not None:
+                clear_full_resend(session.store_id, self.group, int(session.seq))
+        for session in sessions:
+            if session.replaces:
+                old = get_session(session.replaces)
+                if old is not None:
+                    _replace(old, session.session_id)
+            make_available(session)
+            ctx.output("session", id=session.session_id, store_id=session.store_id, data_group=self.group,
+                       rows=int(session.rows))
+        ctx.state["sent"] = sessions_sent(ctx) + len(sessions)
+        ctx.state["recovered"] = ctx.state.get("recovered", 0) + sum(
+            1 for session in sessions if session.store_id in recovered and session.job_run_id != ctx.run_id)
 
 
-def open_session(session: DownloadSession | None, session_id: str, store_id: str, group: str,
-                 job_run_id: str | None, rows: list[dict], full: bool, message: str | None = None) -> DownloadSession:
+def open_session(session: DownloadSession | None, store_id: str, group: str, job_run_id: str,
+                 rows: list[dict], full: bool, replaces: str | None = None) -> DownloadSession:
     """Save the session ``Started`` with its package's row count and checksum, then write the package.
 
-    ``session`` is the ``Started`` session a crashed attempt left (its ``seq`` and ``created_at``
-    are kept) or ``None`` for a new one. A failed upload leaves the session ``CreateFailed``.
+    ``session`` is a ``Started`` session an earlier attempt left (rebuilt in place: its id,
+    ``seq`` and ``created_at`` are kept, and it is saved again only if its package differs) or
+    ``None`` for a new one. A failed upload leaves the session ``Started`` for the next run.
     """
-    if session is None:
-        created = iso()
-        session = DownloadSession(session_id, store_id=store_id, data_group=group, seq=next_seq(store_id),
-                                  job_run_id=job_run_id, status=STARTED, created_at=created, changed_at=created,
-                                  message=message)
-    header = {"session_id": session_id, "store_id": store_id, "data_group": group, "seq": int(session.seq),
+    new = session is None
+    if new:
+        seq, created = next_seq(store_id), iso()
+        session = DownloadSession(session_id_for(store_id, str(seq), group=group), store_id=store_id,
+                                  data_group=group, seq=seq, job_run_id=job_run_id, status=STARTED,
+                                  created_at=created, changed_at=created)
+    header = {"session_id": session.session_id, "store_id": store_id, "data_group": group, "seq": int(session.seq),
               "created_at": session.created_at, "rows": len(rows), "full": full}
     body, checksum = gzip_package(build_package_lines(header, rows))
-    session.rows, session.full, session.checksum = len(rows), full, checksum
-    session.package = package_location(package_key(store_id, int(session.seq), session_id))
-    session.save()
-    try:
-        put_package(session.package, body)
-    except Exception as exc:
-        _close(session, SessionStatus.CREATE_FAILED, f"package upload failed: {exc}")
-        raise
+    if new or (int(session.rows), bool(session.full), session.checksum, session.replaces) != (
+            len(rows), full, checksum, replaces):
+        session.rows, session.full, session.checksum, session.replaces = len(rows), full, checksum, replaces
+        session.message = f"rerun of {replaces}" if replaces else None
+        session.package = package_location(package_key(store_id, int(session.seq), session.session_id))
+        session.save()
+    put_package(session.package, body)
     return session
 
 
@@ -214,7 +293,8 @@ def require_session(session_id: str) -> DownloadSession:
 
 
 def cancel_session(session_id: str, reason: str = "canceled by an operator") -> DownloadSession:
-    """Cancel a session as §9's table allows (not from Started or a final status: 409)."""
+    """Cancel a session as §9's table allows (not from Started or a final status: 409); the
+    store is sent a full package of the group by the next run."""
     session = require_session(session_id)
     state = session.state()
     # The operator's clock may be behind the store's: never let the cancel look older than the last change.
@@ -222,6 +302,8 @@ def cancel_session(session_id: str, reason: str = "canceled by an operator") -> 
     outcome = apply_status_message(state, StatusMessage(session_id, SessionStatus.CANCELED, at, reason), 0)
     if outcome.error:
         raise SessionConflict(f"cannot cancel session {session_id}: {outcome.error}")
+    # Recorded first: a cancel must never leave HQ believing the store has what it was not sent.
+    request_full_resend(session.store_id, session.data_group, int(session.seq))
     try:
         session.update(actions=state_actions(outcome.state))
     except UpdateError as exc:
@@ -231,31 +313,21 @@ def cancel_session(session_id: str, reason: str = "canceled by an operator") -> 
     return session
 
 
-_NOTHING_TO_RERUN = {STARTED, SessionStatus.CREATE_FAILED.value, SessionStatus.NO_DATA.value}
-
-
-def rerun_session(session_id: str) -> DownloadSession:
-    """A new session with the same rows (new id, ``seq`` and checksum); the old one gets
-    ``replaced_by`` and, unless final, is canceled. Asking again returns the same replacement."""
+def rerun_session(session_id: str, requested_by: str | None = None) -> tuple[Any, bool]:
+    """Start a targeted ``full_sync`` run of the session's job for its store (DOMAIN §13): its
+    new session carries the store's current data and replaces this one. Returns (run, created);
+    asking again finds the same run, unless that one did not send (the job was busy, it failed)."""
     old = require_session(session_id)
-    if old.replaced_by:
-        return require_session(old.replaced_by)
-    if old.status in _NOTHING_TO_RERUN or not old.package:
-        raise SessionConflict(f"session {session_id} is {old.status}: it has no package to rerun")
-    new_id = session_id_for(session_id, "rerun", group=old.data_group)
-    new = get_session(new_id)
-    if new is None or new.status == STARTED:
-        header, rows = read_package(get_package(old.package), old.checksum)
-        try:
-            new = open_session(new, new_id, old.store_id, old.data_group, old.job_run_id, rows,
-                               bool(header["full"]), message=f"rerun of {session_id}")
-        except PutError as exc:
-            if not is_conflict(exc):
-                raise
-            return rerun_session(session_id)  # a concurrent rerun created it
-        make_available(new)
-    _replace(old, new.session_id)
-    return new
+    if old.status == STARTED:
+        raise SessionConflict(f"session {session_id} is Started: its run has not finished it yet")
+    params = {"store_ids": [old.store_id], "full_sync": True, "rerun_of": session_id}
+    key = f"rerun#{session_id}"
+    while True:
+        run, created = runtime.submit(JOB_OF_GROUP[old.data_group], params, trigger="manual",
+                                      requested_by=requested_by, idempotency_key=key)
+        if created or not run.is_final or run.status == "Ended":
+            return run, created
+        key = f"rerun#{session_id}#{run.run_id}"
 
 
 def _replace(old: DownloadSession, new_id: str) -> None:

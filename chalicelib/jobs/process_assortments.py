@@ -19,10 +19,11 @@ from __future__ import annotations
 from chalicelib.domain.explosion import assortment_groups, is_expired, resolve_channels
 from chalicelib.domain.sessions import assortment_rows
 from chalicelib.jobs.distribution import (
+    Sender,
     StoreChange,
     load_catalog,
     load_org_tree,
-    send_changes,
+    recovery_note,
     sessions_sent,
     store_pages,
 )
@@ -36,6 +37,7 @@ from chalicelib.storage.distribution import (
     assortment_state,
     read_assortment_chunks,
     read_assortment_digests,
+    stray_chunks,
 )
 from chalicelib.storage.download_sessions import DownloadSession
 from chalicelib.storage.records import MasterRecord
@@ -63,14 +65,14 @@ def run(ctx: JobContext) -> str:
     for warning in warnings:
         ctx.warn(warning)
 
-    _send(ctx, stores, groups)
+    _send(ctx, Sender(ctx, GROUP), stores, groups)
     published, ended = _promote(ctx, [a for a in assortments if a.get("status") == "InProgress"], set(stores), tree,
                                 today)
     verb = "would send" if ctx.dry_run else "sent"
     counters = ctx.counters
     parts = [f"{len(stores)} store(s), {counters.get('read', 0)} (store, variant) pair(s): {verb} "
              f"{sessions_sent(ctx)} session(s) with {counters.get('written', 0)} row(s); "
-             f"{counters.get('skipped', 0)} unchanged"]
+             f"{counters.get('skipped', 0)} unchanged{recovery_note(ctx)}"]
     would = "would be " if ctx.dry_run else ""
     if published:
         parts.append(f"{would}published {', '.join(published)}")
@@ -79,42 +81,42 @@ def run(ctx: JobContext) -> str:
     return "; ".join(parts)
 
 
-def _send(ctx: JobContext, stores: list[str], groups) -> None:
+def _send(ctx: JobContext, sender: Sender, stores: list[str], groups) -> None:
     bucketed: dict[int, BucketedAssortment] = {}
     for page in store_pages(ctx, stores):
         for store_id in page:
             index = groups.group_of[store_id]
             if index not in bucketed:
                 bucketed[index] = BucketedAssortment.of(groups.items[index])
-        _send_page(ctx, page, {s: bucketed[groups.group_of[s]] for s in page}, {s: groups.for_store(s) for s in page})
+        _send_page(ctx, sender, page, {s: bucketed[groups.group_of[s]] for s in page},
+                   {s: groups.for_store(s) for s in page})
 
 
-def _send_page(ctx: JobContext, page: list[str], wanted: dict, items: dict) -> None:
-    full_sync = bool(ctx.params.get("full_sync"))
+def _send_page(ctx: JobContext, sender: Sender, page: list[str], wanted: dict, items: dict) -> None:
     stored = read_assortment_digests(page)
+    full = set(page) if ctx.params.get("full_sync") else sender.full_stores(page, stored)
     changed = {s: stored[s].changed_buckets(wanted[s]) for s in page}
-    old = {} if full_sync else read_assortment_chunks(
-        key for s in page for key in stored[s].chunk_keys(s, changed[s]))
+    old = read_assortment_chunks(key for s in page if s not in full for key in stored[s].chunk_keys(s, changed[s]))
     changes = {}
     for store_id in page:
         ctx.count(read=wanted[store_id].pairs)
         buckets = changed[store_id]
-        if not buckets and not full_sync:
+        if not buckets and store_id not in full:
             ctx.count(skipped=1)
             continue
-        full = full_sync or not stored[store_id].exists
+        whole = store_id in full or not stored[store_id].exists
         added: set = set()
         removed: set = set()
-        if not full:
+        if not whole:
             for bucket in buckets:
                 before, after = old.get((store_id, bucket), set()), wanted[store_id].keys(bucket)
                 added |= after - before
                 removed |= before - after
-        rows = assortment_rows(added, removed, full, all_items=items[store_id])
+        rows = assortment_rows(added, removed, whole, all_items=items[store_id])
         ctx.count(written=len(rows))
         state = assortment_state(store_id, stored[store_id], wanted[store_id], buckets, ctx.run_id)
-        changes[store_id] = StoreChange(rows, full, state)
-    send_changes(ctx, GROUP, page, changes, {s: stored[s].last_session for s in page})
+        changes[store_id] = StoreChange(rows, whole, state)
+    sender.send(page, changes, stored, strays=stray_chunks)
 
 
 def _expire(ctx: JobContext, due: list[dict]) -> list[str]:
@@ -149,6 +151,7 @@ JOB = register(Job(
     params={
         "assortment_ids": Param("ids", help="only the stores these assortments cover (publishing passes its id)"),
         "full_sync": Param("bool", default=False, help="send every targeted store its whole assortment"),
+        "rerun_of": Param("str", help="the session the new one replaces (POST /download-sessions/{id}/rerun)"),
         **STORE_TARGETING,
     },
     resources=Resources(tables={StoreState: "write", DownloadSession: "write", MasterRecord: "write"},

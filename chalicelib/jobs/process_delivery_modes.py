@@ -14,10 +14,11 @@ import hashlib
 from chalicelib.domain.explosion import delivery_mode_diff, explode_delivery_mode, store_delivery_mode_rows
 from chalicelib.domain.sessions import delivery_mode_rows
 from chalicelib.jobs.distribution import (
+    Sender,
     StoreChange,
     load_catalog,
     load_org_tree,
-    send_changes,
+    recovery_note,
     sessions_sent,
     store_pages,
 )
@@ -43,22 +44,23 @@ def run(ctx: JobContext) -> str:
     wanted = {store_id: {mode_id: digest[mode_id] for mode_id in rows} for store_id, rows in rows_by_store.items()}
 
     stores = tree.store_ids if scope is None else scope
+    sender = Sender(ctx, GROUP)
     for page in store_pages(ctx, stores):
-        _send_page(ctx, page, {s: wanted.get(s, {}) for s in page}, data)
+        _send_page(ctx, sender, page, {s: wanted.get(s, {}) for s in page}, data)
     verb = "would send" if ctx.dry_run else "sent"
     return (f"{len(explosions)} delivery mode(s), {len(stores)} store(s): {verb} {sessions_sent(ctx)} session(s) with "
-            f"{ctx.counters.get('written', 0)} row(s); {ctx.counters.get('skipped', 0)} unchanged")
+            f"{ctx.counters.get('written', 0)} row(s); {ctx.counters.get('skipped', 0)} unchanged{recovery_note(ctx)}")
 
 
-def _send_page(ctx: JobContext, page: list[str], wanted: dict[str, dict[str, str]], data: dict) -> None:
-
-    full_sync = bool(ctx.params.get("full_sync"))
+def _send_page(ctx: JobContext, sender: Sender, page: list[str], wanted: dict[str, dict[str, str]],
+               data: dict) -> None:
     stored = read_mode_digests(page)
+    full = set(page) if ctx.params.get("full_sync") else sender.full_stores(page, stored)
     diff = delivery_mode_diff({s: stored[s].digests or {} for s in page}, wanted)
     changes = {}
     for store_id in page:
         ctx.count(read=len(wanted[store_id]))
-        if full_sync:
+        if store_id in full:
             rows = delivery_mode_rows({m: data[m] for m in wanted[store_id]}, [])
         elif store_id in diff:
             rows = delivery_mode_rows({m: data[m] for m in diff[store_id].upserts}, diff[store_id].deletes)
@@ -66,9 +68,9 @@ def _send_page(ctx: JobContext, page: list[str], wanted: dict[str, dict[str, str
             ctx.count(skipped=1)
             continue
         ctx.count(written=len(rows))
-        full = full_sync or stored[store_id].digests is None
-        changes[store_id] = StoreChange(rows, full, mode_state(store_id, wanted[store_id], ctx.run_id))
-    send_changes(ctx, GROUP, page, changes, {s: stored[s].last_session for s in page})
+        whole = store_id in full or stored[store_id].digests is None
+        changes[store_id] = StoreChange(rows, whole, mode_state(store_id, wanted[store_id], ctx.run_id))
+    sender.send(page, changes, stored)
 
 
 JOB = register(Job(
@@ -80,6 +82,7 @@ JOB = register(Job(
     run=run,
     params={
         "full_sync": Param("bool", default=False, help="send every targeted store all its delivery modes"),
+        "rerun_of": Param("str", help="the session the new one replaces (POST /download-sessions/{id}/rerun)"),
         **STORE_TARGETING,
     },
     resources=Resources(tables={StoreState: "write", DownloadSession: "write"}, objects={"data/packages/": "write"}),

@@ -26,7 +26,8 @@ modes need no chunks: a mode's data is the same for every store it covers, so a 
 (store, mode) tells whether to send it, and the package carries the data itself.
 
 The chunk count is fixed: changing ``BUCKETS`` would re-bucket every store (one full rewrite).
-A crash between writing new chunks and committing can leave a few unreferenced chunk items.
+A crash between writing new chunks and deleting the replaced ones can leave unreferenced chunk
+items; the run that finishes the crashed run's session removes them (``stray_chunks``).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DeleteError
 from pynamodb.models import Model
 
 from chalicelib.domain.catalog import VariantKey
@@ -46,6 +48,7 @@ BUCKETS = 64
 ASSORTMENT = "assortment"
 DELIVERY_MODES = "delivery-modes"
 SEQ = "seq"
+PARTS = {"assortments": ASSORTMENT, "delivery-modes": DELIVERY_MODES}
 
 
 class StoreState(Model):
@@ -63,6 +66,38 @@ class StoreState(Model):
 
 def chunk_part(bucket: int, digest: str) -> str:
     return f"{ASSORTMENT}#{bucket:02d}#{digest}"
+
+
+def resend_part(group: str) -> str:
+    return f"resend#{group}"
+
+
+def _read_parts(store_ids: list[str], group: str) -> tuple[dict[str, StoreState], dict[str, int]]:
+    """Each store's state item of ``group`` and the ``seq`` of its pending full resend, if any:
+    one BatchGetItem per 50 stores."""
+    part, resend = PARTS[group], resend_part(group)
+    items, resends = {}, {}
+    for item in get_many(StoreState, [(s, p) for s in store_ids for p in (part, resend)]):
+        if item.part == part:
+            items[item.store_id] = item
+        else:
+            resends[item.store_id] = int(item.seq)
+    return items, resends
+
+
+def request_full_resend(store_id: str, group: str, seq: int) -> None:
+    """The store's next session of ``group`` must be full: session ``seq`` will not be applied."""
+    StoreState(store_id, resend_part(group), seq=seq, updated_at=iso()).save()
+
+
+def clear_full_resend(store_id: str, group: str, sent_seq: int) -> None:
+    """Full session ``sent_seq`` is committed: drop the resend request it satisfies (one for an
+    older session; a cancel of a newer session stays)."""
+    try:
+        StoreState(store_id, resend_part(group)).delete(condition=StoreState.seq < sent_seq)
+    except DeleteError as exc:
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
 
 
 # --- assortments ---------------------------------------------------------------------------------
@@ -119,6 +154,7 @@ class StoredAssortment:
     digests: list[str]
     pairs: int = 0
     last_session: str | None = None
+    resend: int | None = None
 
     @property
     def exists(self) -> bool:
@@ -134,10 +170,15 @@ class StoredAssortment:
 
 
 def read_assortment_digests(store_ids: list[str]) -> dict[str, StoredAssortment]:
-    """Every listed store's digest item (BatchGetItem, 100 keys a request)."""
-    found = {s.store_id: StoredAssortment(s.digests or [], int(s.pairs or 0), s.last_session)
-             for s in get_many(StoreState, [(store_id, ASSORTMENT) for store_id in store_ids])}
-    return {store_id: found.get(store_id, StoredAssortment([])) for store_id in store_ids}
+    """Every listed store's digest item and resend request (BatchGetItem, 50 stores a request)."""
+    found, resends = _read_parts(store_ids, "assortments")
+    result = {}
+    for store_id in store_ids:
+        item = found.get(store_id)
+        result[store_id] = StoredAssortment(item.digests or [], int(item.pairs or 0), item.last_session,
+                                            resends.get(store_id)) if item \
+            else StoredAssortment([], resend=resends.get(store_id))
+    return result
 
 
 def read_assortment_chunks(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, int], set[VariantKey]]:
@@ -171,6 +212,16 @@ def assortment_state(store_id: str, stored: StoredAssortment, wanted: BucketedAs
     return StateChange(writes, marker, garbage)
 
 
+def stray_chunks(store_id: str, digests: list[str]) -> list[StoreState]:
+    """The store's chunk items that ``digests`` (its committed digest item) does not reference:
+    what a run that died between writing chunks and deleting the replaced ones left (a key query
+    on the store's partition; only run for a store whose session a dead run left ``Started``)."""
+    kept = {chunk_part(b, d) for b, d in enumerate(digests or []) if d}
+    return [StoreState(store_id, item.part) for item in StoreState.query(
+        store_id, StoreState.part.startswith(f"{ASSORTMENT}#"), attributes_to_get=["store_id", "part"])
+        if item.part not in kept]
+
+
 # --- delivery modes ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -179,12 +230,17 @@ class StoredModes:
 
     digests: dict[str, str] | None
     last_session: str | None = None
+    resend: int | None = None
 
 
 def read_mode_digests(store_ids: list[str]) -> dict[str, StoredModes]:
-    found = {s.store_id: StoredModes(s.digests or {}, s.last_session)
-             for s in get_many(StoreState, [(store_id, DELIVERY_MODES) for store_id in store_ids])}
-    return {store_id: found.get(store_id, StoredModes(None)) for store_id in store_ids}
+    found, resends = _read_parts(store_ids, "delivery-modes")
+    result = {}
+    for store_id in store_ids:
+        item = found.get(store_id)
+        result[store_id] = StoredModes(item.digests or {}, item.last_session, resends.get(store_id)) if item \
+            else StoredModes(None, resend=resends.get(store_id))
+    return result
 
 
 def mode_state(store_id: str, digests: dict[str, str], run_id: str) -> StateChange:
@@ -202,3 +258,11 @@ def next_seq(store_id: str) -> int:
     counter = StoreState(store_id, SEQ)
     counter.update(actions=[StoreState.seq.add(1)])
     return int(counter.seq)
+
+
+def last_seq(store_id: str) -> int:
+    """The store's last session number taken (0 if none)."""
+    try:
+        return int(StoreState.get(store_id, SEQ, consistent_read=True).seq or 0)
+    except StoreState.DoesNotExist:
+        return 0

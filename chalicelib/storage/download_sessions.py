@@ -5,8 +5,9 @@ Tables and indexes, each serving a query a job or route makes (never a scan on a
 - ``download-sessions`` keyed by ``session_id``.
   ``by_store`` (``store_id``, ``seq``): a store's sessions in order — the store route and the
   operator list by store. ``by_status`` (``status``, ``changed_at``): sessions in one status by
-  time of their last change — stale Available/Requested sessions and final sessions past the
-  retention period are one range query each. A ``version`` attribute makes every write
+  time of their last change — stale Available/Requested sessions, final sessions past the
+  retention period and the ``Started`` sessions a dead run left (``started_sessions``) are one
+  query each. A ``version`` attribute makes every write
   conditional on the version read, so a job and an operator never overwrite each other.
 - ``status-messages`` keyed by ``session_id`` and ``message_key`` (received time + a random
   tail), kept as received. Unprocessed messages carry ``pending``, the hash key of the sparse
@@ -32,7 +33,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib import settings
-from chalicelib.domain.sessions import SessionState
+from chalicelib.domain.sessions import SessionState, SessionStatus
 from chalicelib.storage import aws
 from chalicelib.storage.base import JSONAttribute, get_many, meta
 
@@ -65,6 +66,8 @@ class DownloadSession(Model):
 
     ``changed_at`` is the last change (``last_changed_at``, else ``created_at``), the sort key
     of ``by_status``; ``last_changed_at`` is the ``at`` of the last applied status message.
+    ``replaces`` names the session an operator's rerun replaces (it gets ``replaced_by`` when
+    this one becomes ``Available``).
     """
 
     Meta = meta("download-sessions")
@@ -88,6 +91,7 @@ class DownloadSession(Model):
     rows_affected = NumberAttribute(null=True)
     message = UnicodeAttribute(null=True)
     replaced_by = UnicodeAttribute(null=True)
+    replaces = UnicodeAttribute(null=True)
     stale = BooleanAttribute(default=False)
     message_errors = JSONAttribute(null=True)  # the last MESSAGE_ERRORS refused messages [{at, status, error}]
     version = VersionAttribute()
@@ -158,8 +162,7 @@ class StatusMessageRecord(Model):
 # --- sessions --------------------------------------------------------------------------------------
 
 def session_id_for(*parts: str, group: str) -> str:
-    """A deterministic session id: the same (run, store, group) always names the same session,
-    so a resumed run finds the session it created before a crash instead of making another."""
+    """A deterministic session id from ``parts`` (a store and its ``seq``: one id per number)."""
     digest = hashlib.blake2b("|".join([*parts, group]).encode(), digest_size=12).hexdigest()
     return f"{DATA_GROUPS[group]}-{digest}"
 
@@ -197,6 +200,21 @@ def all_sessions(limit: int, cursor: dict | None) -> tuple[list[DownloadSession]
     results = DownloadSession.scan(limit=limit, last_evaluated_key=cursor)
     items = list(results)
     return items, results.last_evaluated_key if len(items) == limit else None
+
+
+def started_sessions(group: str) -> dict[str, list[DownloadSession]]:
+    """Sessions of ``group`` still ``Started``, by store, in ``seq`` order: what runs that died
+    left unfinished (one query on ``by_status``; none at all in the steady state). The index may
+    lag a write by a second; the next run after a crash comes minutes later."""
+    listed = [s.session_id for s in DownloadSession.by_status.query(
+        SessionStatus.STARTED.value, filter_condition=DownloadSession.data_group == group)]
+    found: dict[str, list[DownloadSession]] = {}
+    for session in get_many(DownloadSession, listed, consistent_read=True):  # as they are now, not as indexed
+        if session.status == SessionStatus.STARTED.value:
+            found.setdefault(session.store_id, []).append(session)
+    for sessions in found.values():
+        sessions.sort(key=lambda s: int(s.seq))
+    return found
 
 
 def sessions_changed_before(status: str, before: str) -> Iterator[DownloadSession]:

@@ -5,7 +5,17 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.sessions import ALLOWED, SessionStatus
 from tests.conftest import store_headers
-from tests.integration.distribution_data import available, download, load, pairs, publish, put, run_job
+from tests.integration.distribution_data import (
+    available,
+    download,
+    load,
+    pairs,
+    product,
+    publish,
+    put,
+    run_job,
+    sessions_of,
+)
 
 STATUSES = [s.value for s in SessionStatus]
 T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
@@ -228,6 +238,12 @@ def test_purge_deletes_final_sessions_past_retention_with_their_package_objects(
     assert {kept_old.package["key"], kept_new.package["key"]} <= keys
 
 
+def _rerun(client, operator, session_id, expect=202):
+    response = client.http.post(f"/download-sessions/{session_id}/rerun", headers=operator)
+    assert response.status_code == expect, response.body
+    return response.json_body["run"]
+
+
 def test_operator_cancel_and_rerun(client, operator):
     load(client, operator)
     publish(client, operator, "CORE")
@@ -238,24 +254,88 @@ def test_operator_cancel_and_rerun(client, operator):
     assert again.status_code == 409
     assert "illegal move Canceled → Canceled: session is final (Canceled)" in again.json_body["error"]["message"]
 
-    rerun = client.http.post(f"/download-sessions/{first['session_id']}/rerun", headers=operator)
-    assert rerun.status_code == 200, rerun.body
-    new = rerun.json_body
-    assert new["session_id"] != first["session_id"] and new["status"] == "Available" and new["seq"] == 2
+    run = _rerun(client, operator, first["session_id"])
+    assert run["job"] == "process-assortments" and run["status"] == "Ended", run
+    assert run["params"] == {"store_ids": ["S1"], "full_sync": True, "rerun_of": first["session_id"]}
+    [new] = available(client, "S1")
+    assert [o["id"] for o in run["outputs"]] == [new["session_id"]]
+    assert new["session_id"] != first["session_id"] and new["seq"] > first["seq"]
     assert session(client, operator, first["session_id"])["replaced_by"] == new["session_id"]
-    [listed] = available(client, "S1")
-    assert listed["session_id"] == new["session_id"]
-    assert download(listed)[1] == download(first)[1] and new["checksum"] != first["checksum"]
-    # Asking again returns the same replacement rather than a third session.
-    twice = client.http.post(f"/download-sessions/{first['session_id']}/rerun", headers=operator)
-    assert twice.json_body["session_id"] == new["session_id"]
+    header, rows = download(new)
+    assert header["full"] and pairs(rows) == pairs(download(first)[1])
+    # Asking again finds the same run rather than making a third session.
+    assert _rerun(client, operator, first["session_id"], expect=200)["run_id"] == run["run_id"]
 
     # Rerunning a live session cancels it in favour of its replacement.
     [s2] = available(client, "S2")
-    replacement = client.http.post(f"/download-sessions/{s2['session_id']}/rerun", headers=operator).json_body
+    _rerun(client, operator, s2["session_id"])
+    [replacement] = available(client, "S2")
     old = session(client, operator, s2["session_id"])
-    assert old["status"] == "Canceled" and old["message"] == f"replaced by {replacement['session_id']}"
-    assert pairs(download(replacement)[1]) == pairs(download(s2)[1])
+    assert old["status"] == "Canceled" and old["replaced_by"] == replacement["session_id"]
+    assert old["message"] == f"replaced by {replacement['session_id']}"
+
+
+def test_a_rerun_sends_the_stores_current_data_not_the_old_package(client, operator):
+    load(client, operator)
+    publish(client, operator, "CORE")
+    [full] = available(client, "S1")
+    put(client, operator, "products", [product("PEAR", "FOOD")])
+    delta = run_job(client, operator, "process-assortments")
+    [_, second] = available(client, "S1")
+    assert second["job_run_id"] == delta["run_id"] and pairs(download(second)[1]) == {"PEAR/*"}
+
+    _rerun(client, operator, full["session_id"])
+    latest = available(client, "S1")[-1]
+    header, rows = download(latest)
+    assert header["full"] and latest["seq"] > second["seq"]
+    assert "PEAR/*" in pairs(rows) and pairs(rows) == pairs(download(full)[1]) | {"PEAR/*"}
+    assert session(client, operator, full["session_id"])["replaced_by"] == latest["session_id"]
+    assert sessions_of(run_job(client, operator, "process-assortments")) == []
+
+
+def test_a_rerun_while_the_job_is_busy_can_be_asked_again(client, operator):
+    from chalicelib.storage.runs import acquire_lock, release_lock
+
+    load(client, operator)
+    publish(client, operator, "CORE")
+    [first] = available(client, "S1")
+    acquire_lock("process-assortments", "all", "another-run", 60)
+    busy = _rerun(client, operator, first["session_id"])
+    assert busy["status"] == "NotRun"
+    release_lock("process-assortments", "all", "another-run")
+    again = _rerun(client, operator, first["session_id"])
+    assert again["status"] == "Ended" and again["run_id"] != busy["run_id"]
+    assert session(client, operator, first["session_id"])["replaced_by"] == available(client, "S1")[-1]["session_id"]
+
+
+def test_cancelling_an_unapplied_session_makes_the_next_run_send_a_full_package(client, operator):
+    load(client, operator)
+    publish(client, operator, "CORE")
+    [full] = available(client, "S1")
+    put(client, operator, "products", [product("PEAR", "FOOD")])
+    assert client.http.post(f"/download-sessions/{full['session_id']}/cancel", headers=operator).status_code == 200
+
+    run = run_job(client, operator, "process-assortments")
+    assert len(sessions_of(run)) == 3  # PEAR for every store
+    header, rows = download(available(client, "S1")[-1])
+    assert header["full"] and pairs(rows) == pairs(download(full)[1]) | {"PEAR/*"}
+    assert not download(available(client, "S2")[-1])[0]["full"]
+    assert sessions_of(run_job(client, operator, "process-assortments")) == []  # the request is satisfied
+
+
+def test_cancelling_a_delivery_mode_session_resends_every_mode(client, operator):
+    from tests.integration.distribution_data import DELIVERY_MODES
+
+    load(client, operator, delivery_modes=DELIVERY_MODES)
+    run_job(client, operator, "process-delivery-modes")
+    [first] = available(client, "S1")
+    assert client.http.post(f"/download-sessions/{first['session_id']}/cancel", headers=operator).status_code == 200
+    run = run_job(client, operator, "process-delivery-modes")
+    [resent] = [s for s in available(client, "S1")]
+    assert sessions_of(run) == [resent["session_id"]]
+    header, rows = download(resent)
+    assert header["full"] and {r["key"] for r in rows} == {"STD", "PICKUP"}
+    assert sessions_of(run_job(client, operator, "process-delivery-modes")) == []
 
 
 def test_operator_lists_and_errors(client, operator):
