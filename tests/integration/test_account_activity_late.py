@@ -154,3 +154,45 @@ def test_yesterday_is_the_profiles_own(client, operator, today):
 
     assert results_of(client, operator, "UTC-DAYS")[0]["to_date"] == "2026-11-19"
     assert results_of(client, operator, "NY-DAYS")[0]["to_date"] == "2026-11-18"
+
+
+def test_a_posting_not_yet_visible_belongs_to_the_next_run(client, operator, today, monkeypatch):
+    """The index lags: a hole in the numbers ends what a result covers; nothing is lost or doubled."""
+    from chalicelib.storage import ledger
+
+    put_profile(client, operator)
+    yesterday = TODAY - timedelta(days=1)
+    post_statement(yesterday, amounts=SALE)
+    [hidden, _] = post_statement(yesterday, amounts=LATE)  # committed, not yet in the index
+    post_statement(yesterday, amounts=[("401100", "0", "1.00"), ("110100", "1.00", "0")])
+    visible = ledger.lines_from
+    monkeypatch.setattr(ledger, "lines_from", lambda entity, first, limit: [
+        line for line in visible(entity, first, limit) if line.statement_id != hidden.statement_id])
+
+    first = run_job(client, operator, "generate-account-activity")
+
+    [normal] = results_of(client, operator)
+    assert totals(normal)["401100"] == (Decimal("0.00"), Decimal("50.00")), first
+    assert normal["sequence_through"] == {"USRT": 2}
+    monkeypatch.setattr(ledger, "lines_from", visible)
+    second = run_job(client, operator, "generate-account-activity")
+    assert "4 late ledger line(s)" in second["message"], second
+    [adjustment] = [r for r in results_of(client, operator) if r["adjustment"]]
+    assert totals(adjustment)["401100"] == (Decimal("0.00"), Decimal("6.00"))
+    assert adjustment["sequence_through"] == {"USRT": 6}
+
+
+def test_a_line_for_today_numbered_before_yesterdays_waits_for_tomorrows_result(client, operator, today):
+    put_profile(client, operator, start=TODAY - timedelta(days=1))
+    post_statement(TODAY, amounts=[("401100", "0", "7.25"), ("110100", "7.25", "0")])  # today, posted first
+    post_statement(TODAY - timedelta(days=1), amounts=SALE)
+
+    run_job(client, operator, "generate-account-activity")
+    today.set(TODAY + timedelta(days=1))
+    run = run_job(client, operator, "generate-account-activity")
+
+    by_range = {(r["from_date"], r["to_date"]): totals(r)["401100"] for r in results_of(client, operator)}
+    day = (TODAY - timedelta(days=1)).isoformat()
+    assert by_range == {(day, day): (Decimal("0.00"), Decimal("50.00")),
+                        (TODAY.isoformat(), TODAY.isoformat()): (Decimal("0.00"), Decimal("7.25"))}
+    assert "0 late" in run["message"]
