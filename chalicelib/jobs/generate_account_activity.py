@@ -133,9 +133,9 @@ def _sequence_page(cursor: dict | None, entities: list[str], starts: dict) -> tu
 
     index, first = (cursor["i"], cursor["from"]) if cursor else (0, starts[entities[0]])
     entity = entities[index]
-    found = lines_from(entity, first, PAGE)
+    found, more = lines_from(entity, first, PAGE)
     blocks = complete_blocks((Line.from_record(line.to_dict()) for line in found), first)
-    if len(found) == PAGE and not blocks.gap and blocks.lines:
+    if more and not blocks.gap and blocks.lines:
         following = {"i": index, "from": blocks.reached + 1}
     elif index + 1 < len(entities):
         following = {"i": index + 1, "from": starts[entities[index + 1]]}

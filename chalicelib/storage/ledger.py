@@ -127,10 +127,13 @@ def _read_counter(legal_entity: str) -> int:
         return 0
 
 
-def lines_from(legal_entity: str, first_seq: int, limit: int) -> list[LedgerLine]:
+def lines_from(legal_entity: str, first_seq: int, limit: int) -> tuple[list[LedgerLine], bool]:
     """Up to ``limit`` of ``legal_entity``'s lines numbered ``first_seq`` or above, in number order
-    (the eventually consistent index: a committed line may not show yet)."""
-    return list(LedgerLine.by_seq.query(legal_entity, LedgerLine.seq >= first_seq, limit=limit, page_size=limit))
+    (the eventually consistent index: a committed line may not show yet), and whether more follow
+    (DynamoDB may end a page early, at 1 MB)."""
+    page = LedgerLine.by_seq.query(legal_entity, LedgerLine.seq >= first_seq, limit=limit, page_size=limit)
+    lines = list(page)
+    return lines, page.last_evaluated_key is not None
 
 
 def lines_between(from_date: date, to_date: date, page_size: int = 1000) -> Iterator[LedgerLine]:
