@@ -237,9 +237,10 @@ def _restate(ctx: JobContext, plans: list[dict]) -> str:
     last = max(p["to_date"] for p in plans)
     for day, page in ctx.pages("ledger", lambda cursor: _date_page(cursor, first, last)):
         for plan in plans:
+            entity = plan["profile"].get("legal_entity")
             if plan["from_date"] <= day <= plan["to_date"]:
                 for line in page:
-                    if line.legal_entity in plan["entities"] or line.legal_entity is None:
+                    if not entity or line.legal_entity == entity:
                         _add(ctx.state["acc"][plan["profile"]["id"]]["normal"], line)
         ctx.count(read=len(page))
     created, existing = [], []

@@ -126,3 +126,23 @@ def test_ledger_lines_are_numbered_per_legal_entity_one_block_per_statement(reta
         assert {line.block_end for line in us if line.statement_id == statement} == {block[-1]}
     assert {c.legal_entity: c.last_seq for c in LedgerSequence.scan()} == {
         "USRT": len(us), "CART": len(lines) - len(us)}
+
+
+def test_a_posting_that_read_a_stale_counter_takes_the_next_block(client):
+    from chalicelib.storage.ledger import LedgerLine, LedgerSequence, make_line, write_numbered
+    from chalicelib.storage.transact import CONDITION_FAILED, Put
+
+    def lines(statement):
+        return [make_line(statement, n, posting_date="2026-11-01", main_account="401100", debit=Decimal(0),
+                          credit=Decimal(1), store_id="S1") for n in (1, 2)]
+
+    assert write_numbered("USRT", lines("A")) == []  # another posting run takes 1-2
+    stale = {"USRT": 0}
+    second = lines("B")
+    assert write_numbered("USRT", second, last_seen=stale) == []
+    assert [line.seq for line in second] == [3, 4] and stale == {"USRT": 4}
+
+    # a put whose condition fails (as a statement posted already): nothing written, no number used
+    refused = write_numbered("USRT", lines("C"), [Put(lines("A")[0], LedgerLine.statement_id.does_not_exist())])
+    assert refused == [CONDITION_FAILED]
+    assert LedgerSequence.get("USRT").last_seq == 4 and len(list(LedgerLine.scan())) == 4
