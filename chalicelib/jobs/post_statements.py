@@ -5,8 +5,9 @@ Posted (their requested receipts stay Pending for send-email-receipts).
 A statement is posted exactly once, whatever reruns or crashes happen:
 
 1. one DynamoDB transaction writes the statement ``Posting`` (with its transaction ids, under a
-   deterministic id ``<store>-<date>-<seq>`` that must not exist yet), its ledger lines and its
-   journal — they appear together or not at all;
+   deterministic id ``<store>-<date>-<seq>`` that must not exist yet), its ledger lines (numbered
+   as one block of the legal entity's ledger sequence, whose counter moves in the same
+   transaction: ``ledger.write_numbered``) and its journal — they appear together or not at all;
 2. transactions of up to 100 actions mark its transactions Posted, each on condition that it is
    still unposted; the last one also sets the statement ``Posted``.
 
