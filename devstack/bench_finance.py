@@ -63,11 +63,16 @@ def _has_ledger(window) -> bool:
 
 
 def _write_synthetic_ledger(bench: Bench, window) -> int:
-    """One statement per store and day: revenue per category and tax credited, tenders debited."""
+    """One statement per store and day: revenue per category and tax credited, tenders debited.
+
+    Numbered as statement posting numbers them (one block per statement, per legal entity), but
+    written in batches with the counters set once at the end: there is no concurrent posting here.
+    """
     from chalicelib.storage.base import write_all
-    from chalicelib.storage.ledger import LedgerLine, make_line
+    from chalicelib.storage.ledger import LedgerLine, LedgerSequence, make_line
 
     rng = random.Random(f"{bench.retailer.seed}-ledger")
+    last: dict[str, int] = defaultdict(int)
     written = 0
     for day in window:
         lines = []
@@ -80,10 +85,14 @@ def _write_synthetic_ledger(bench: Bench, window) -> int:
             gift = (net * Decimal(rng.randint(0, 5)) / 100).quantize(Decimal("0.01"))
             amounts += [("222000", Decimal(0), tax), ("110100", cash, Decimal(0)),
                         ("220500", gift, Decimal(0)), ("110200", net + tax - cash - gift, Decimal(0))]
+            entity, first = store["legal_entity"], last[store["legal_entity"]] + 1
+            last[entity] += len(amounts)
             lines += [make_line(statement, n, posting_date=day.isoformat(), main_account=account, debit=debit,
-                                credit=credit, store_id=store["id"])
+                                credit=credit, store_id=store["id"], legal_entity=entity,
+                                currency=store.get("currency") or "USD", seq=first + n - 1, block_end=last[entity])
                       for n, (account, debit, credit) in enumerate(amounts, start=1)]
         written += write_all(LedgerLine, puts=lines)
+    write_all(LedgerSequence, puts=[LedgerSequence(entity, last_seq=seq) for entity, seq in last.items()])
     return written
 
 

@@ -24,6 +24,34 @@ def account_activity(demo: Demo) -> None:
         demo.say(f"wrote {key}")
 
 
+def late_statement(demo: Demo) -> None:
+    """A store uploads a sale two days late, for a date the results already cover: posting it
+    numbers its ledger lines after the results' marks, and the next generate run puts them into
+    an adjustment result (``-adj1``), which the export writes as its own file."""
+    from chalicelib.datagen import transactions
+
+    store = next(s for s in demo.retailer.stores if s["legal_entity"] == "USRT")
+    late_day = demo.today - timedelta(days=2)
+    sale = next(t for t in transactions(demo.retailer, store_ids=[store["id"]]) if t["status"] == "Completed")
+    sale = {**sale, "transaction_id": f"LATE-{store['id']}-1", "receipt_id": f"LATE-{store['id']}-1",
+            "business_date": late_day.isoformat(), "created_at": f"{late_day.isoformat()}T18:00:00Z"}
+    sale.pop("customer_id", None)
+    sale.pop("receipt_email", None)
+    response = demo.stack.http("POST", f"/stores/{store['id']}/transactions", demo.store_token(store["id"]),
+                               {"transactions": [sale]})
+    if response.status_code != 200 or response.json_body.get("accepted") != 1:
+        raise SystemExit(f"late upload for {store['id']}: {response.status_code} {response.body!r}")
+    demo.say(f"{store['id']} uploaded a sale for {late_day}, already covered by the results")
+    demo.run_job("post-statements", {"store_ids": [store["id"]], "through_date": late_day.isoformat()})
+    run = demo.run_job("generate-account-activity")
+    if "-adj1" not in (run["message"] or ""):
+        raise SystemExit(f"no adjustment result: {run['message']}")
+    before = set(copy_exports(demo, "account-activity/"))
+    demo.run_job("export-account-activity")
+    for key in sorted(set(copy_exports(demo, "account-activity/")) - before):
+        demo.say(f"wrote {key}")
+
+
 def upload_time_registrations(demo: Demo) -> None:
     """Each store's POS uploads its workers' clock-ins and clock-outs (a resend is harmless)."""
     from chalicelib.datagen import time_registrations
@@ -90,6 +118,7 @@ def copy_exports(demo: Demo, prefix: str) -> list[str]:
 
 STEPS = [
     ("Generate and export account activity", account_activity),
+    ("A late statement: adjustment result", late_statement),
     ("Stores upload time registrations", upload_time_registrations),
     ("Approve time registrations and transfer to pay", transfer_to_pay),
 ]

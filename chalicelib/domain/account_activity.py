@@ -24,6 +24,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, BinaryIO, NamedTuple, TextIO
 from xml.sax.saxutils import XMLGenerator
+from zoneinfo import ZoneInfo
 
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.domain.money import format_money, round_money, to_decimal
@@ -76,6 +77,8 @@ class AccountExportProfile:
     file_format: FileFormat
     file_prefix: str
     start_date: date
+    legal_entity: str | None = None
+    time_zone: str = "UTC"
 
     @property
     def mapped_accounts(self) -> frozenset[str]:
@@ -98,7 +101,13 @@ class AccountExportProfile:
             file_format=file_format,
             file_prefix=record.get("file_prefix") or "",
             start_date=_to_date(record["start_date"]),
+            legal_entity=record.get("legal_entity") or None,
+            time_zone=record.get("time_zone") or "UTC",
         )
+
+    def today(self, now: datetime) -> date:
+        """The profile's date at ``now`` (an aware datetime): "yesterday" is the profile's own."""
+        return now.astimezone(ZoneInfo(self.time_zone)).date()
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,10 @@ class LedgerLine:
     credit: Decimal
     store_id: str = ""
     statement_id: str = ""
+    legal_entity: str | None = None
+    currency: str | None = None
+    seq: int | None = None
+    block_end: int | None = None
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> LedgerLine:
@@ -121,6 +134,10 @@ class LedgerLine:
             credit=to_decimal(record.get("credit", 0), "credit"),
             store_id=record.get("store_id", ""),
             statement_id=record.get("statement_id", ""),
+            legal_entity=record.get("legal_entity"),
+            currency=record.get("currency"),
+            seq=_to_int(record.get("seq")),
+            block_end=_to_int(record.get("block_end")),
         )
 
 
@@ -155,6 +172,8 @@ class AccountExportResult:
     exported: bool = False
     exported_at: datetime | None = None
     export_key: str | None = None
+    adjustment: bool = False
+    restatement: bool = False
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AccountExportResult:
@@ -177,6 +196,8 @@ class AccountExportResult:
             exported=bool(record.get("exported", False)),
             exported_at=_to_datetime(exported_at) if exported_at else None,
             export_key=record.get("export_key"),
+            adjustment=bool(record.get("adjustment", False)),
+            restatement=bool(record.get("restatement", False)),
         )
 
 
@@ -266,6 +287,101 @@ def result_lines(
     return lines
 
 
+def unbalanced_warning(
+    profile: AccountExportProfile, totals: Mapping[str, AccountTotal]
+) -> str | None:
+    """A warning when the result's debits and credits differ, naming the accounts the profile
+    leaves unmapped and their totals (``totals`` holds every account, mapped or not)."""
+    lines = result_lines(profile, totals)
+    debit = sum((line.debit for line in lines), Decimal(0))
+    credit = sum((line.credit for line in lines), Decimal(0))
+    if debit == credit:
+        return None
+    unmapped = sorted(account for account in totals if account not in profile.mapped_accounts)
+    named = ", ".join(
+        f"{account} (debit {format_money(totals[account].debit)}, "
+        f"credit {format_money(totals[account].credit)})"
+        for account in unmapped
+    )
+    return (
+        f"unbalanced: debits {format_money(debit)} != credits {format_money(credit)}; "
+        + (f"unmapped accounts {named}" if named else "no unmapped account (a statement in flight?)")
+    )
+
+
+# --- late ledger lines (DOMAIN §13) -------------------------------------------------------------
+
+
+class LineFate(StrEnum):
+    """What one generate run does with a ledger line of a profile's scope."""
+
+    COUNTED = "counted"  # an earlier result already holds it
+    NORMAL = "normal"  # in this run's date range
+    LATE = "late"  # for a date an earlier result covered, numbered after it: an adjustment
+    DEFERRED = "deferred"  # dated after this run's range (the profile's today): a later run's
+    OUT_OF_SCOPE = "out_of_scope"  # before the profile's start date
+
+
+@dataclass(frozen=True)
+class ChainCursor:
+    """Where a profile's results stand: the last date the normal results cover, and per legal
+    entity the sequence ``through`` which every line was seen and the first number whose line
+    may not be in a result yet (``reread_from``, at most ``through`` + 1: a line dated after the
+    last run's range)."""
+
+    to_date: date | None = None
+    through: Mapping[str, int] = field(default_factory=dict)
+    reread_from: Mapping[str, int] = field(default_factory=dict)
+    adjustments: int = 0
+
+    def first_unread(self, legal_entity: str) -> int:
+        return self.reread_from.get(legal_entity, self.through.get(legal_entity, 0) + 1)
+
+
+def line_fate(
+    line: LedgerLine, cursor: ChainCursor, start_date: date, to_date: date
+) -> LineFate:
+    """Classify a numbered line for a run whose normal range ends ``to_date``.
+
+    A line the cursor has seen (number up to ``through``) dated up to the cursor's ``to_date``
+    is in an earlier result (normal or adjustment); an unseen line dated so is late.
+    """
+    if line.posting_date < start_date:
+        return LineFate.OUT_OF_SCOPE
+    if cursor.to_date is not None and line.posting_date <= cursor.to_date:
+        seen = line.seq is not None and line.seq <= cursor.through.get(line.legal_entity or "", 0)
+        return LineFate.COUNTED if seen else LineFate.LATE
+    return LineFate.DEFERRED if line.posting_date > to_date else LineFate.NORMAL
+
+
+class Blocks(NamedTuple):
+    """The complete statement blocks of one read, from its first number on."""
+
+    lines: list[LedgerLine]
+    reached: int  # the last number of the last complete block (first - 1 when none)
+    gap: bool  # a number was missing: a posting in flight or not yet visible
+
+
+def complete_blocks(lines: Iterable[LedgerLine], first: int) -> Blocks:
+    """The lines numbered ``first``, ``first`` + 1, ... without a hole, cut after the last
+    statement block seen whole (a statement is never split between two results)."""
+    taken: list[LedgerLine] = []
+    expected, reached, cut = first, first - 1, 0
+    for line in lines:
+        if line.seq != expected:
+            return Blocks(taken[:cut], reached, True)
+        taken.append(line)
+        expected += 1
+        if line.seq == line.block_end:
+            reached, cut = line.seq, len(taken)
+    return Blocks(taken[:cut], reached, False)
+
+
+def adjustment_id(profile_id: str, dates: DateRange, number: int) -> str:
+    """``<profile>-<from>-<to>-adj<n>``: the dates it corrects, numbered per profile."""
+    return f"{profile_id}-{dates.from_date:%Y%m%d}-{dates.to_date:%Y%m%d}-adj{number}"
+
+
 def write_xml(result: AccountExportResult, profile: AccountExportProfile, out: BinaryIO) -> None:
     """Stream the result as UTF-8 XML with a declaration to ``out``::
 
@@ -273,21 +389,24 @@ def write_xml(result: AccountExportResult, profile: AccountExportProfile, out: B
           <Account name="4000-Sales" mainAccount="401100" debit="0.00" credit="12345.67"/>
         </AccountExport>
 
-    ``profile`` is the profile id (the stable identifier, like AX's profile name). Raises
+    ``profile`` is the profile id (the stable identifier, like AX's profile name). An adjustment
+    (DOMAIN §13) carries ``adjustment="true"`` on the root, a restatement ``restatement="true"``. Raises
     ``ValidationError`` before writing anything if a name holds characters XML cannot carry.
     """
     _check_xml_text(result, profile)
     xml = XMLGenerator(out, encoding="utf-8", short_empty_elements=True)
     xml.startDocument()  # writes the declaration and a newline
-    xml.startElement(
-        "AccountExport",
-        {
-            "profile": profile.id,
-            "resultId": result.result_id,
-            "fromDate": result.from_date.isoformat(),
-            "toDate": result.to_date.isoformat(),
-        },
-    )
+    root = {
+        "profile": profile.id,
+        "resultId": result.result_id,
+        "fromDate": result.from_date.isoformat(),
+        "toDate": result.to_date.isoformat(),
+    }
+    if result.adjustment:
+        root["adjustment"] = "true"  # only late lines' totals: add them to what was exported
+    if result.restatement:
+        root["restatement"] = "true"  # the range's totals again: replaces, never adds to, earlier files
+    xml.startElement("AccountExport", root)
     for line in result.lines:
         xml.characters("\n  ")
         xml.startElement(
@@ -331,12 +450,11 @@ def export_key(profile: AccountExportProfile, result_id: str) -> str:
     """S3 key of a result: ``account-activity/<profile_id>/<file_prefix><result_id>.<xml|csv>``.
 
     The folder per profile is the profile's export folder (DOMAIN §4), so two profiles with
-    the same prefix never collide.
+    the same prefix never collide. The name carries the prefix once: a result id that already
+    starts with it (profile ``RE-DEFAULT``, prefix ``RE-``) is not prefixed again.
     """
-    return (
-        f"{EXPORT_FOLDER}/{profile.id}/"
-        f"{profile.file_prefix}{result_id}.{FileFormat(profile.file_format).value}"
-    )
+    name = result_id if result_id.startswith(profile.file_prefix) else profile.file_prefix + result_id
+    return f"{EXPORT_FOLDER}/{profile.id}/{name}.{FileFormat(profile.file_format).value}"
 
 
 
@@ -366,6 +484,10 @@ def _to_date(value: date | str) -> date:
     if isinstance(value, datetime):
         return value.date()
     return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _to_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _to_datetime(value: datetime | str) -> datetime:

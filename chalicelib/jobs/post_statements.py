@@ -5,8 +5,9 @@ Posted (their requested receipts stay Pending for send-email-receipts).
 A statement is posted exactly once, whatever reruns or crashes happen:
 
 1. one DynamoDB transaction writes the statement ``Posting`` (with its transaction ids, under a
-   deterministic id ``<store>-<date>-<seq>`` that must not exist yet), its ledger lines and its
-   journal — they appear together or not at all;
+   deterministic id ``<store>-<date>-<seq>`` that must not exist yet), its ledger lines (numbered
+   as one block of the legal entity's ledger sequence, whose counter moves in the same
+   transaction: ``ledger.write_numbered``) and its journal — they appear together or not at all;
 2. transactions of up to 100 actions mark its transactions Posted, each on condition that it is
    still unposted; the last one also sets the statement ``Posted``.
 
@@ -36,11 +37,13 @@ from chalicelib.jobs.targeting import store_shards, target_store_ids
 from chalicelib.storage import records
 from chalicelib.storage.base import iso, utcnow
 from chalicelib.storage.journals import InventoryJournalRecord
-from chalicelib.storage.ledger import LedgerLine, make_line
+from chalicelib.storage.ledger import LedgerLine, LedgerSequence, SequenceContended, make_line, write_numbered
 from chalicelib.storage.statements import StatementRecord, in_range, statement_key
 from chalicelib.storage.transact import MAX_ACTIONS, Put, Update, write_transaction
 from chalicelib.storage.transactions import PosTransaction, is_unposted, mark_posted, read_consistent, unposted_keys
 
+DEFAULT_CURRENCY = "USD"  # DOMAIN §12: a store without currency
+UNKNOWN_LEGAL_ENTITY = "-"  # a store record gone missing; its lines still get numbers
 CHECKPOINT_EVERY = 10  # statements; each is durable on its own, so a continuation simply goes on
 
 
@@ -82,6 +85,7 @@ class _Poster:
         self.products: dict[str, dict | None] = {}
         self.posted = self.transactions = self.finished = 0
         self.late: Counter = Counter()  # business date -> statements made for a date that had one
+        self.ledger_sequence: dict[str, int] = {}  # last number seen per legal entity (write_numbered)
 
     def post_store(self, store_id: str) -> None:
         # No zone's yesterday is after UTC today: the index query stops there, each store's own
@@ -119,7 +123,7 @@ class _Poster:
             statement = build_statement(store, business_date, [t.data for t in unposted],
                                         self._categories_by_product(unposted), self.categories, self.accounts, seq=seq)
             if not self.ctx.dry_run:
-                record = _write_statement(statement, seq, iso())
+                record = _write_statement(statement, seq, iso(), store, self.ledger_sequence)
                 _mark_transactions(record, unposted, iso())
         except DomainError as exc:
             self.ctx.error(key, str(exc))
@@ -157,8 +161,10 @@ class _Poster:
                 for pid in wanted if self.products[pid]}
 
 
-def _write_statement(statement: Statement, seq: int, now: str) -> StatementRecord:
-    """Statement (Posting), ledger lines and journal in one DynamoDB transaction."""
+def _write_statement(statement: Statement, seq: int, now: str, store: dict,
+                     ledger_sequence: dict[str, int]) -> StatementRecord:
+    """Statement (Posting), ledger lines (numbered from the legal entity's sequence, with the
+    counter) and journal in one DynamoDB transaction."""
     record = StatementRecord(
         statement.store_id, statement_key(statement.business_date, seq),
         statement_id=statement.statement_id, business_date=statement.business_date,
@@ -167,7 +173,8 @@ def _write_statement(statement: Statement, seq: int, now: str) -> StatementRecor
         created_at=now)
     ledger = [make_line(statement.statement_id, number, posting_date=line.posting_date,
                         main_account=line.main_account, debit=line.debit, credit=line.credit,
-                        store_id=line.store_id, description=line.description)
+                        store_id=line.store_id, description=line.description,
+                        currency=store.get("currency") or DEFAULT_CURRENCY)
               for number, line in enumerate(statement.ledger_lines, start=1)]
     journal = statement.inventory_journal
     journal_record = InventoryJournalRecord(
@@ -176,11 +183,15 @@ def _write_statement(statement: Statement, seq: int, now: str) -> StatementRecor
         status=journal.status if journal.lines else JOURNAL_POSTED,
         lines=[line.to_dict() for line in journal.lines],
         open_store=journal.store_id if journal.lines else None, created_at=now)
-    if len(ledger) + 2 > MAX_ACTIONS:
+    if len(ledger) + 3 > MAX_ACTIONS:
         raise CannotPost(f"statement {statement.statement_id} needs {len(ledger)} ledger lines; "
-                                f"at most {MAX_ACTIONS - 2} post atomically with it")
-    failed = write_transaction(puts=[Put(record, StatementRecord.statement_key.does_not_exist()),
-                                     *(Put(line) for line in ledger), Put(journal_record)])
+                                f"at most {MAX_ACTIONS - 3} post atomically with it")
+    try:
+        failed = write_numbered(store.get("legal_entity") or UNKNOWN_LEGAL_ENTITY, ledger,
+                                [Put(record, StatementRecord.statement_key.does_not_exist()), Put(journal_record)],
+                                ledger_sequence)
+    except SequenceContended as exc:
+        raise CannotPost(f"statement {statement.statement_id}: {exc}; posting it next run") from None
     if failed:
         raise CannotPost(f"statement {statement.statement_id} already exists; posting it again next run")
     return record
@@ -213,5 +224,5 @@ JOB = register(Job(
                                                "in each store's time zone)")},
     shards=store_shards,
     resources=Resources(tables={PosTransaction: "write", StatementRecord: "write", LedgerLine: "write",
-                               InventoryJournalRecord: "write"}),
+                               LedgerSequence: "write", InventoryJournalRecord: "write"}),
 ))

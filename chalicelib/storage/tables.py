@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 
-from chalicelib.storage.account_activity import AccountActivityResult
+from chalicelib.storage.account_activity import AccountActivityCursor, AccountActivityResult
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
-from chalicelib.storage.ledger import LedgerLine
+from chalicelib.storage.ledger import LedgerLine, LedgerSequence
 from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
 from chalicelib.storage.pay import PayItem, PayTransfer, TimeRegistration
 from chalicelib.storage.records import MasterRecord
@@ -18,8 +18,8 @@ from chalicelib.storage.tokens import ApiToken
 from chalicelib.storage.transactions import PosTransaction
 from chalicelib.storage.upload_issues import UploadIssue
 
-ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
-              AccountActivityResult, TimeRegistration, PayItem, PayTransfer,
+ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, LedgerSequence, OnHand,
+              AccountActivityResult, AccountActivityCursor, TimeRegistration, PayItem, PayTransfer,
               StoreState, DownloadSession, StatusMessageRecord,
               StagingJob, StagingRow, EntityMapping,
               PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting, UploadIssue]

@@ -5,13 +5,12 @@ import io
 import json
 import random
 import xml.etree.ElementTree as ET
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from chalicelib.storage.base import write_all
-from chalicelib.storage.ledger import LedgerLine, make_line
+from chalicelib.storage.ledger import make_line, write_numbered
 from tests.conftest import run_directly, schedule_event
 
 TODAY = date(2026, 11, 20)
@@ -19,18 +18,26 @@ START = date(2026, 11, 1)
 MAPPED = {"401100": "Sales & Returns <net>", "222000": "Tax", "110100": "Cash", "110200": "Card", "999999": "Unused"}
 
 
+class Clock:
+    """The business date the jobs see (noon UTC); a test moves it with ``set(d)``, or to a moment
+    with ``at(datetime)``."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.set(TODAY)
+
+    def set(self, day: date) -> None:
+        self.at(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
+
+    def at(self, moment: datetime) -> None:
+        from chalicelib.jobs import generate_account_activity
+
+        self.monkeypatch.setattr(generate_account_activity, "now", lambda: moment)
+
+
 @pytest.fixture
 def today(monkeypatch):
-    """The business date the jobs see; a test moves it with ``today.set(d)``."""
-    from chalicelib.jobs import generate_account_activity
-
-    class Clock:
-        def set(self, day: date) -> None:
-            monkeypatch.setattr(generate_account_activity, "today", lambda: day)
-
-    clock = Clock()
-    clock.set(TODAY)
-    return clock
+    return Clock(monkeypatch)
 
 
 def put_profile(client, operator, profile_id="RE-DEFAULT", file_format="xml", start=START, names=MAPPED,
@@ -45,13 +52,20 @@ def put_profile(client, operator, profile_id="RE-DEFAULT", file_format="xml", st
 _statements = iter(range(1, 1_000_000))
 
 
+# (legal entity, currency) of the stores the tests post for
+STORES = {"S1": ("USRT", "USD"), "S2": ("USRT", "USD"), "S3": ("USRT", "USD"), "S-CA": ("CART", "CAD")}
+
+
 def post_statement(day: date, store_id: str = "S1", amounts: list[tuple[str, str, str]] | None = None) -> list:
-    """One statement's ledger lines [(account, debit, credit)], written as statement posting does."""
+    """One statement's ledger lines [(account, debit, credit)], numbered and written as statement
+    posting does."""
     statement = f"ST-{store_id}-{day:%Y%m%d}-{next(_statements)}"
+    legal_entity, currency = STORES[store_id]
     lines = [make_line(statement, n, posting_date=day.isoformat(), main_account=account, debit=Decimal(debit),
-                       credit=Decimal(credit), store_id=store_id)
+                       credit=Decimal(credit), store_id=store_id, currency=currency)
              for n, (account, debit, credit) in enumerate(amounts or [], start=1)]
-    write_all(LedgerLine, puts=lines)
+    if lines:
+        assert write_numbered(legal_entity, lines) == []
     return lines
 
 
@@ -122,11 +136,13 @@ def test_totals_equal_an_independent_sum_over_the_ledger_to_the_cent(client, ope
     assert totals(result) == expected
     assert totals(result)["999999"] == (Decimal("0.00"), Decimal("0.00"))  # every mapped account has a line
     assert [line["exported_account_name"] for line in result["lines"]] == list(MAPPED.values())
-    in_range = sum(1 for line in written if START.isoformat() <= line.posting_date < TODAY.isoformat())
-    assert run["counters"]["read"] == in_range
+    assert run["counters"]["read"] == len(written)  # each numbered line read once, in no date order
 
 
 def test_continuations_after_every_page_count_each_line_once(client, operator, today, monkeypatch):
+    from chalicelib.jobs import generate_account_activity
+
+    monkeypatch.setattr(generate_account_activity, "PAGE", 3)  # a page holds one statement (2 lines) whole
     put_profile(client, operator, start=TODAY - timedelta(days=5))
     for offset in range(1, 6):
         post_statement(TODAY - timedelta(days=offset), amounts=[("401100", "0", "10.01"), ("110100", "10.01", "0")])
@@ -136,7 +152,7 @@ def test_continuations_after_every_page_count_each_line_once(client, operator, t
     run = run_directly("generate-account-activity")
 
     assert run["status"] == "Ended" and run["counters"]["read"] == 10, run
-    assert run["hops"] == 4  # after each posting date but the last
+    assert run["hops"] == 4  # after each page (one statement) but the last
     [result] = results_of(client, operator)
     assert totals(result)["401100"] == (Decimal("0.00"), Decimal("50.05"))
     assert totals(result)["110100"] == (Decimal("50.05"), Decimal("0.00"))
@@ -172,12 +188,13 @@ def test_two_runs_the_same_day_produce_one_result(client, operator, today):
 
 
 def test_a_run_that_misses_the_watermark_still_leaves_one_result(client, operator, today, monkeypatch):
-    """Two runs computing the same range (a race, a crash after the put) meet on the result id."""
+    """Two runs computing the same range (a race, a crash after the put) meet on the profile's cursor."""
     from chalicelib.storage import account_activity
 
     put_profile(client, operator)
     run_job(client, operator, "generate-account-activity")
     monkeypatch.setattr(account_activity, "latest_to_date", lambda profile_id: None)
+    monkeypatch.setattr(account_activity, "cursors", lambda profile_ids: {})
 
     run = run_job(client, operator, "generate-account-activity")
 
@@ -250,7 +267,7 @@ def test_export_writes_xml_that_parses_and_carries_the_totals(client, operator, 
 
     run = run_job(client, operator, "export-account-activity")
 
-    key = f"account-activity/RE-DEFAULT/RE-{result['result_id']}.xml"
+    key = f"account-activity/RE-DEFAULT/{result['result_id']}.xml"  # the id starts with the prefix already
     assert run["status"] == "Ended" and run["outputs"] == [
         {"kind": "s3", "bucket": "retail-sync-local-data", "key": key}], run
     root = ET.fromstring(s3_text(key))

@@ -20,5 +20,6 @@ def test_demo_exits_zero_and_prints_its_summary(tmp_path):
     assert (out / "receipt.eml").read_text().count("application/pdf") == 1
     assert (out / "receipt.pdf").read_bytes().startswith(b"%PDF")
     assert list((out / "exports" / "account-activity").rglob("*.xml"))
+    assert list((out / "exports" / "account-activity").rglob("*-adj1.xml"))  # the late statement's adjustment
     assert list((out / "exports" / "payroll").rglob("*.csv"))
     assert list((out / "packages").rglob("*.jsonl.gz"))

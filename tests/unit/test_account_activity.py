@@ -16,16 +16,22 @@ from chalicelib.domain.account_activity import (
     AccountExportProfile,
     AccountExportResult,
     AccountTotal,
+    ChainCursor,
     DateRange,
     FileFormat,
     LedgerLine,
+    LineFate,
     ProfileLine,
     ResultLine,
     accumulate,
+    adjustment_id,
+    complete_blocks,
     export_key,
+    line_fate,
     next_range,
     requested_range,
     result_lines,
+    unbalanced_warning,
     write_csv,
     write_xml,
 )
@@ -312,6 +318,77 @@ def test_export_key_is_prefix_result_id_and_format_under_the_profile_folder():
     assert export_key(PROFILE, "17") == "account-activity/RE-DEFAULT/AX_17.xml"
     as_csv = replace(PROFILE, file_format=FileFormat.CSV, file_prefix="")
     assert export_key(as_csv, "18") == "account-activity/RE-DEFAULT/18.csv"
+
+
+def test_a_file_name_carries_the_prefix_once():
+    profile = replace(PROFILE, file_prefix="RE-")
+    assert export_key(profile, "RE-DEFAULT-20261101-20261103") == \
+        "account-activity/RE-DEFAULT/RE-DEFAULT-20261101-20261103.xml"
+    assert export_key(profile, "X-20261101-20261103") == "account-activity/RE-DEFAULT/RE-X-20261101-20261103.xml"
+
+
+def test_an_adjustment_says_so_on_the_root_element():
+    adjustment = replace(result([ResultLine("4000-Sales", "401100", Decimal("0.00"), Decimal("5.00"))]),
+                         result_id="RE-DEFAULT-20261102-20261102-adj1", adjustment=True)
+    out = io.BytesIO()
+    write_xml(adjustment, PROFILE, out)
+    root = ET.fromstring(out.getvalue())
+    assert root.get("adjustment") == "true" and root.get("resultId").endswith("-adj1")
+    normal = io.BytesIO()
+    write_xml(result([]), PROFILE, normal)
+    assert "adjustment" not in ET.fromstring(normal.getvalue()).attrib
+
+
+# --- late ledger lines -----------------------------------------------------------------------
+
+
+def numbered(seq: int, block_end: int, day: date = date(2026, 11, 1)) -> LedgerLine:
+    return replace(ledger("401100", credit="1.00"), posting_date=day, seq=seq, block_end=block_end,
+                   legal_entity="USRT")
+
+
+def test_complete_blocks_stop_at_the_first_hole():
+    lines = [numbered(5, 6), numbered(6, 6), numbered(8, 9), numbered(9, 9)]
+    blocks = complete_blocks(lines, 5)
+    assert ([line.seq for line in blocks.lines], blocks.reached, blocks.gap) == ([5, 6], 6, True)
+
+
+def test_complete_blocks_never_split_a_statement():
+    lines = [numbered(1, 2), numbered(2, 2), numbered(3, 5), numbered(4, 5)]  # 5 not read yet
+    blocks = complete_blocks(lines, 1)
+    assert ([line.seq for line in blocks.lines], blocks.reached, blocks.gap) == ([1, 2], 2, False)
+    assert complete_blocks([numbered(4, 5)], 3) == ([], 2, True)
+
+
+def test_line_fate_sorts_counted_late_normal_and_deferred_lines():
+    cursor = ChainCursor(to_date=date(2026, 11, 2), through={"USRT": 10}, reread_from={"USRT": 8})
+    start, to_date = date(2026, 10, 1), date(2026, 11, 3)
+    fate = {
+        "counted": line_fate(numbered(9, 9, date(2026, 11, 2)), cursor, start, to_date),
+        "late": line_fate(numbered(11, 11, date(2026, 11, 1)), cursor, start, to_date),
+        "normal": line_fate(numbered(12, 12, date(2026, 11, 3)), cursor, start, to_date),
+        "deferred seen": line_fate(numbered(8, 8, date(2026, 11, 3)), cursor, start, to_date),
+        "deferred": line_fate(numbered(13, 13, date(2026, 11, 4)), cursor, start, to_date),
+        "before start": line_fate(numbered(14, 14, date(2026, 9, 30)), cursor, start, to_date),
+    }
+    assert fate == {"counted": LineFate.COUNTED, "late": LineFate.LATE, "normal": LineFate.NORMAL,
+                    "deferred seen": LineFate.NORMAL, "deferred": LineFate.DEFERRED,
+                    "before start": LineFate.OUT_OF_SCOPE}
+    assert cursor.first_unread("USRT") == 8 and cursor.first_unread("CART") == 1
+
+
+def test_adjustment_ids_name_the_dates_they_correct():
+    assert adjustment_id("FIN-CSV", DateRange(date(2026, 11, 23), date(2026, 11, 25)), 2) == \
+        "FIN-CSV-20261123-20261125-adj2"
+
+
+def test_an_unbalanced_result_names_the_unmapped_accounts():
+    totals = {"401100": AccountTotal(credit=Decimal("100")), "110100": AccountTotal(debit=Decimal("60")),
+              "500000": AccountTotal(debit=Decimal("40.004"))}
+    assert unbalanced_warning(PROFILE, totals) == (
+        "unbalanced: debits 60.00 != credits 100.00; unmapped accounts 500000 (debit 40.00, credit 0.00)")
+    totals["110100"] = AccountTotal(debit=Decimal("100"))
+    assert unbalanced_warning(PROFILE, totals) is None
 
 
 # --- records ---------------------------------------------------------------------------------
