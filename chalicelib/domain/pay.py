@@ -12,8 +12,14 @@ Example::
     lines = pay_lines(worker, mine, pay_types, period, pay_date)
     write_pay_csv(lines, out)
 
-Money and hours stay exact ``Decimal`` through the calculation and are rounded half-up to
-2 places only in a ``PayLine`` (the output).
+Hours stay exact ``Decimal`` through the calculation and are rounded half-up to 2 places only in
+a ``PayLine`` (the output). The rate is printed unrounded (up to 4 places: 1.5 x 31.75 = 47.625)
+and the amount is the printed hours x the printed rate, rounded half-up to the cent, so every line
+adds up for whoever checks it (DOMAIN §13).
+
+A pay item already transferred and changed since (a late or changed registration) is corrected
+with a reversal line (the exported hours and amount negated, at the exported rate) and the new
+line: ``reconcile`` decides that against what was exported.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple, TextIO
 
@@ -50,6 +56,7 @@ CSV_HEADER = (
 )
 
 _SECONDS_PER_HOUR = Decimal(3600)
+RATE_PLACES = Decimal("0.0001")
 
 
 class PayPeriodType(StrEnum):
@@ -177,7 +184,7 @@ class PayLine:
             self.pay_type_export_id,
             self.profile_date.isoformat(),
             format_money(self.hours),
-            format_money(self.rate),
+            format_rate(self.rate),
             format_money(self.amount),
             self.period_start.isoformat(),
             self.period_end.isoformat(),
@@ -264,9 +271,9 @@ def pay_lines(
 
     Per day the first 8 hours are ``REG`` at ``base_rate`` and the rest ``OT`` at 1.5 x
     ``base_rate``. Days outside the period and zero-hour items are skipped, and only pay types
-    with ``include_in_export`` produce lines. ``hours`` and ``rate`` are rounded half-up to
-    2 places; ``amount`` is the exact hours x exact rate, rounded once, so the worker is paid for
-    the time actually worked (it may differ by a cent from the rounded hours x rounded rate).
+    with ``include_in_export`` produce lines. ``hours`` are rounded half-up to 2 places, ``rate``
+    to 4 (it is exact for a base rate in cents), and ``amount`` is the printed hours x the printed
+    rate rounded half-up to the cent: every line satisfies hours x rate = amount.
     Raises ``UnknownPayType`` when hours need a pay type missing from ``pay_types``.
     """
     start, end = period
@@ -291,7 +298,9 @@ def pay_lines(
                 raise UnknownPayType(pay_type_id)
             if not pay_type.include_in_export:
                 continue
-            rate = rates[pay_type_id]
+            printed_hours, rate = round_money(item_hours), round_rate(rates[pay_type_id])
+            if not printed_hours:
+                continue  # under 18 seconds: nothing a payroll line can carry
             lines.append(
                 PayLine(
                     worker_id=worker.id,
@@ -299,15 +308,27 @@ def pay_lines(
                     pay_type_id=pay_type.id,
                     pay_type_export_id=pay_type.export_id,
                     profile_date=day,
-                    hours=round_money(item_hours),
-                    rate=round_money(rate),
-                    amount=round_money(item_hours * rate),
+                    hours=printed_hours,
+                    rate=rate,
+                    amount=round_money(printed_hours * rate),
                     period_start=start,
                     period_end=end,
                     pay_date=pay_date,
                 )
             )
     return lines
+
+
+def round_rate(rate: Decimal) -> Decimal:
+    """A rate as printed: half-up to 4 places (exact for any base rate in cents x 1.5)."""
+    return rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+
+
+def format_rate(rate: Decimal) -> str:
+    """At least 2 and at most 4 decimals: ``20.00``, ``27.75``, ``47.625``."""
+    text = format(round_rate(rate), "f").rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
 
 
 def check_unapproved(registrations_in_period: Iterable[TimeRegistration]) -> dict[str, int]:
