@@ -10,7 +10,7 @@ from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
 from chalicelib.storage.ledger import LedgerLine
 from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
-from chalicelib.storage.pay import PayItem, PayTransfer, TimeRegistration
+from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.statements import StatementRecord
@@ -18,7 +18,7 @@ from chalicelib.storage.tokens import ApiToken
 from chalicelib.storage.transactions import PosTransaction
 
 ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, OnHand,
-              AccountActivityResult, TimeRegistration, PayItem, PayTransfer,
+              AccountActivityResult, TimeRegistration, PayItem, PayTransfer, PayBacklog,
               StoreState, DownloadSession, StatusMessageRecord,
               StagingJob, StagingRow, EntityMapping,
               PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting]
