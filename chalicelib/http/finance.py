@@ -86,7 +86,7 @@ def upload_time_registrations(store_id):
 @bp.route("/time-registrations/approve", methods=["POST"], **AUTH)
 @api
 def approve_time_registrations():
-    """Approve a worker's registrations clocked in from ``from`` through ``to`` (UTC dates)."""
+    """Approve a worker's registrations of the days ``from`` through ``to`` (the store's local days)."""
     from chalicelib.storage import pay, records
 
     request = bp.current_request

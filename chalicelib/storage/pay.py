@@ -225,11 +225,15 @@ def note_changes(days: Iterable[tuple[str, str]], period_types: Mapping[str, str
 
 
 def approve(worker_id: str, period_type: str, from_date: date, to_date: date) -> tuple[int, int]:
-    """Approve the worker's registrations clocked in from ``from_date`` through ``to_date`` (UTC);
-    returns (newly approved, already approved)."""
-    window = TimeRegistration.clock_in.between(from_date.isoformat(), (to_date + timedelta(days=1)).isoformat())
-    found = list(TimeRegistration.by_clock_in.query(worker_id, window, consistent_read=True,
-                                                    page_size=PAGE_SIZE))
+    """Approve the worker's registrations that count for the days ``from_date`` through ``to_date``
+    (their store's local days); returns (newly approved, already approved)."""
+    # A local day lies within a day of the UTC one (zones are UTC-12..UTC+14).
+    window = TimeRegistration.clock_in.between((from_date - timedelta(days=1)).isoformat(),
+                                               (to_date + timedelta(days=2)).isoformat())
+    first, last = from_date.isoformat(), to_date.isoformat()
+    found = [r for r in TimeRegistration.by_clock_in.query(worker_id, window, consistent_read=True,
+                                                           page_size=PAGE_SIZE)
+             if first <= r.work_date <= last]
     approved = 0
     now = iso()
     note_changes([(r.worker_id, r.work_date) for r in found if not r.approved], {worker_id: period_type}, now)

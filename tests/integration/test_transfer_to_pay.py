@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from tests.conftest import run_directly, store_headers
+from tests.unit.test_pay import adds_up
 
 TODAY = date(2026, 10, 5)  # a Monday: the week 2026-09-28..10-04 has just ended, across a month boundary
 WORKERS = [
@@ -81,6 +82,8 @@ def payroll(run) -> dict[str, list[dict]]:
     for output in run["outputs"]:
         body = aws.client("s3").get_object(Bucket=output["bucket"], Key=output["key"])["Body"].read().decode()
         files[output["key"].split("/")[1]] = list(csv.DictReader(io.StringIO(body, newline="")))
+    lines = [row for rows in files.values() for row in rows]
+    assert [row for row in lines if not adds_up(row)] == []  # every line: hours x rate = amount
     return files
 
 
@@ -284,6 +287,8 @@ def test_days_and_the_end_of_a_week_are_the_stores_local_ones(setup, operator, t
         {"registration_id": "NY-2", "worker_id": "W-NY", "clock_in": "2026-10-05T02:00:00Z",
          "clock_out": "2026-10-05T06:00:00Z"}]
     assert upload(client, night_shifts, store_id="S-NY").status_code == 200
+    # approval goes by the local day too: Sunday is the 22:00 shift, though it clocked in on Monday UTC
+    assert approve(client, operator, "W-NY", "2026-10-04", "2026-10-04")["approved"] == 1
     approve(client, operator, "W-NY")
 
     today.set(date(2026, 10, 5), time(3, 30))  # 23:30 on Sunday in New York: the week has not ended
@@ -498,3 +503,26 @@ def test_pay_amounts_are_exact_decimals(setup, operator):
     rows = payroll(transfer(client, operator, period_type="biweekly"))["biweekly"]
     assert [(r["hours"], r["rate"], r["amount"]) for r in rows] == [
         ("8.00", "18.50", "148.00"), ("1.25", "27.75", "34.69")]  # 34.6875 rounded half-up
+
+
+def test_a_supplement_whose_run_died_before_its_file_is_sent_whole_by_the_next_run(setup, operator, monkeypatch):
+    """The dead run marked the items with the new hours; payroll still has the old ones, so the
+    next run reverses what payroll has (6 h), not what the dead run meant to send."""
+    from chalicelib.storage import exports
+
+    client = setup
+    work_the_week(client, operator, hours=6)
+    transfer(client, operator, period_type="weekly")
+    upload(client, [shift("W-WEEK", WEEK[-1], 1, start_hour=18, n=2)])
+    approve(client, operator, "W-WEEK")
+    real = exports.upload
+    monkeypatch.setattr(exports, "upload", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("Lambda died")))
+    assert transfer(client, operator, period_type="weekly")["status"] == "Error"
+    monkeypatch.setattr(exports, "upload", real)
+
+    run = transfer(client, operator, period_type="weekly")
+
+    assert rows_of(run) == [("2026-10-04", "100", "-6.00", "20.00", "-120.00"),
+                            ("2026-10-04", "100", "7.00", "20.00", "140.00")]
+    assert run["outputs"][0]["key"].endswith("-supplement-2.csv")  # never the dead run's name
+    assert transfer(client, operator, period_type="weekly")["outputs"] == []
