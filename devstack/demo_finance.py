@@ -103,11 +103,7 @@ def _held_week(demo: Demo):
 
 
 def _upload(demo: Demo, store_id: str, registrations: list[dict]) -> dict:
-    response = demo.stack.http("POST", f"/stores/{store_id}/time-registrations", demo.store_token(store_id),
-                               {"registrations": registrations})
-    if response.status_code != 200:
-        raise SystemExit(f"time registrations of {store_id}: {response.status_code} {response.body!r}")
-    return response.json_body
+    return demo.store_post(store_id, "time-registrations", {"registrations": registrations})
 
 
 def _approve(demo: Demo, worker_id: str, start: date, end: date) -> int:
