@@ -48,8 +48,11 @@ def transfer_to_pay(demo: Demo) -> None:
     held = next((w["id"] for w in demo.retailer.workers if w["pay_period_type"] == "weekly"), None)
     approved = 0
     for worker in demo.retailer.workers:
-        end = week.start - timedelta(days=1) if worker["id"] == held else demo.today - timedelta(days=1)
-        approved += _approve(demo, worker["id"], first, end)
+        if worker["id"] == held:
+            approved += _approve(demo, held, first, week.start - timedelta(days=1))
+            approved += _approve(demo, held, week.end + timedelta(days=1), demo.today - timedelta(days=1))
+        else:
+            approved += _approve(demo, worker["id"], first, demo.today - timedelta(days=1))
     demo.say(f"operator approved {approved} registrations, holding back {held}'s week {week.start}..")
     demo.fire("transfer_to_pay", expect=("Error", "Ended"))
     if held:

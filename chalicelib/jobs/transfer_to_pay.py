@@ -63,14 +63,29 @@ def run(ctx: JobContext) -> str:
         ctx.checkpoint(outcomes=outcomes)
     if entries and not ctx.dry_run:
         _clear_settled(ctx, entries, outcomes, workers)
-    texts = [outcomes[plan["id"]]["text"] for plan in plans]
+    message = _summary(plans, outcomes)
     statuses = {outcome["status"] for outcome in outcomes.values()}
-    if not plans:
-        texts = ["nothing to transfer: no approved registration of an ended period waits"]
-    message = "; ".join(texts)
     if statuses & {WAITING, REFUSED} and SENT not in statuses:
         raise JobFailed(message)
     return message
+
+
+def _summary(plans: list[dict], outcomes: dict) -> str:
+    """One text per period that sent or was refused; periods that wait are the run's warnings;
+    periods of the backlog with nothing new are counted, not listed."""
+    texts, quiet, quiet_lines = [], 0, 0
+    for plan in plans:
+        outcome = outcomes[plan["id"]]
+        if outcome["status"] == NOTHING and plan["scope"] is not None:
+            quiet, quiet_lines = quiet + 1, quiet_lines + outcome.get("lines", 0)
+        elif outcome["text"]:
+            texts.append(outcome["text"])
+    if quiet:
+        texts.append(f"nothing new to transfer in {quiet} other period(s) "
+                     f"({quiet_lines} pay line(s) already transferred)")
+    if not plans:
+        texts.append("nothing to transfer: no approved registration of an ended period waits")
+    return "; ".join(texts)
 
 
 # --- which periods ----------------------------------------------------------------------------------
@@ -197,8 +212,7 @@ def _transfer(ctx: JobContext, plan: dict, workers: dict, pay_types: dict, regis
     if unapproved and not ctx.params.get("accept_errors"):
         ctx.warn(f"{label} waits for approval of registrations of workers {named} (nothing of it was "
                  "transferred); approve them or run with accept_errors to export the approved ones")
-        return {"text": f"{label} waits: unapproved registrations of {named}", "status": WAITING,
-                "held": sorted(unapproved)}
+        return {"text": "", "status": WAITING, "held": sorted(unapproved)}
     if unapproved:
         ctx.warn(f"{label}: exported approved registrations only; not approved: {named}")
     try:
@@ -255,7 +269,8 @@ def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evalua
     if ctx.dry_run:
         return {"text": f"{label}: would transfer {len(todo)} line(s){already}", "status": SENT if todo else NOTHING}
     if not todo:
-        return {"text": f"{label}: nothing to transfer ({len(lines)} pay line(s){already})", "status": NOTHING}
+        return {"text": f"{label}: nothing to transfer ({len(lines)} pay line(s){already})", "status": NOTHING,
+                "lines": len(lines)}
     base = f"payroll/{plan['period_type']}/{plan['start']}_{plan['end']}"
     key = f"{base}-supplement-{len(earlier)}.csv" if supplement else f"{base}-{ctx.run_id}.csv"
     transfer = store.PayTransfer(plan["period_type"], f"{plan['start']}#{ctx.run_id}", run_id=ctx.run_id,
