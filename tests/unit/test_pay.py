@@ -382,3 +382,28 @@ def test_every_pay_line_adds_up(seconds, base_rate, extra_seconds):
     rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
     assert rows and all(adds_up(r) for r in rows), rows
     assert all(len(r["rate"].split(".")[1]) <= 4 for r in rows)
+
+
+# --- late and changed pay items (DOMAIN §13) ---------------------------------------------------------
+
+def test_reconcile_sends_new_items_skips_unchanged_and_reverses_changed_or_gone_ones():
+    from chalicelib.domain.pay import ExportedItem, reconcile
+
+    w = worker(base_rate="31.75", period_type="weekly")
+    period = period_for("weekly", date(2026, 11, 3))
+    day = date(2026, 11, 3)
+    lines = pay_lines(w, {day: Decimal(8), date(2026, 11, 4): Decimal(6)}, PAY_TYPES, period, period.end)
+    exported = {"W1|REG|2026-11-03": ExportedItem(Decimal("8.00"), Decimal("254.00"), Decimal("31.75")),
+                "W1|OT|2026-11-03": ExportedItem(Decimal("3.00"), Decimal("142.88"), Decimal("47.625")),
+                "W1|REG|2026-11-04": ExportedItem(Decimal("7.00"), Decimal("222.25"), Decimal("31.75"))}
+    evaluated = {("W1", t, d) for t in ("REG", "OT") for d in (day, date(2026, 11, 4))}
+
+    out, reversals = reconcile(lines, exported, evaluated, {"W1": w}, PAY_TYPES, period, period.end)
+
+    assert [(ln.profile_date.day, ln.pay_type_id, ln.hours, ln.rate, ln.amount) for ln in out] == [
+        (3, "OT", Decimal("-3.00"), Decimal("47.625"), Decimal("-142.88")),  # the overtime is gone
+        (4, "REG", Decimal("-7.00"), Decimal("31.75"), Decimal("-222.25")),  # 7 h became 6 h
+        (4, "REG", Decimal("6.00"), Decimal("31.75"), Decimal("190.50")),
+    ]
+    assert reversals == 2
+    assert all(round_money(ln.hours * ln.rate) == ln.amount for ln in out)
