@@ -43,7 +43,8 @@ def upload_time_registrations(demo: Demo) -> None:
 def transfer_to_pay(demo: Demo) -> None:
     """The operator approves all but one worker's last week: the transfer sends every other ended
     period and holds that week back, naming the worker; after the approval the next run sends it."""
-    first = demo.today - timedelta(days=REGISTRATION_DAYS)
+    # The first registrations' local day is the day before in the western zones.
+    first = demo.today - timedelta(days=REGISTRATION_DAYS + 1)
     week = _held_week(demo)
     held = next((w["id"] for w in demo.retailer.workers if w["pay_period_type"] == "weekly"), None)
     approved = 0
