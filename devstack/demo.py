@@ -39,6 +39,13 @@ class Demo:
             self.store_tokens[store_id] = issue_token("store", store_id=store_id, label=f"POS {store_id}")
         return self.store_tokens[store_id]
 
+    def store_post(self, store_id: str, path: str, body: dict) -> dict:
+        """POST ``/stores/{store_id}/{path}`` with the store's token, as its POS would; 200 or exit."""
+        response = self.stack.http("POST", f"/stores/{store_id}/{path}", self.store_token(store_id), body)
+        if response.status_code != 200:
+            raise SystemExit(f"POST {path} for {store_id}: HTTP {response.status_code} {response.body[:500]!r}")
+        return response.json_body
+
     def run_job(self, job: str, params: dict | None = None, expect: tuple[str, ...] = ("Ended",)) -> dict:
         """Start a job over HTTP as an operator would; it runs inline on the local stack."""
         started = time.monotonic()

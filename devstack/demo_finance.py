@@ -1,5 +1,6 @@
 """Demo steps for the finance exports: account activity (generate, export) and transfer to pay
-(stores upload time registrations, the operator approves, payroll files are written).
+(stores upload time registrations, the operator approves, payroll files are written; a late and a
+corrected registration for a transferred week make a supplementary payroll file).
 
 Works with or without ledger lines: before any statement is posted the results carry every mapped
 account with zero totals. The export files are copied into ``demo-output/exports/``.
@@ -7,7 +8,7 @@ account with zero totals. The export files are copied into ``demo-output/exports
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -63,33 +64,78 @@ def upload_time_registrations(demo: Demo) -> None:
     accepted = 0
     for store_id, registrations in sorted(by_store.items()):
         for start in range(0, len(registrations), 1000):
-            response = demo.stack.http("POST", f"/stores/{store_id}/time-registrations", demo.store_token(store_id),
-                                       {"registrations": registrations[start:start + 1000]})
-            if response.status_code != 200:
-                raise SystemExit(f"time registrations of {store_id}: {response.status_code} {response.body!r}")
-            accepted += response.json_body["accepted"]
+            accepted += _upload(demo, store_id, registrations[start:start + 1000])["accepted"]
     demo.say(f"{len(by_store)} stores uploaded {accepted} time registrations")
 
 
 def transfer_to_pay(demo: Demo) -> None:
-    """The operator approves all but one worker's last week: the transfer refuses that period,
-    naming the worker; after the approval the next run exports it."""
-    from chalicelib.domain.pay import last_ended_period
-
-    first = demo.today - timedelta(days=REGISTRATION_DAYS)
-    last_week = last_ended_period("weekly", demo.today)
+    """The operator approves all but one worker's last week: the transfer sends every other ended
+    period and holds that week back, naming the worker; after the approval the next run sends it."""
+    # The first registrations' local day is the day before in the western zones.
+    first = demo.today - timedelta(days=REGISTRATION_DAYS + 1)
+    week = _held_week(demo)
     held = next((w["id"] for w in demo.retailer.workers if w["pay_period_type"] == "weekly"), None)
     approved = 0
     for worker in demo.retailer.workers:
-        end = last_week.start - timedelta(days=1) if worker["id"] == held else demo.today - timedelta(days=1)
-        approved += _approve(demo, worker["id"], first, end)
-    demo.say(f"operator approved {approved} registrations, holding back {held}'s week {last_week.start}..")
+        if worker["id"] == held:
+            approved += _approve(demo, held, first, week.start - timedelta(days=1))
+            approved += _approve(demo, held, week.end + timedelta(days=1), demo.today - timedelta(days=1))
+        else:
+            approved += _approve(demo, worker["id"], first, demo.today - timedelta(days=1))
+    demo.say(f"operator approved {approved} registrations, holding back {held}'s week {week.start}..")
     demo.fire("transfer_to_pay", expect=("Error", "Ended"))
     if held:
-        _approve(demo, held, last_week.start, last_week.end)
+        _approve(demo, held, week.start, week.end)
         demo.run_job("transfer-to-pay", {"period_type": "weekly"})
     for key in copy_exports(demo, "payroll/"):
         demo.say(f"wrote {key}")
+
+
+def late_pay_lines(demo: Demo) -> None:
+    """After the week went to payroll, a store uploads a forgotten shift and corrects another one;
+    the operator approves both; the next transfer sends a supplementary file for that week (the
+    new line, and the corrected one as a reversal plus the new line); a second run finds nothing."""
+    from chalicelib.datagen import time_registrations
+
+    week = _held_week(demo)
+    weekly = [w for w in demo.retailer.workers if w["pay_period_type"] == "weekly"]
+    if len(weekly) < 2:
+        return
+    late_worker, changed_worker = weekly[0], weekly[1]
+    wednesday = week.start + timedelta(days=2)
+    late = {"registration_id": f"TR-{late_worker['id']}-{wednesday:%Y%m%d}-late", "worker_id": late_worker["id"],
+            # 20:00 UTC is the afternoon in every store's zone: the shift belongs to that Wednesday
+            "clock_in": f"{wednesday}T20:00:00Z", "clock_out": f"{wednesday}T22:30:00Z"}
+    _upload(demo, late_worker["store_id"], [late])
+    inside = (week.start.isoformat(), week.end.isoformat())  # strictly: the local day stays in the week
+    mine = [r for r in time_registrations(demo.retailer, days=REGISTRATION_DAYS)
+            if r["worker_id"] == changed_worker["id"] and inside[0] < r["clock_in"][:10] < inside[1]]
+    if mine:
+        shorter = {**mine[0], "clock_out": (datetime.fromisoformat(mine[0]["clock_out"].replace("Z", "+00:00"))
+                                            - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        result = _upload(demo, changed_worker["store_id"], [shorter])
+        demo.say(f"{changed_worker['store_id']} corrected {shorter['registration_id']} (one hour less): "
+                 f"approval withdrawn from {result['approval_withdrawn']}")
+    demo.say(f"{late_worker['store_id']} uploaded a forgotten shift {late['registration_id']} "
+             f"for the transferred week {week.start}..{week.end}")
+    _approve(demo, late_worker["id"], week.start, week.end)
+    _approve(demo, changed_worker["id"], week.start, week.end)
+    demo.fire("transfer_to_pay")
+    demo.fire("transfer_to_pay")  # nothing new: one supplementary file
+    for key in copy_exports(demo, "payroll/"):
+        if "-supplement-" in key:
+            demo.say(f"wrote {key}")
+
+
+def _held_week(demo: Demo):
+    """The last week that has ended in every store's zone whatever the hour (ended by yesterday, UTC)."""
+    from chalicelib.domain.pay import last_ended_period
+
+    return last_ended_period("weekly", demo.today - timedelta(days=1))
+
+
+def _upload(demo: Demo, store_id: str, registrations: list[dict]) -> dict:
+    return demo.store_post(store_id, "time-registrations", {"registrations": registrations})
 
 
 def _approve(demo: Demo, worker_id: str, start: date, end: date) -> int:
@@ -121,4 +167,5 @@ STEPS = [
     ("A late statement: adjustment result", late_statement),
     ("Stores upload time registrations", upload_time_registrations),
     ("Approve time registrations and transfer to pay", transfer_to_pay),
+    ("A late and a corrected registration: a supplementary payroll file", late_pay_lines),
 ]

@@ -12,8 +12,14 @@ Example::
     lines = pay_lines(worker, mine, pay_types, period, pay_date)
     write_pay_csv(lines, out)
 
-Money and hours stay exact ``Decimal`` through the calculation and are rounded half-up to
-2 places only in a ``PayLine`` (the output).
+Hours stay exact ``Decimal`` through the calculation and are rounded half-up to 2 places only in
+a ``PayLine`` (the output). The rate is printed unrounded (up to 4 places: 1.5 x 31.75 = 47.625)
+and the amount is the printed hours x the printed rate, rounded half-up to the cent, so every line
+adds up for whoever checks it (DOMAIN §13).
+
+A pay item already transferred and changed since (a late or changed registration) is corrected
+with a reversal line (the exported hours and amount negated, at the exported rate) and the new
+line: ``reconcile`` decides that against what was exported.
 """
 from __future__ import annotations
 
@@ -23,9 +29,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple, TextIO
+from zoneinfo import ZoneInfo
 
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
 from chalicelib.domain.money import format_money, round_money, to_decimal
@@ -50,6 +57,7 @@ CSV_HEADER = (
 )
 
 _SECONDS_PER_HOUR = Decimal(3600)
+RATE_PLACES = Decimal("0.0001")
 
 
 class PayPeriodType(StrEnum):
@@ -133,16 +141,19 @@ class TimeRegistration:
     clock_in: datetime
     clock_out: datetime
     approved: bool = False
+    work_date: date | None = None  # the local day it counts for, when the store's zone decided it
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TimeRegistration:
         """Build from a stored registration; ISO 8601 strings are parsed."""
+        work_date = record.get("work_date")
         return cls(
             registration_id=record["registration_id"],
             worker_id=record["worker_id"],
             clock_in=_to_datetime(record["clock_in"]),
             clock_out=_to_datetime(record["clock_out"]),
             approved=bool(record.get("approved", False)),
+            work_date=date.fromisoformat(work_date) if isinstance(work_date, str) else work_date,
         )
 
 
@@ -168,7 +179,11 @@ class PayLine:
 
         Ids never contain ``|`` (DOMAIN §12), so the key is unambiguous.
         """
-        return f"{self.worker_id}|{self.pay_type_id}|{self.profile_date.isoformat()}"
+        return PayLine.key(self.worker_id, self.pay_type_id, self.profile_date)
+
+    @staticmethod
+    def key(worker_id: str, pay_type_id: str, day: date) -> str:
+        return f"{worker_id}|{pay_type_id}|{day.isoformat()}"
 
     def csv_row(self) -> tuple[str, ...]:
         """The row in ``CSV_HEADER`` order."""
@@ -177,7 +192,7 @@ class PayLine:
             self.pay_type_export_id,
             self.profile_date.isoformat(),
             format_money(self.hours),
-            format_money(self.rate),
+            format_rate(self.rate),
             format_money(self.amount),
             self.period_start.isoformat(),
             self.period_end.isoformat(),
@@ -217,11 +232,17 @@ def last_ended_period(period_type: PayPeriodType | str, today: date) -> PayPerio
     return period_for(period_type, current.start - timedelta(days=1))
 
 
-def registration_day(registration: TimeRegistration, tz: tzinfo = UTC) -> date:
-    """The day a registration counts for: the date of its clock-in in ``tz``.
+def store_zone(store: Mapping[str, Any] | None) -> tzinfo:
+    """A store's time zone (``time_zone``, IANA); UTC for a store without one or not on file."""
+    return ZoneInfo((store or {}).get("time_zone") or "UTC")
 
-    A shift crossing midnight counts entirely for the day it started, so a night shift is one
-    working day and its overtime is judged on the whole shift. A naive ``clock_in`` is taken as UTC.
+
+def registration_day(registration: TimeRegistration, tz: tzinfo = UTC) -> date:
+    """The day a registration counts for: the date of its clock-in in ``tz`` (the store's zone).
+
+    A shift crossing (local) midnight counts entirely for the day it started, so a night shift
+    22:00-02:00 is one working day and its overtime is judged on the whole shift. A naive
+    ``clock_in`` is taken as UTC.
     """
     return _aware(registration.clock_in).astimezone(tz).date()
 
@@ -230,6 +251,9 @@ def daily_hours(
     registrations: Iterable[TimeRegistration], tz: tzinfo = UTC
 ) -> dict[tuple[str, date], Decimal]:
     """Approved hours per ``(worker_id, day)``; unapproved registrations are left out.
+
+    The day is the registration's ``work_date`` when it has one (decided in its store's zone on
+    upload), else ``registration_day`` in ``tz``.
 
     Durations are summed exactly in seconds and converted to hours once per day, so the values
     are exact up to ``Decimal`` precision; rounding happens only in ``pay_lines``. Raises
@@ -247,7 +271,8 @@ def daily_hours(
                     f"registration {registration.registration_id} clocks out before it clocks in",
                 )]
             )
-        seconds[(registration.worker_id, registration_day(registration, tz))] += (
+        day = registration.work_date or registration_day(registration, tz)
+        seconds[(registration.worker_id, day)] += (
             _seconds(worked)
         )
     return {key: total / _SECONDS_PER_HOUR for key, total in seconds.items()}
@@ -264,9 +289,9 @@ def pay_lines(
 
     Per day the first 8 hours are ``REG`` at ``base_rate`` and the rest ``OT`` at 1.5 x
     ``base_rate``. Days outside the period and zero-hour items are skipped, and only pay types
-    with ``include_in_export`` produce lines. ``hours`` and ``rate`` are rounded half-up to
-    2 places; ``amount`` is the exact hours x exact rate, rounded once, so the worker is paid for
-    the time actually worked (it may differ by a cent from the rounded hours x rounded rate).
+    with ``include_in_export`` produce lines. ``hours`` are rounded half-up to 2 places, ``rate``
+    to 4 (it is exact for a base rate in cents), and ``amount`` is the printed hours x the printed
+    rate rounded half-up to the cent: every line satisfies hours x rate = amount.
     Raises ``UnknownPayType`` when hours need a pay type missing from ``pay_types``.
     """
     start, end = period
@@ -291,7 +316,9 @@ def pay_lines(
                 raise UnknownPayType(pay_type_id)
             if not pay_type.include_in_export:
                 continue
-            rate = rates[pay_type_id]
+            printed_hours, rate = round_money(item_hours), round_rate(rates[pay_type_id])
+            if not printed_hours:
+                continue  # under 18 seconds: nothing a payroll line can carry
             lines.append(
                 PayLine(
                     worker_id=worker.id,
@@ -299,15 +326,77 @@ def pay_lines(
                     pay_type_id=pay_type.id,
                     pay_type_export_id=pay_type.export_id,
                     profile_date=day,
-                    hours=round_money(item_hours),
-                    rate=round_money(rate),
-                    amount=round_money(item_hours * rate),
+                    hours=printed_hours,
+                    rate=rate,
+                    amount=round_money(printed_hours * rate),
                     period_start=start,
                     period_end=end,
                     pay_date=pay_date,
                 )
             )
     return lines
+
+
+@dataclass(frozen=True)
+class ExportedItem:
+    """What payroll has of a pay item: the hours, rate and amount of the lines sent so far."""
+
+    hours: Decimal
+    amount: Decimal
+    rate: Decimal | None = None  # None: exported before rates were kept
+
+
+def reconcile(
+    lines: Iterable[PayLine],
+    exported: Mapping[str, ExportedItem],
+    evaluated: Iterable[tuple[str, str, date]],
+    workers: Mapping[str, Worker],
+    pay_types: Mapping[str, PayType],
+    period: PayPeriod,
+    pay_date: date,
+) -> tuple[list[PayLine], int]:
+    """The lines to send for the ``evaluated`` pay items (worker id, pay type id, day), given what
+    payroll already has of them; returns (lines, how many are reversals).
+
+    A new item is sent as is; an item sent before with the same hours and amount is not sent
+    again; one that changed (or is gone: its hours dropped to nothing) is reversed (the hours
+    and amount sent before, negated, at the rate sent) and, if it still has hours, sent anew.
+    """
+    current = {line.item_key: line for line in lines}
+    out: list[PayLine] = []
+    reversals = 0
+    for worker_id, pay_type_id, day in sorted(evaluated, key=lambda k: (k[0], k[2], k[1] != REGULAR, k[1])):
+        key = PayLine.key(worker_id, pay_type_id, day)
+        line, before = current.get(key), exported.get(key)
+        if before is not None and not before.hours and not before.amount:
+            before = None  # reversed earlier: payroll has nothing of it
+        if before is None:
+            out.extend([line] if line else [])
+            continue
+        if line is not None and (line.hours, line.amount) == (before.hours, before.amount):
+            continue
+        worker, pay_type = workers[worker_id], pay_types.get(pay_type_id)
+        rate = before.rate if before.rate is not None else round_rate(before.amount / before.hours)
+        out.append(PayLine(
+            worker_id=worker_id, worker_export_id=worker.export_id, pay_type_id=pay_type_id,
+            pay_type_export_id=pay_type.export_id if pay_type else pay_type_id, profile_date=day,
+            hours=-before.hours, rate=rate, amount=-before.amount,
+            period_start=period.start, period_end=period.end, pay_date=pay_date))
+        reversals += 1
+        out.extend([line] if line else [])
+    return out, reversals
+
+
+def round_rate(rate: Decimal) -> Decimal:
+    """A rate as printed: half-up to 4 places (exact for any base rate in cents x 1.5)."""
+    return rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+
+
+def format_rate(rate: Decimal) -> str:
+    """At least 2 and at most 4 decimals: ``20.00``, ``27.75``, ``47.625``."""
+    text = format(round_rate(rate), "f").rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
 
 
 def check_unapproved(registrations_in_period: Iterable[TimeRegistration]) -> dict[str, int]:

@@ -51,7 +51,9 @@ def reset_account_activity_export(result_id):
 @bp.route("/stores/{store_id}/time-registrations", methods=["POST"], **AUTH)
 @api
 def upload_time_registrations(store_id):
-    """A store's POS uploads clock-ins and clock-outs; resending is harmless (counted as duplicates)."""
+    """A store's POS uploads clock-ins and clock-outs; resending is harmless (counted as duplicates),
+    a changed registration needs approval again (``approval_withdrawn`` counts those that had it)."""
+    from chalicelib.domain.pay import store_zone
     from chalicelib.domain.schemas import validate_many
     from chalicelib.storage import pay, records
 
@@ -76,13 +78,15 @@ def upload_time_registrations(store_id):
                                      f"worker {worker['id']} does not belong to store {store_id}"))
     if errors:
         raise ValidationError(errors)
-    return pay.save_registrations(store_id, registrations).to_api()
+    period_types = {worker_id: worker["pay_period_type"] for worker_id, worker in workers.items()}
+    zone = store_zone(records.get("stores", store_id))
+    return pay.save_registrations(store_id, registrations, period_types, zone).to_api()
 
 
 @bp.route("/time-registrations/approve", methods=["POST"], **AUTH)
 @api
 def approve_time_registrations():
-    """Approve a worker's registrations clocked in from ``from`` through ``to`` (UTC dates)."""
+    """Approve a worker's registrations of the days ``from`` through ``to`` (the store's local days)."""
     from chalicelib.storage import pay, records
 
     request = bp.current_request
@@ -97,9 +101,10 @@ def approve_time_registrations():
         errors.append(FieldError("to", "must not be before from"))
     if errors:
         raise ValidationError(errors)
-    if records.get("workers", body["worker_id"]) is None:
+    worker = records.get("workers", body["worker_id"])
+    if worker is None:
         raise NotFound(f"worker {body['worker_id']} not found")
-    approved, already = pay.approve(body["worker_id"], start, end)
+    approved, already = pay.approve(body["worker_id"], worker["pay_period_type"], start, end)
     return {"worker_id": body["worker_id"], "from": start.isoformat(), "to": end.isoformat(),
             "approved": approved, "already_approved": already}
 

@@ -6,11 +6,26 @@ consistent) serves an approval's date range for one worker and ``by_day`` (the U
 clock-in) serves transfer to pay: a period is one query per day for every worker, instead of one
 query per worker for a handful of registrations.
 
-``PayItem`` marks a pay item (worker × pay type × day) transferred, by ``PayLine.item_key``.
-``PayTransfer`` records one run's file for one period type: ``pending`` while its file is being
-written, ``done`` after; pay items point at it. A ``pending`` transfer of another run is a run
-that died between marking its items and finishing: its items count as transferred only if its
-file reached S3.
+``PayItem`` marks a pay item (worker × pay type × day) transferred, by ``PayLine.item_key``,
+with the hours, rate and amount payroll has of it and, in ``prev_*``, what it had before that
+transfer. ``PayTransfer`` records one run's file for one period type: ``pending`` while its file
+is being written, ``done`` after; pay items point at it. A ``pending`` transfer of another run is
+a run that died between marking its items and finishing: its items count as transferred only if
+its file reached S3 (else payroll still has their ``prev_*`` state).
+
+``PayBacklog`` is how a scheduled transfer finds late work without reading all history: every
+upload of a new or changed registration and every approval first writes an entry (hash: the
+worker's period type; range ``<period start>#<worker>#<stamp>#<nonce>``) naming the worker and
+the days to look at again. The run queries the entries of ended periods (one query per period
+type, consistent), reads only those days, and deletes an entry once its days went out — and only
+when it is older than ``SETTLE_SECONDS``, so the ``by_day`` index (eventually consistent) has
+caught up with the change it announces; a younger one is simply looked at again by the next run,
+which finds nothing new. Entries carry a nonce in their key, so deleting the entries a run read
+never deletes one written after it (batch deletes need no condition).
+
+A registration changed after approval needs approval again (its approval is withdrawn on upload):
+an operator approved the times they saw. Once re-approved, transfer to pay reverses what was sent
+for its day and sends the new line.
 
 Markers are batch-written, not conditional: transfer to pay runs single flight (the job lock,
 verified right before marking), and a conditional write per item would cost a request per pay
@@ -19,11 +34,13 @@ item of a transaction, which times out on the local stack at scale M.)
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
@@ -34,6 +51,9 @@ from chalicelib.storage.base import DecimalAttribute, get_many, iso, meta, write
 
 PAGE_SIZE = 1000
 PENDING, DONE = "pending", "done"
+# How long a change may take to show in the by_day index (and an upload or approval request to
+# finish writing) before its backlog entry may be deleted.
+SETTLE_SECONDS = 15 * 60
 
 
 class RegistrationConflict(DomainError):
@@ -65,7 +85,7 @@ class TimeRegistration(Model):
     store_id = UnicodeAttribute()
     clock_in = UnicodeAttribute()  # UTC, "YYYY-MM-DDTHH:MM:SS.mmmZ" (sorts in time order)
     clock_out = UnicodeAttribute()
-    work_date = UnicodeAttribute()  # the day the registration counts for (pay.registration_day)
+    work_date = UnicodeAttribute()  # the day it counts for: pay.registration_day in its store's zone
     approved = BooleanAttribute(default=False)
     approved_at = UnicodeAttribute(null=True)
     uploaded_at = UnicodeAttribute()
@@ -75,7 +95,8 @@ class TimeRegistration(Model):
     def to_domain(self) -> pay.TimeRegistration:
         return pay.TimeRegistration.from_record({
             "registration_id": self.registration_id, "worker_id": self.worker_id,
-            "clock_in": self.clock_in, "clock_out": self.clock_out, "approved": self.approved})
+            "clock_in": self.clock_in, "clock_out": self.clock_out, "approved": self.approved,
+            "work_date": self.work_date})
 
 
 class PayItem(Model):
@@ -86,6 +107,10 @@ class PayItem(Model):
     profile_date = UnicodeAttribute()
     hours = DecimalAttribute()
     amount = DecimalAttribute()
+    rate = DecimalAttribute(null=True)  # None: marked before rates were kept
+    prev_hours = DecimalAttribute(null=True)  # what payroll had before this transfer (None: nothing)
+    prev_amount = DecimalAttribute(null=True)
+    prev_rate = DecimalAttribute(null=True)
     period_type = UnicodeAttribute()
     transfer_id = UnicodeAttribute()  # the PayTransfer (period_type, transfer_id) that exported it
     run_id = UnicodeAttribute()
@@ -110,72 +135,108 @@ class PayTransfer(Model):
     finished_at = UnicodeAttribute(null=True)
 
 
+class PayBacklog(Model):
+    """Days of a worker whose registrations changed (uploaded, changed, approved) since the
+    transfer that last looked at them: what a scheduled transfer to pay reads."""
+
+    Meta = meta("pay-backlog")
+    period_type = UnicodeAttribute(hash_key=True)  # the worker's, when the entry was written
+    entry = UnicodeAttribute(range_key=True)  # "<period_start>#<worker_id>#<created_at>#<nonce>"
+    worker_id = UnicodeAttribute()
+    days = UnicodeSetAttribute()
+    created_at = UnicodeAttribute()
+
+
 # --- registrations ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class UploadResult:
     accepted: int  # new registrations
-    updated: int  # changed registrations (not yet approved)
+    updated: int  # changed registrations (they need approval, again if they had it)
     duplicates: int  # resent unchanged
+    approval_withdrawn: int  # of the updated, those that had been approved
 
     def to_api(self) -> dict:
-        return {"accepted": self.accepted, "updated": self.updated, "duplicates": self.duplicates}
+        return {"accepted": self.accepted, "updated": self.updated, "duplicates": self.duplicates,
+                "approval_withdrawn": self.approval_withdrawn}
 
 
-def save_registrations(store_id: str, registrations: list[dict]) -> UploadResult:
+def save_registrations(store_id: str, registrations: list[dict], period_types: Mapping[str, str],
+                       tz: tzinfo) -> UploadResult:
     """Store validated registrations of ``store_id``'s workers, idempotently by registration id.
 
-    A resent registration with the same times is a duplicate; different times update it unless it
-    is approved (then ``RegistrationConflict`` names it and nothing is written). One approved by a
-    concurrent request between our read and our write is refused the same way, after the others
-    are saved (resending them is harmless).
+    ``period_types`` maps each worker id to its pay period type; ``tz`` is the store's zone (the
+    day a registration counts for is its local clock-in date). A resent registration with the
+    same times is a duplicate; different times update it and withdraw its approval, if it had
+    one (the operator approves the new times; transfer to pay then corrects what it sent). A
+    registration changed by a concurrent request between our read and our write is refused with
+    ``RegistrationConflict``, after the others are saved (resending them is harmless).
     """
     keys = [(r["worker_id"], r["registration_id"]) for r in registrations]
     stored = {(s.worker_id, s.registration_id): s for s in get_many(TimeRegistration, keys)}
-    new, changed, locked = [], [], []
+    now = iso()
+    new, changed = [], []
     for record in registrations:
         old = stored.get((record["worker_id"], record["registration_id"]))
         if old is None:
-            new.append(record)
-        elif (old.clock_in, old.clock_out) == (record["clock_in"], record["clock_out"]):
-            continue
-        elif old.approved:
-            locked.append(record["registration_id"])
-        else:
-            changed.append(record)
-    if locked:
-        raise RegistrationConflict("approved registrations cannot be changed: " + ", ".join(locked[:20]))
-    now = iso()
+            new.append(_item(store_id, record, now, tz))
+        elif (old.clock_in, old.clock_out) != (record["clock_in"], record["clock_out"]):
+            changed.append((old, _item(store_id, record, now, tz)))
+    # The backlog first: a change it does not announce would never reach payroll.
+    days = [(r.worker_id, r.work_date) for r in new]
+    days += [(r.worker_id, day) for old, r in changed for day in {old.work_date, r.work_date}]
+    note_changes(days, period_types, now)
     # New registrations go in batches: nothing can have approved what did not exist when read.
-    write_all(TimeRegistration, puts=[_item(store_id, r, now) for r in new])
+    write_all(TimeRegistration, puts=new)
     lost = []
-    for record in changed:
+    for old, item in changed:
         try:
-            _item(store_id, record, now).save(condition=TimeRegistration.approved == False)  # noqa: E712
+            item.save(condition=(TimeRegistration.uploaded_at == old.uploaded_at)
+                      & (TimeRegistration.approved == old.approved))
         except PutError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
-            lost.append(record["registration_id"])
+            lost.append(item.registration_id)
     if lost:
-        raise RegistrationConflict("registrations approved while they were being changed: " + ", ".join(lost[:20]))
-    return UploadResult(len(new), len(changed), len(registrations) - len(new) - len(changed))
+        raise RegistrationConflict("registrations changed or approved while they were being changed: "
+                                   + ", ".join(lost[:20]))
+    withdrawn = sum(1 for old, _ in changed if old.approved)
+    return UploadResult(len(new), len(changed), len(registrations) - len(new) - len(changed), withdrawn)
 
 
-def _item(store_id: str, record: dict, now: str) -> TimeRegistration:
-    day = pay.registration_day(pay.TimeRegistration.from_record(record))
+def _item(store_id: str, record: dict, now: str, tz: tzinfo) -> TimeRegistration:
+    day = pay.registration_day(pay.TimeRegistration.from_record(record), tz)
     return TimeRegistration(record["worker_id"], record["registration_id"], store_id=store_id,
                             clock_in=record["clock_in"], clock_out=record["clock_out"],
                             work_date=day.isoformat(), uploaded_at=now)
 
 
-def approve(worker_id: str, from_date: date, to_date: date) -> tuple[int, int]:
-    """Approve the worker's registrations clocked in from ``from_date`` through ``to_date`` (UTC);
-    returns (newly approved, already approved)."""
-    window = TimeRegistration.clock_in.between(from_date.isoformat(), (to_date + timedelta(days=1)).isoformat())
-    found = list(TimeRegistration.by_clock_in.query(worker_id, window, consistent_read=True,
-                                                    page_size=PAGE_SIZE))
+def note_changes(days: Iterable[tuple[str, str]], period_types: Mapping[str, str], now: str) -> int:
+    """Write backlog entries for (worker id, work date) pairs: one per worker and pay period."""
+    grouped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for worker_id, day in days:
+        period_type = period_types[worker_id]
+        start = pay.period_for(period_type, date.fromisoformat(day)).start.isoformat()
+        grouped[(period_type, start, worker_id)].add(day)
+    entries = [PayBacklog(period_type, f"{start}#{worker_id}#{now}#{uuid.uuid4().hex[:8]}",
+                          worker_id=worker_id, days=found, created_at=now)
+               for (period_type, start, worker_id), found in grouped.items()]
+    return write_all(PayBacklog, puts=entries)
+
+
+def approve(worker_id: str, period_type: str, from_date: date, to_date: date) -> tuple[int, int]:
+    """Approve the worker's registrations that count for the days ``from_date`` through ``to_date``
+    (their store's local days); returns (newly approved, already approved)."""
+    # A local day lies within a day of the UTC one (zones are UTC-12..UTC+14).
+    window = TimeRegistration.clock_in.between((from_date - timedelta(days=1)).isoformat(),
+                                               (to_date + timedelta(days=2)).isoformat())
+    first, last = from_date.isoformat(), to_date.isoformat()
+    found = [r for r in TimeRegistration.by_clock_in.query(worker_id, window, consistent_read=True,
+                                                           page_size=PAGE_SIZE)
+             if first <= r.work_date <= last]
     approved = 0
     now = iso()
+    note_changes([(r.worker_id, r.work_date) for r in found if not r.approved], {worker_id: period_type}, now)
     for registration in (r for r in found if not r.approved):
         try:
             # Conditional, so a registration approved by a concurrent request is not counted twice.
@@ -211,12 +272,20 @@ def transfers(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], PayTrans
     return {(t.period_type, t.transfer_id): t for t in get_many(PayTransfer, keys)}
 
 
-def transfer_done(period_type: str, period_start: date) -> bool:
-    """Whether a finished transfer covers the period of ``period_type`` starting ``period_start``."""
-    # No Limit: DynamoDB applies it before the filter, and a period has only a few transfers.
-    found = PayTransfer.query(period_type, PayTransfer.transfer_id.startswith(f"{period_start.isoformat()}#"),
-                              filter_condition=PayTransfer.status == DONE)
-    return next(iter(found), None) is not None
+def period_transfers(period_type: str, period_start: str) -> list[PayTransfer]:
+    """Every transfer of the period of ``period_type`` starting ``period_start`` (consistent)."""
+    return list(PayTransfer.query(period_type, PayTransfer.transfer_id.startswith(f"{period_start}#"),
+                                  consistent_read=True))
+
+
+def backlog(period_type: str, before: str) -> Iterator[PayBacklog]:
+    """The backlog entries of ``period_type`` for periods starting before ``before`` (consistent)."""
+    yield from PayBacklog.query(period_type, PayBacklog.entry < before, consistent_read=True,
+                                page_size=PAGE_SIZE)
+
+
+def clear_backlog(entries: Iterable[PayBacklog]) -> int:
+    return write_all(PayBacklog, deletes=entries)
 
 
 def start_transfer(transfer: PayTransfer) -> None:

@@ -10,7 +10,7 @@ from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
 from chalicelib.storage.ledger import LedgerLine, LedgerSequence
 from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
-from chalicelib.storage.pay import PayItem, PayTransfer, TimeRegistration
+from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.statements import StatementRecord
@@ -19,7 +19,7 @@ from chalicelib.storage.transactions import PosTransaction
 from chalicelib.storage.upload_issues import UploadIssue
 
 ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, LedgerSequence, OnHand,
-              AccountActivityResult, AccountActivityCursor, TimeRegistration, PayItem, PayTransfer,
+              AccountActivityResult, AccountActivityCursor, TimeRegistration, PayItem, PayTransfer, PayBacklog,
               StoreState, DownloadSession, StatusMessageRecord,
               StagingJob, StagingRow, EntityMapping,
               PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting, UploadIssue]

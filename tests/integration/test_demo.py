@@ -1,8 +1,12 @@
 """`make demo` end to end, as a newcomer runs it: a fresh process, its own moto server."""
+import csv
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.unit.test_pay import adds_up
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -21,5 +25,9 @@ def test_demo_exits_zero_and_prints_its_summary(tmp_path):
     assert (out / "receipt.pdf").read_bytes().startswith(b"%PDF")
     assert list((out / "exports" / "account-activity").rglob("*.xml"))
     assert list((out / "exports" / "account-activity").rglob("*-adj1.xml"))  # the late statement's adjustment
-    assert list((out / "exports" / "payroll").rglob("*.csv"))
+    payroll = list((out / "exports" / "payroll").rglob("*.csv"))
+    assert payroll and [p.name for p in payroll if "-supplement-1.csv" in p.name]
+    assert "late pay line(s)" in result.stdout
+    lines = [row for path in payroll for row in csv.DictReader(io.StringIO(path.read_text(), newline=""))]
+    assert [row for row in lines if not adds_up(row)] == []  # every line: hours x rate = amount
     assert list((out / "packages").rglob("*.jsonl.gz"))

@@ -3,11 +3,12 @@ driven through the routes; the payroll files are read back from S3 with the csv 
 import csv
 import io
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from tests.conftest import run_directly, store_headers
+from tests.unit.test_pay import adds_up
 
 TODAY = date(2026, 10, 5)  # a Monday: the week 2026-09-28..10-04 has just ended, across a month boundary
 WORKERS = [
@@ -30,8 +31,9 @@ def today(monkeypatch):
     from chalicelib.jobs import transfer_to_pay
 
     class Clock:
-        def set(self, day: date) -> None:
-            monkeypatch.setattr(transfer_to_pay, "today", lambda: day)
+        def set(self, day: date, at: time = time(3)) -> None:
+            """The run's wall clock: ``day`` at ``at`` UTC (03:00, the schedule, unless told)."""
+            monkeypatch.setattr(transfer_to_pay, "now", lambda: datetime.combine(day, at, UTC))
 
     clock = Clock()
     clock.set(TODAY)
@@ -80,6 +82,8 @@ def payroll(run) -> dict[str, list[dict]]:
     for output in run["outputs"]:
         body = aws.client("s3").get_object(Bucket=output["bucket"], Key=output["key"])["Body"].read().decode()
         files[output["key"].split("/")[1]] = list(csv.DictReader(io.StringIO(body, newline="")))
+    lines = [row for rows in files.values() for row in rows]
+    assert [row for row in lines if not adds_up(row)] == []  # every line: hours x rate = amount
     return files
 
 
@@ -171,22 +175,157 @@ def test_a_second_run_exports_no_line_twice(setup, operator):
     assert len(payroll_objects()) == len(first["outputs"]) == 3
 
 
-def test_hours_added_to_a_transferred_day_send_only_the_new_pay_item(setup, operator):
+def rows_of(run, kind="weekly") -> list[tuple]:
+    return [(r["profile_date"], r["pay_type_export_id"], r["hours"], r["rate"], r["amount"])
+            for r in payroll(run)[kind]]
+
+
+def test_hours_added_to_a_transferred_day_are_reversed_and_sent_anew_in_a_supplement(setup, operator):
     client = setup
     work_the_week(client, operator, hours=6)
     transfer(client, operator, period_type="weekly")
 
     assert upload(client, [shift("W-WEEK", WEEK[-1], 1, start_hour=18, n=2)]).status_code == 200
     approve(client, operator, "W-WEEK")
-    changed = transfer(client, operator, pay_date="2026-10-04", period_type="weekly")
-    # REG of that day was transferred (6 h, now 7 h): not sent twice, but the operator is told
-    assert changed["outputs"] == [] and "1 transferred pay item(s) changed since" in changed["message"]
+    late = transfer(client, operator, period_type="weekly")
+    # REG of that day was sent as 6 h, it is 7 h now: payroll gets the reversal and the new line
+    assert late["status"] == "Ended" and rows_of(late) == [
+        ("2026-10-04", "100", "-6.00", "20.00", "-120.00"), ("2026-10-04", "100", "7.00", "20.00", "140.00")]
+    assert late["outputs"][0]["key"] == "payroll/weekly/2026-09-28_2026-10-04-supplement-1.csv"
 
     assert upload(client, [shift("W-WEEK", WEEK[-1], 3, start_hour=19, n=3)]).status_code == 200
     approve(client, operator, "W-WEEK")
-    overtime = transfer(client, operator, pay_date="2026-10-04", period_type="weekly")
-    assert [(r["profile_date"], r["pay_type_export_id"], r["hours"]) for r in payroll(overtime)["weekly"]] == [
-        ("2026-10-04", "150", "2.00")]  # 10 h that day: the OT item is new
+    overtime = transfer(client, operator, period_type="weekly")
+    assert rows_of(overtime) == [  # 10 h that day: REG 7 -> 8, and the OT item is new
+        ("2026-10-04", "100", "-7.00", "20.00", "-140.00"), ("2026-10-04", "100", "8.00", "20.00", "160.00"),
+        ("2026-10-04", "150", "2.00", "30.00", "60.00")]
+    assert overtime["outputs"][0]["key"].endswith("-supplement-2.csv")
+
+
+def test_a_registration_approved_after_its_week_was_transferred_goes_out_in_one_supplementary_file(
+        setup, operator, today):
+    """Issue 11: the scheduled run looked only at the latest ended week and answered "already
+    transferred"; late registrations were never exported."""
+    client = setup
+    work_the_week(client, operator)
+    first = transfer(client, operator)
+    today.set(date(2026, 10, 12))  # a week later: the next week has ended too (nothing worked in it)
+    late = [shift("W-WEEK", WEEK[2], 2, start_hour=18, n=2), shift("W-BI", WEEK[3], 3, start_hour=18, n=2)]
+    assert upload(client, late).status_code == 200
+    approve(client, operator, "W-WEEK")
+    approve(client, operator, "W-BI")
+
+    runs = [transfer(client, operator), transfer(client, operator)]
+
+    assert runs[0]["status"] == "Ended", runs[0]
+    assert rows_of(runs[0]) == [("2026-09-30", "150", "2.00", "30.00", "60.00")]
+    assert rows_of(runs[0], "biweekly") == [("2026-10-01", "150", "3.00", "27.75", "83.25")]
+    assert "1 late pay line(s) for 2026-09-28..2026-10-04 in a supplementary file" in runs[0]["message"]
+    assert sorted(o["key"] for o in runs[0]["outputs"]) == [
+        "payroll/biweekly/2026-09-21_2026-10-04-supplement-1.csv",
+        "payroll/weekly/2026-09-28_2026-10-04-supplement-1.csv"]
+    assert runs[1]["status"] == "Ended" and runs[1]["outputs"] == []  # two runs, one supplementary file
+    assert len(payroll_objects()) == len(first["outputs"]) + 2
+
+
+def test_a_registration_changed_after_transfer_needs_approval_again_then_is_reversed(setup, operator):
+    client = setup
+    work_the_week(client, operator)
+    transfer(client, operator, period_type="weekly")
+    registration = shift("W-WEEK", WEEK[1], 8)
+
+    changed = upload(client, [{**registration, "clock_out": "2026-09-29T14:00:00Z"}])  # 6 h, not 8
+
+    assert changed.status_code == 200, changed.body
+    assert changed.json_body == {"accepted": 0, "updated": 1, "duplicates": 0, "approval_withdrawn": 1}
+    waiting = transfer(client, operator, period_type="weekly")
+    assert waiting["status"] == "Error" and waiting["outputs"] == []  # nothing else could go out
+    assert "2026-09-28..2026-10-04 waits for approval" in waiting["message"] and "W-WEEK (1)" in waiting["message"]
+
+    approve(client, operator, "W-WEEK")
+    corrected = transfer(client, operator, period_type="weekly")
+
+    assert rows_of(corrected) == [("2026-09-29", "100", "-8.00", "20.00", "-160.00"),
+                                  ("2026-09-29", "100", "6.00", "20.00", "120.00")]
+    assert transfer(client, operator, period_type="weekly")["outputs"] == []
+
+
+def test_unapproved_registrations_hold_back_only_their_own_week(setup, operator):
+    """Issue 11: one unapproved registration in the latest week held back an older week's lines."""
+    client = setup
+    older = [date(2026, 9, 21) + timedelta(days=i) for i in range(7)]
+    upload(client, [shift("W-WEEK", day, 8) for day in older + WEEK])
+    approve(client, operator, "W-WEEK", end="2026-10-03")  # the latest Sunday is not approved
+
+    run = transfer(client, operator, period_type="weekly")
+
+    assert run["status"] == "Ended", run
+    assert [o["key"].split("/")[2][:21] for o in run["outputs"]] == ["2026-09-21_2026-09-27"]
+    assert len(payroll(run)["weekly"]) == 7
+    assert "2026-09-28..2026-10-04 waits for approval" in run["message"] and "W-WEEK (1)" in run["message"]
+
+    approve(client, operator, "W-WEEK")
+    later = transfer(client, operator, period_type="weekly")
+    assert [o["key"].split("/")[2][:21] for o in later["outputs"]] == ["2026-09-28_2026-10-04"]
+    assert not later["outputs"][0]["key"].endswith("supplement-1.csv")  # the week's first file
+
+
+def test_days_and_the_end_of_a_week_are_the_stores_local_ones(setup, operator, today):
+    client = setup
+    store = {"id": "S-NY", "name": "New York", "legal_entity": "US01", "org_node_id": "N1",
+             "time_zone": "America/New_York"}
+    worker = {"id": "W-NY", "name": "Nora York", "export_id": "E500", "store_id": "S-NY",
+              "pay_period_type": "weekly", "base_rate": "20.00"}
+    for entity, item in (("stores", store), ("workers", worker)):
+        assert client.http.put(f"/data/{entity}", headers=operator,
+                               body=json.dumps({"items": [item]})).status_code == 200
+    night_shifts = [  # EDT is UTC-4
+        # Saturday 20:00 to Sunday 06:00 local: 10 h of Saturday, though mostly Sunday in UTC
+        {"registration_id": "NY-1", "worker_id": "W-NY", "clock_in": "2026-10-04T00:00:00Z",
+         "clock_out": "2026-10-04T10:00:00Z"},
+        # Sunday 22:00 to Monday 02:00 local: 4 h of Sunday (in UTC: Monday, the next week)
+        {"registration_id": "NY-2", "worker_id": "W-NY", "clock_in": "2026-10-05T02:00:00Z",
+         "clock_out": "2026-10-05T06:00:00Z"}]
+    assert upload(client, night_shifts, store_id="S-NY").status_code == 200
+    # approval goes by the local day too: Sunday is the 22:00 shift, though it clocked in on Monday UTC
+    assert approve(client, operator, "W-NY", "2026-10-04", "2026-10-04")["approved"] == 1
+    approve(client, operator, "W-NY")
+
+    today.set(date(2026, 10, 5), time(3, 30))  # 23:30 on Sunday in New York: the week has not ended
+    early = transfer(client, operator, period_type="weekly")
+    assert early["outputs"] == [] and early["status"] == "Ended"
+
+    today.set(date(2026, 10, 5), time(4, 30))  # 00:30 on Monday in New York
+    run = transfer(client, operator, period_type="weekly")
+    assert rows_of(run) == [("2026-10-03", "100", "8.00", "20.00", "160.00"),
+                            ("2026-10-03", "150", "2.00", "30.00", "60.00"),
+                            ("2026-10-04", "100", "4.00", "20.00", "80.00")]
+
+
+def test_settled_backlog_entries_are_deleted_so_a_run_reads_only_what_changed(setup, operator):
+    from chalicelib import clock
+    from chalicelib.storage import pay
+
+    client = setup
+    work_the_week(client, operator)
+    first = transfer(client, operator)
+    assert first["counters"]["read"] == 21
+    again = transfer(client, operator)  # the entries are too young to trust the index: read again
+    assert again["outputs"] == [] and again["counters"]["read"] == 21
+    assert list(pay.PayBacklog.scan())
+
+    clock.advance(pay.SETTLE_SECONDS + 60)
+    try:
+        settled = transfer(client, operator)
+        quiet = transfer(client, operator)
+    finally:
+        clock.reset()
+
+    assert settled["outputs"] == []
+    # only what waits for October to end is left
+    assert {(e.worker_id, min(e.days)) for e in pay.PayBacklog.scan()} == {("W-MON", "2026-10-01")}
+    assert quiet["counters"]["read"] == 0 and quiet["aws_requests"].get("dynamodb.BatchGetItem", 0) == 0
+    assert "nothing to transfer" in quiet["message"]
 
 
 def test_include_already_exported_exports_again(setup, operator):
@@ -226,7 +365,8 @@ def test_a_refused_type_does_not_hold_back_the_others(setup, operator):
 
     run = transfer(client, operator)
 
-    assert run["status"] == "Error" and "W-MON (1)" in run["message"]
+    assert run["status"] == "Ended" and "W-MON (1)" in run["message"]
+    assert "monthly 2026-09-01..2026-09-30 waits for approval" in run["message"]
     assert sorted(payroll(run)) == ["biweekly", "weekly"]
 
 
@@ -305,7 +445,9 @@ def test_transfer_reads_registrations_by_day_in_few_requests(setup, operator):
     run = transfer(client, operator, period_type="weekly")
     queries = run["aws_requests"].get("dynamodb.Query", 0)
     assert run["counters"]["read"] == 21
-    assert queries <= 7 + 3  # one per day, plus workers, pay types and the transfer marker
+    # one per day, plus workers, pay types, stores, the backlog (one per period type) and the
+    # period's earlier transfers
+    assert queries <= 7 + 7
 
 
 # --- the store and operator routes --------------------------------------------------------------------
@@ -313,20 +455,12 @@ def test_transfer_reads_registrations_by_day_in_few_requests(setup, operator):
 def test_upload_is_idempotent_by_registration_id(setup, operator):
     client = setup
     registrations = [shift("W-WEEK", day, 8) for day in WEEK[:3]]
-    assert upload(client, registrations).json_body == {"accepted": 3, "updated": 0, "duplicates": 0}
+    assert upload(client, registrations).json_body == {"accepted": 3, "updated": 0, "duplicates": 0,
+                                                    "approval_withdrawn": 0}
     moved = {**registrations[0], "clock_out": "2026-09-28T17:30:00Z"}
-    assert upload(client, [moved, *registrations[1:]]).json_body == {"accepted": 0, "updated": 1, "duplicates": 2}
+    assert upload(client, [moved, *registrations[1:]]).json_body == {"accepted": 0, "updated": 1, "duplicates": 2,
+                                                                                  "approval_withdrawn": 0}
     assert approve(client, operator, "W-WEEK")["approved"] == 3
-
-
-def test_an_approved_registration_cannot_be_changed(setup, operator):
-    client = setup
-    registration = shift("W-WEEK", WEEK[0], 8)
-    upload(client, [registration])
-    approve(client, operator, "W-WEEK")
-    response = upload(client, [{**registration, "clock_out": "2026-09-28T18:00:00Z"}])
-    assert response.status_code == 409 and registration["registration_id"] in response.json_body["error"]["message"]
-    assert upload(client, [registration]).json_body["duplicates"] == 1
 
 
 def test_a_worker_of_another_store_or_a_bad_registration_is_refused_and_nothing_is_written(setup, operator):
@@ -369,3 +503,26 @@ def test_pay_amounts_are_exact_decimals(setup, operator):
     rows = payroll(transfer(client, operator, period_type="biweekly"))["biweekly"]
     assert [(r["hours"], r["rate"], r["amount"]) for r in rows] == [
         ("8.00", "18.50", "148.00"), ("1.25", "27.75", "34.69")]  # 34.6875 rounded half-up
+
+
+def test_a_supplement_whose_run_died_before_its_file_is_sent_whole_by_the_next_run(setup, operator, monkeypatch):
+    """The dead run marked the items with the new hours; payroll still has the old ones, so the
+    next run reverses what payroll has (6 h), not what the dead run meant to send."""
+    from chalicelib.storage import exports
+
+    client = setup
+    work_the_week(client, operator, hours=6)
+    transfer(client, operator, period_type="weekly")
+    upload(client, [shift("W-WEEK", WEEK[-1], 1, start_hour=18, n=2)])
+    approve(client, operator, "W-WEEK")
+    real = exports.upload
+    monkeypatch.setattr(exports, "upload", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("Lambda died")))
+    assert transfer(client, operator, period_type="weekly")["status"] == "Error"
+    monkeypatch.setattr(exports, "upload", real)
+
+    run = transfer(client, operator, period_type="weekly")
+
+    assert rows_of(run) == [("2026-10-04", "100", "-6.00", "20.00", "-120.00"),
+                            ("2026-10-04", "100", "7.00", "20.00", "140.00")]
+    assert run["outputs"][0]["key"].endswith("-supplement-2.csv")  # never the dead run's name
+    assert transfer(client, operator, period_type="weekly")["outputs"] == []

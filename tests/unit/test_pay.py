@@ -7,8 +7,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib.domain.errors import ValidationError
+from chalicelib.domain.money import round_money
 from chalicelib.domain.pay import (
     BIWEEKLY_ANCHOR,
     CSV_HEADER,
@@ -76,8 +79,8 @@ def test_ten_hour_day_is_eight_regular_and_two_overtime_at_one_and_a_half():
 
     assert [(ln.pay_type_id, ln.hours, ln.rate, ln.amount) for ln in lines] == [
         ("REG", Decimal("8.00"), Decimal("17.35"), Decimal("138.80")),
-        # 1.5 x 17.35 = 26.025: the rate rounds half-up, the amount is exact 2 x 26.025.
-        ("OT", Decimal("2.00"), Decimal("26.03"), Decimal("52.05")),
+        # 1.5 x 17.35 = 26.025 is printed unrounded; the amount is 2 x 26.025 to the cent.
+        ("OT", Decimal("2.00"), Decimal("26.025"), Decimal("52.05")),
     ]
     assert all(ln.profile_date == day for ln in lines)
     assert lines[0].worker_export_id == "E-W1"
@@ -87,15 +90,15 @@ def test_ten_hour_day_is_eight_regular_and_two_overtime_at_one_and_a_half():
     }
 
 
-def test_amount_comes_from_exact_hours_not_rounded_hours():
-    # 8 h 20 min at 20.00 = 166.666.. -> 166.67 (rounded hours 8.33 x 20 would be 166.60).
+def test_amount_comes_from_the_printed_hours_so_the_line_adds_up():
+    # 20 min of overtime at 30.00: 0.33 h printed, so 9.90 (not 10.00 from the exact third of an hour).
     regs = [shift("W1", "2026-11-03T08:00", 8, minutes=20)]
     w = worker(base_rate="20.00")
     (reg, ot) = pay_lines(w, hours_of("W1", regs), PAY_TYPES, period_for("monthly",
                           date(2026, 11, 3)), date(2026, 11, 30))
 
     assert (reg.hours, reg.amount) == (Decimal("8.00"), Decimal("160.00"))
-    assert (ot.hours, ot.rate, ot.amount) == (Decimal("0.33"), Decimal("30.00"), Decimal("10.00"))
+    assert (ot.hours, ot.rate, ot.amount) == (Decimal("0.33"), Decimal("30.00"), Decimal("9.90"))
 
 
 def test_two_registrations_on_one_day_are_summed():
@@ -307,9 +310,9 @@ def test_csv_parses_back_with_two_decimal_amounts():
     assert rows[1:] == [
         ["E-W1", "R100", "2026-11-03", "8.00", "17.35", "138.80",
          "2026-11-01", "2026-11-30", "2026-11-30"],
-        ["E-W1", "OT150", "2026-11-03", "2.00", "26.03", "52.05",
+        ["E-W1", "OT150", "2026-11-03", "2.00", "26.025", "52.05",
          "2026-11-01", "2026-11-30", "2026-11-30"],
-        ["E-W1", "R100", "2026-11-04", "7.67", "17.35", "133.02",
+        ["E-W1", "R100", "2026-11-04", "7.67", "17.35", "133.07",
          "2026-11-01", "2026-11-30", "2026-11-30"],
     ]
 
@@ -341,3 +344,66 @@ def test_worker_rate_must_be_a_decimal_never_a_float(rate):
     with pytest.raises(ValidationError):
         Worker.from_record({"id": "W1", "export_id": "E1", "pay_period_type": "weekly",
                             "base_rate": rate})
+
+
+# --- every pay line adds up (DOMAIN §13 "Late pay lines") ------------------------------------------
+
+
+def adds_up(row: dict) -> bool:
+    """hours x rate, rounded half-up to the cent, is the amount printed on the line."""
+    return round_money(Decimal(row["hours"]) * Decimal(row["rate"])) == Decimal(row["amount"])
+
+
+def test_the_demo_line_that_did_not_add_up_prints_the_unrounded_rate():
+    # 3 h of overtime at 1.5 x 31.75 = 47.625: printed 47.63 with amount 142.88 before (3 x 47.63 = 142.89).
+    lines = pay_lines(worker(base_rate="31.75"), hours_of("W1", [shift("W1", "2026-11-03T06:00", 11)]),
+                      PAY_TYPES, period_for("monthly", date(2026, 11, 3)), date(2026, 11, 30))
+    out = io.StringIO(newline="")
+    write_pay_csv(lines, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert [(r["hours"], r["rate"], r["amount"]) for r in rows] == [
+        ("8.00", "31.75", "254.00"), ("3.00", "47.625", "142.88")]
+    assert all(adds_up(r) for r in rows)
+
+
+@settings(max_examples=400, deadline=None)
+@given(seconds=st.integers(min_value=60, max_value=24 * 3600),
+       base_rate=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999.99"), places=2),
+       extra_seconds=st.integers(min_value=0, max_value=4 * 3600))
+def test_every_pay_line_adds_up(seconds, base_rate, extra_seconds):
+    start = datetime(2026, 11, 3, 0, 0, tzinfo=UTC)
+    registrations = [TimeRegistration("R1", "W1", start, start + timedelta(seconds=seconds), approved=True),
+                     TimeRegistration("R2", "W1", start + timedelta(hours=23),
+                                      start + timedelta(hours=23, seconds=extra_seconds), approved=True)]
+    lines = pay_lines(worker(base_rate=str(base_rate)), hours_of("W1", registrations), PAY_TYPES,
+                      period_for("monthly", date(2026, 11, 3)), date(2026, 11, 30))
+    out = io.StringIO(newline="")
+    write_pay_csv(lines, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert rows and all(adds_up(r) for r in rows), rows
+    assert all(len(r["rate"].split(".")[1]) <= 4 for r in rows)
+
+
+# --- late and changed pay items (DOMAIN §13) ---------------------------------------------------------
+
+def test_reconcile_sends_new_items_skips_unchanged_and_reverses_changed_or_gone_ones():
+    from chalicelib.domain.pay import ExportedItem, reconcile
+
+    w = worker(base_rate="31.75", period_type="weekly")
+    period = period_for("weekly", date(2026, 11, 3))
+    day = date(2026, 11, 3)
+    lines = pay_lines(w, {day: Decimal(8), date(2026, 11, 4): Decimal(6)}, PAY_TYPES, period, period.end)
+    exported = {"W1|REG|2026-11-03": ExportedItem(Decimal("8.00"), Decimal("254.00"), Decimal("31.75")),
+                "W1|OT|2026-11-03": ExportedItem(Decimal("3.00"), Decimal("142.88"), Decimal("47.625")),
+                "W1|REG|2026-11-04": ExportedItem(Decimal("7.00"), Decimal("222.25"), Decimal("31.75"))}
+    evaluated = {("W1", t, d) for t in ("REG", "OT") for d in (day, date(2026, 11, 4))}
+
+    out, reversals = reconcile(lines, exported, evaluated, {"W1": w}, PAY_TYPES, period, period.end)
+
+    assert [(ln.profile_date.day, ln.pay_type_id, ln.hours, ln.rate, ln.amount) for ln in out] == [
+        (3, "OT", Decimal("-3.00"), Decimal("47.625"), Decimal("-142.88")),  # the overtime is gone
+        (4, "REG", Decimal("-7.00"), Decimal("31.75"), Decimal("-222.25")),  # 7 h became 6 h
+        (4, "REG", Decimal("6.00"), Decimal("31.75"), Decimal("190.50")),
+    ]
+    assert reversals == 2
+    assert all(round_money(ln.hours * ln.rate) == ln.amount for ln in out)
