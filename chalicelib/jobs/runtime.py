@@ -6,6 +6,17 @@ message). It reads ``ctx.params``, keeps its progress in ``ctx.state`` and calls
 ``ctx.checkpoint()`` between pages; there the runtime persists the state, renews the lock, notices
 a cancel request and, when the invocation's time budget is low, ends the invocation so that a
 fresh one continues from the saved state.
+
+Runs that die or fail for a while (DOMAIN §13). A killed Lambda runs no ``except`` or ``finally``
+of ours, so recovery never relies on the dying invocation: the lock's lease (minutes, renewed by
+a heartbeat at checkpoints and counts) runs out, and the next delivery of the event or the next
+trigger of the job with the same parameters resumes the run from its last checkpoint
+(``submit(resume_open=True)`` finds it through the lock of its scope). Each invocation claims the
+run with a conditional update (``attempt``), so two deliveries never execute it at once. A
+transient AWS fault (``storage.faults``) puts the run back to ``Waiting`` and makes the handler
+raise ``RunWillRetry`` so that AWS delivers again; ``job_max_retries`` attempts that did not
+finish end it ``Error``. Whatever a job commits must be finishable from its checkpoint by a
+later invocation, or from the job's own state by a later run.
 """
 from __future__ import annotations
 
