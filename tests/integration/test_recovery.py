@@ -338,3 +338,18 @@ def test_run_job_raises_for_a_transient_fault_so_lambda_retries(client, faults):
         client.lambda_.invoke("run_job", {"run_id": run.run_id})
     assert client.lambda_.invoke("run_job", {"run_id": run.run_id}).payload["status"] == "Ended"
     assert json.loads(json.dumps(effects())) == {f"item-{i:02d}": 1 for i in range(4)}
+
+
+def test_cancelling_a_fanned_out_parent_cancels_its_queued_shards_and_closes_it(client, monkeypatch):
+    from chalicelib.storage import aws as clients
+
+    queue = clients.client("sqs").get_queue_url(QueueName=settings.shard_queue_name())["QueueUrl"]
+    monkeypatch.setenv("SHARD_QUEUE_URL", queue)
+    monkeypatch.setenv("RUN_DISPATCH", "lambda")
+    parent, _ = runtime.submit("test-sharded", trigger="manual")
+    runtime.execute(parent.run_id, runtime.Budget(None))
+    runtime.cancel(parent.run_id)
+    parent = runtime.get_run(parent.run_id)
+    assert parent.status == "Canceled", parent.message
+    assert {r.status for r in runs_of("test-sharded") if r.parent_run_id} == {"Canceled"}
+    assert effects() == {}
