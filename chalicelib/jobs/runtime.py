@@ -228,7 +228,7 @@ def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str
     if not isinstance(dry_run, bool):
         raise ValidationError([FieldError("dry_run", "must be true or false")])
     cleaned = job.clean_params(params)
-    scope = lock_scope or job.lock_scope(cleaned)
+    scope = lock_scope or _scope(job, cleaned)
     if resume_open and idempotency_key:
         unfinished = _unfinished_run(job, scope, cleaned, dry_run)
         if unfinished is not None:
@@ -238,6 +238,15 @@ def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str
                     idempotency_key=idempotency_key, parent_run_id=parent_run_id, lock_scope=scope)
     stored = create_run(run)
     return stored, stored.run_id == run.run_id
+
+
+def _scope(job: Job, params: dict) -> str:
+    """The run's lock scope. A fanning-out job's run naming exactly one store locks that store,
+    like the shards do, since a fan-out holds the job lock only until its shards exist."""
+    stores = params.get("store_ids") or []
+    if job.shards and len(stores) == 1 and not params.get("org_node_ids"):
+        return f"store#{stores[0]}"
+    return job.lock_scope(params)
 
 
 def _unfinished_run(job: Job, scope: str, params: dict, dry_run: bool) -> RunRecord | None:

@@ -353,3 +353,16 @@ def test_cancelling_a_fanned_out_parent_cancels_its_queued_shards_and_closes_it(
     assert parent.status == "Canceled", parent.message
     assert {r.status for r in runs_of("test-sharded") if r.parent_run_id} == {"Canceled"}
     assert effects() == {}
+
+
+def test_a_single_store_run_of_a_fanning_out_job_waits_for_that_stores_shard(aws):
+    from chalicelib.storage.runs import acquire_lock
+
+    acquire_lock("test-sharded", "store#S1", "shard-of-another-run", settings.lock_lease_seconds())
+    run, _ = runtime.submit("test-sharded", {"store_ids": ["S1"]}, trigger="manual")
+    runtime.dispatch(run.run_id)
+    run = runtime.get_run(run.run_id)
+    assert run.status == "NotRun" and "shard-of-another-run" in run.message
+    other, _ = runtime.submit("test-sharded", {"store_ids": ["S2"]}, trigger="manual")
+    runtime.dispatch(other.run_id)
+    assert runtime.get_run(other.run_id).status == "Ended"
