@@ -6,6 +6,7 @@ crash test can let "minutes" pass between a dead run and the next trigger.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 _offset = 0.0
 
@@ -13,6 +14,11 @@ _offset = 0.0
 def now() -> float:
     """Seconds since the epoch, fractional."""
     return time.time() + _offset
+
+
+def utcnow() -> datetime:
+    """``now()`` as an aware UTC datetime, for leases kept as ISO timestamps (a receipt's claim)."""
+    return datetime.fromtimestamp(now(), UTC)
 
 
 def advance(seconds: float) -> None:

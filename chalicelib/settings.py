@@ -74,7 +74,15 @@ def job_max_hops() -> int:
 
 
 def lock_lease_seconds() -> int:
-    return int(_env("JOB_LOCK_LEASE_SECONDS", "180"))
+    """How long a run's lock outlives its last heartbeat: the time a run that died blocks its
+    job (or its store) before the next trigger takes over. Heartbeats come every third of it."""
+    return int(_env("JOB_LOCK_LEASE_SECONDS", "120"))
+
+
+def job_max_retries() -> int:
+    """Attempts of one run that may end unfinished (a transient AWS fault, a dead invocation)
+    before the run ends ``Error``."""
+    return int(_env("JOB_MAX_RETRIES", "5"))
 
 
 def max_body_bytes() -> int:

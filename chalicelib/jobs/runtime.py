@@ -6,6 +6,17 @@ message). It reads ``ctx.params``, keeps its progress in ``ctx.state`` and calls
 ``ctx.checkpoint()`` between pages; there the runtime persists the state, renews the lock, notices
 a cancel request and, when the invocation's time budget is low, ends the invocation so that a
 fresh one continues from the saved state.
+
+Runs that die or fail for a while (DOMAIN §13). A killed Lambda runs no ``except`` or ``finally``
+of ours, so recovery never relies on the dying invocation: the lock's lease (minutes, renewed by
+a heartbeat at checkpoints and counts) runs out, and the next delivery of the event or the next
+trigger of the job with the same parameters resumes the run from its last checkpoint
+(``submit(resume_open=True)`` finds it through the lock of its scope). Each invocation claims the
+run with a conditional update (``attempt``), so two deliveries never execute it at once. A
+transient AWS fault (``storage.faults``) puts the run back to ``Waiting`` and makes the handler
+raise ``RunWillRetry`` so that AWS delivers again; ``job_max_retries`` attempts that did not
+finish end it ``Error``. Whatever a job commits must be finishable from its checkpoint by a
+later invocation, or from the job's own state by a later run.
 """
 from __future__ import annotations
 
@@ -20,13 +31,15 @@ from chalicelib import clock, settings
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
 from chalicelib.jobs.registry import Job, get_job
 from chalicelib.observability import emit_run_metrics, log_keys, logger
-from chalicelib.storage import aws
+from chalicelib.storage import aws, faults
 from chalicelib.storage.base import iso
 from chalicelib.storage.metering import metered
 from chalicelib.storage.runs import (
+    OPEN_STATUSES,
     LockHeld,
     RunRecord,
     acquire_lock,
+    claim_key,
     create_run,
     lock_owner,
     new_run_id,
@@ -53,6 +66,15 @@ class JobFailed(DomainError):
 class JobNotRun(DomainError):
     """Raised by a job that refuses to run now (e.g. it would race other work): the run ends
     ``NotRun`` ("Didn't run") with this message as the reason. Raise it before any effect."""
+
+
+class RunWillRetry(Exception):
+    """A run met a transient AWS fault and waits to be resumed: the handler that executed it
+    raises this so AWS delivers the event again (Lambda's async retries, SQS redelivery)."""
+
+    def __init__(self, run: RunRecord):
+        super().__init__(f"run {run.run_id} of {run.job}: {run.message}")
+        self.run = run
 
 
 class _Continue(Exception):
@@ -99,7 +121,7 @@ class JobContext:
         self._budget = budget
         self._requests = requests
         self._base_requests = base_requests
-        self._lease_renewed = time.monotonic()
+        self._lease_renewed = clock.now()
 
     @property
     def run_id(self) -> str:
@@ -108,6 +130,7 @@ class JobContext:
     def count(self, read: int = 0, written: int = 0, skipped: int = 0, failed: int = 0) -> None:
         for name, value in (("read", read), ("written", written), ("skipped", skipped), ("failed", failed)):
             self.counters[name] = self.counters.get(name, 0) + value
+        self._heartbeat()
 
     def error(self, key: str, message: str) -> None:
         """Report one failed record; it counts as failed and shows in the run (capped list)."""
@@ -144,7 +167,13 @@ class JobContext:
         a lock renewed here stays ours for a full lease.
         """
         renew_lock(self.job.name, self.run.lock_scope, self.run.run_id, settings.lock_lease_seconds())
-        self._lease_renewed = time.monotonic()
+        self._lease_renewed = clock.now()
+
+    def _heartbeat(self) -> None:
+        """Renew the lease when a third of it has passed: a live run keeps its lock, a dead one
+        loses it within one lease."""
+        if clock.now() - self._lease_renewed > settings.lock_lease_seconds() / 3:
+            self.hold_lock()
 
     def _save(self, state: dict) -> None:
         self.state.update(state)
@@ -155,9 +184,7 @@ class JobContext:
             RunRecord.outputs.set(self.outputs),
             RunRecord.aws_requests.set(self.aws_requests()),
         ])
-        if time.monotonic() - self._lease_renewed > settings.lock_lease_seconds() / 3:
-            renew_lock(self.job.name, self.run.lock_scope, self.run.run_id, settings.lock_lease_seconds())
-            self._lease_renewed = time.monotonic()
+        self._heartbeat()
 
     def pages(self, name: str, fetch: Callable[[Any], tuple[list, Any]]) -> Iterator[list]:
         """Yield pages from ``fetch(cursor) -> (items, next_cursor)``, resuming at the saved cursor.
@@ -186,21 +213,57 @@ class JobContext:
 
 def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str | None = None,
            dry_run: bool = False, idempotency_key: str | None = None,
-           parent_run_id: str | None = None, lock_scope: str | None = None) -> tuple[RunRecord, bool]:
+           parent_run_id: str | None = None, lock_scope: str | None = None,
+           resume_open: bool = False) -> tuple[RunRecord, bool]:
     """Record a run ``Waiting``; returns (run, created). A known idempotency key returns the
-    existing run with ``created=False``."""
+    existing run with ``created=False``.
+
+    With ``resume_open`` (schedules and events), a run of the job left unfinished in the same
+    lock scope with the same parameters — waiting after a transient fault, or dead with its lease
+    run out — is resumed instead: the key is pointed at that run, which is returned.
+    """
     job = get_job(job_name)
     if job is None:
         raise RunNotFound(f"unknown job {job_name}")
     if not isinstance(dry_run, bool):
         raise ValidationError([FieldError("dry_run", "must be true or false")])
     cleaned = job.clean_params(params)
+    scope = lock_scope or _scope(job, cleaned)
+    if resume_open and idempotency_key:
+        unfinished = _unfinished_run(job, scope, cleaned, dry_run)
+        if unfinished is not None:
+            return get_run(claim_key(job.name, idempotency_key, unfinished.run_id)), False
     run = RunRecord(new_run_id(), job=job.name, created_at=iso(), status="Waiting", trigger=trigger,
                     params=cleaned, dry_run=dry_run, requested_by=requested_by,
-                    idempotency_key=idempotency_key, parent_run_id=parent_run_id,
-                    lock_scope=lock_scope or job.lock_scope(cleaned))
+                    idempotency_key=idempotency_key, parent_run_id=parent_run_id, lock_scope=scope)
     stored = create_run(run)
     return stored, stored.run_id == run.run_id
+
+
+def _scope(job: Job, params: dict) -> str:
+    """The run's lock scope. A fanning-out job's run naming exactly one store locks that store,
+    like the shards do, since a fan-out holds the job lock only until its shards exist."""
+    stores = params.get("store_ids") or []
+    if job.shards and len(stores) == 1 and not params.get("org_node_ids"):
+        return f"store#{stores[0]}"
+    return job.lock_scope(params)
+
+
+def _unfinished_run(job: Job, scope: str, params: dict, dry_run: bool) -> RunRecord | None:
+    """The run the lock of ``scope`` names when a new trigger should resume it rather than start
+    afresh: not ended, not a shard, the same parameters, and not possibly alive elsewhere."""
+    owner, lease_until = lock_owner(job.name, scope)
+    if owner is None:
+        return None
+    try:
+        run = RunRecord.get(owner, consistent_read=True)
+    except RunRecord.DoesNotExist:
+        return None
+    if run.is_final or run.parent_run_id or run.params != params or bool(run.dry_run) != dry_run:
+        return None
+    if run.status == "Waiting" or lease_until < clock.now():
+        return run
+    return None
 
 
 def get_run(run_id: str) -> RunRecord:
@@ -211,30 +274,39 @@ def get_run(run_id: str) -> RunRecord:
 
 
 def cancel(run_id: str) -> RunRecord:
-    """Cancel a waiting run at once, or ask an executing one to stop at its next checkpoint."""
+    """Cancel a waiting run at once, or ask an executing one to stop at its next checkpoint
+    (a fan-out parent passes the request on to its shards)."""
     run = get_run(run_id)
     if run.is_final:
         raise RunConflict(f"run {run_id} has already ended ({run.status})")
+    if run.status == "Waiting":
+        message = "canceled while waiting to retry" if run.started_at else "canceled before it started"
+        if not _finish(run, "Canceled", message, None, expect=("Waiting",), cancel=True):
+            return cancel(run_id)  # the status moved underneath us; decide again
+        return run
     try:
-        if run.status == "Waiting":
-            run.update(actions=[RunRecord.status.set("Canceled"), RunRecord.ended_at.set(iso()),
-                                RunRecord.cancel_requested.set(True),
-                                RunRecord.message.set("canceled before it started")],
-                       condition=RunRecord.status == "Waiting")
-        else:
-            run.update(actions=[RunRecord.status.set("Cancelling"), RunRecord.cancel_requested.set(True)],
-                       condition=RunRecord.status.is_in("Executing", "Cancelling"))
+        run.update(actions=[RunRecord.status.set("Cancelling"), RunRecord.cancel_requested.set(True)],
+                   condition=RunRecord.status.is_in("Executing", "Cancelling"))
     except Exception as exc:  # noqa: BLE001
         if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
             raise
-        return cancel(run_id)  # the status moved underneath us; decide again
+        return cancel(run_id)
+    if run.fanned_out:
+        for child in _children(run):
+            if not child.is_final:
+                try:
+                    cancel(child.run_id)
+                except RunConflict:
+                    pass
     return run
 
 
 # --- executing ----------------------------------------------------------------------------
 
 def execute(run_id: str, budget: Budget) -> str:
-    """Execute (or continue) a run within ``budget``; returns ``done`` or ``continue``."""
+    """Execute (or continue, or resume) a run within ``budget``; returns ``done``, ``continue``
+    (hand over to a fresh invocation), ``retry`` (a transient fault: the run waits, the handler
+    must fail so AWS delivers again) or ``busy`` (another invocation executes it)."""
     run = get_run(run_id)
     if run.is_final:
         return "done"
@@ -245,22 +317,31 @@ def execute(run_id: str, budget: Budget) -> str:
 def _execute(run: RunRecord, budget: Budget, log) -> str:
     job = get_job(run.job)
     lease = settings.lock_lease_seconds()
-    previous_owner, _ = lock_owner(job.name, run.lock_scope)
+    started_before = run.status in ("Executing", "Cancelling")
+    handover = bool((run.checkpoint or {}).get("handover"))
+    previous_owner, lease_until = lock_owner(job.name, run.lock_scope)
+    if previous_owner == run.run_id and lease_until >= clock.now() and started_before and not handover:
+        # Executing elsewhere (a duplicated delivery), or dead: then its lease runs out first.
+        return "busy"
     try:
-        acquire_lock(job.name, run.lock_scope, run.run_id, lease) if previous_owner != run.run_id \
-            else _take_own_lock(job, run, lease)
+        acquire_lock(job.name, run.lock_scope, run.run_id, lease)
     except LockHeld as held:
         if held.owner != run.run_id:
-            _finish(run, "NotRun", f"job {job.name} is already running as run {held.owner}", None)
-        # else: a duplicated delivery of a run that is executing elsewhere; leave it be.
-        return "done"
+            _finish(run, "NotRun", f"job {job.name} is already running as run {held.owner}", None,
+                    holds_lock=False)
+        return "busy"
     if previous_owner and previous_owner != run.run_id:
         _mark_abandoned(previous_owner, run.run_id)
+    died = started_before and not handover  # its last invocation ended without a word: it died
+    if not _claim(run, died, handover):
+        return "busy"
+    if died and run.retries >= settings.job_max_retries():
+        _finish(run, "Error", f"gave up: {run.retries} attempt(s) did not finish (the last one died "
+                              "mid-way); resume with a new run", None)
+        return "done"
     started = time.monotonic()
     with metered() as requests:
         base_requests = dict(run.aws_requests or {})
-        run.update(actions=[RunRecord.status.set("Cancelling" if run.cancel_requested else "Executing"),
-                            RunRecord.started_at.set(run.started_at or iso())])
         ctx = JobContext(run, job, budget, requests, base_requests)
         try:
             if run.cancel_requested:
@@ -283,21 +364,55 @@ def _execute(run: RunRecord, budget: Budget, log) -> str:
         except LockHeld:
             status, summary = "Error", "lost the job lock to another run (lease expired)"
         except Exception as exc:  # noqa: BLE001 - a job bug ends its run Error, never the caller
+            if faults.is_transient(exc):
+                return _wait_for_retry(ctx, exc, log)
             log.exception("run failed")
             status, summary = "Error", f"{type(exc).__name__}: {exc}"
     _finish(run, status, ctx.message(summary), ctx, time.monotonic() - started)
     return "done"
 
 
-def _take_own_lock(job: Job, run: RunRecord, lease: int) -> None:
-    # A continuation renews its own lease. A run still holding a live lease that is not handing
-    # over is being executed elsewhere (a duplicated delivery): that one must not run twice.
-    owner, lease_until = lock_owner(job.name, run.lock_scope)
-    if owner == run.run_id and lease_until >= clock.now() and not (run.checkpoint or {}).get("handover"):
-        raise LockHeld(run.run_id)
-    acquire_lock(job.name, run.lock_scope, run.run_id, lease)
-    if (run.checkpoint or {}).get("handover"):
-        run.update(actions=[RunRecord.checkpoint.set({**run.checkpoint, "handover": False})])
+def _claim(run: RunRecord, died: bool, handover: bool) -> bool:
+    """Move the run to Executing as this invocation's attempt; False when another invocation
+    claimed the same attempt first (two deliveries of one event never both execute it)."""
+    actions = [RunRecord.status.set("Cancelling" if run.cancel_requested else "Executing"),
+               RunRecord.started_at.set(run.started_at or iso()), RunRecord.attempt.add(1)]
+    if died:
+        actions.append(RunRecord.retries.add(1))
+    if handover:
+        actions.append(RunRecord.checkpoint.set({**run.checkpoint, "handover": False}))
+    seen = run.attempt or 0
+    condition = RunRecord.attempt == seen
+    if not seen:
+        condition = condition | RunRecord.attempt.does_not_exist()
+    try:
+        run.update(actions=actions, condition=condition & RunRecord.status.is_in(*OPEN_STATUSES))
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
+def _wait_for_retry(ctx: JobContext, exc: Exception, log) -> str:
+    """A transient AWS fault: the run goes back to ``Waiting`` with the reason and keeps its last
+    checkpoint (work since then is redone, which every job's effects allow) and its lock, renewed
+    for the retry; after ``job_max_retries`` unfinished attempts it ends ``Error``."""
+    run = ctx.run
+    reason = faults.describe(exc)
+    failures = (run.retries or 0) + 1
+    limit = settings.job_max_retries()
+    log.warning("transient AWS fault", extra={"reason": reason, "failures": failures})
+    if failures >= limit:
+        _finish(run, "Error", ctx.message(f"gave up after {failures} transient AWS fault(s); the last: {reason}"),
+                ctx)
+        return "done"
+    run.update(actions=[RunRecord.status.set("Waiting"), RunRecord.retries.add(1),
+                        RunRecord.aws_requests.set(ctx.aws_requests()),
+                        RunRecord.message.set(f"waiting to retry ({failures} of {limit} attempts failed) "
+                                              f"after a transient AWS fault: {reason}")])
+    renew_lock(run.job, run.lock_scope, run.run_id, settings.lock_lease_seconds())
+    return "retry"
 
 
 def _describe(exc: ValidationError) -> str:
@@ -315,41 +430,75 @@ def _hand_over(run: RunRecord) -> str:
     return "continue"
 
 
+LATE_CANCEL = "cancel requested after the last safe point; the run had done all its work"
+
+
 def _finish(run: RunRecord, status: str, message: str | None, ctx: JobContext | None,
-            seconds: float = 0.0) -> None:
-    actions = [RunRecord.status.set(status), RunRecord.ended_at.set(iso()), RunRecord.message.set(message)]
+            seconds: float = 0.0, *, holds_lock: bool = True, expect: tuple = OPEN_STATUSES,
+            cancel: bool = False) -> bool:
+    """End the run (once: False when something else ended it first, e.g. a successor that found
+    it abandoned). A run ending ``Ended`` whose cancel came after its last checkpoint says so."""
+    actions = [RunRecord.status.set(status), RunRecord.ended_at.set(iso())]
+    if cancel:
+        actions.append(RunRecord.cancel_requested.set(True))
     if ctx is not None:
         actions += [RunRecord.counters.set(ctx.counters), RunRecord.errors.set(ctx.errors),
                     RunRecord.outputs.set(ctx.outputs), RunRecord.aws_requests.set(ctx.aws_requests())]
-    run.update(actions=actions)
-    if status != "NotRun" or ctx is not None:  # a NotRun with a context refused while holding the lock
+    if status == "Ended" and "Cancelling" in expect:
+        expect = tuple(s for s in expect if s != "Cancelling")
+    try:
+        run.update(actions=[*actions, RunRecord.message.set(message)], condition=RunRecord.status.is_in(*expect))
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
+        run.refresh(consistent_read=True)
+        if status != "Ended" or run.status != "Cancelling":
+            return False
+        message = f"{LATE_CANCEL}: {message}" if message else LATE_CANCEL
+        run.update(actions=[*actions, RunRecord.message.set(message)], condition=RunRecord.status == "Cancelling")
+    if holds_lock:
         release_lock(run.job, run.lock_scope, run.run_id)
     logger().info("run finished", extra={"status": status, "counters": run.counters, "run_message": message})
     emit_run_metrics(run.job, status, seconds, run.counters)
     if run.parent_run_id:
         _shard_done(run)
+    return True
 
 
 def _mark_abandoned(run_id: str, successor: str) -> None:
+    """A run whose lease ran out and whose lock a successor took ends ``Error``; a fan-out
+    parent's shards that never started are closed (the rest end on their own)."""
     try:
         old = RunRecord.get(run_id, consistent_read=True)
     except RunRecord.DoesNotExist:
         return
-    if not old.is_final:
-        old.update(actions=[RunRecord.status.set("Error"), RunRecord.ended_at.set(iso()),
-                            RunRecord.message.set(f"abandoned: its lease expired; run {successor} took over")])
+    if old.is_final:
+        return
+    _finish(old, "Error", f"abandoned: its lease expired; run {successor} took over", None, holds_lock=False)
+    if old.shards_pending is not None:
+        _close_unstarted_shards(old, f"its parent run {old.run_id} died before starting it; run {successor} "
+                                     "took over the job")
+
+
+def _close_unstarted_shards(parent: RunRecord, reason: str) -> None:
+    for child in _children(parent):
+        if child.status == "Waiting" and not child.started_at:
+            _finish(child, "NotRun", reason, None, expect=("Waiting",))
 
 
 # --- dispatch -----------------------------------------------------------------------------
 
-def dispatch(run_id: str) -> None:
-    """Start or continue a run: inline in this process, or asynchronously in ``run_job``."""
+def dispatch(run_id: str) -> str:
+    """Start or continue a run: inline in this process, or asynchronously in ``run_job``.
+    Returns the last outcome of ``execute`` inline (``dispatched`` when handed to Lambda)."""
     if settings.run_dispatch() == "lambda":
         aws.client("lambda").invoke(FunctionName=settings.run_job_function(), InvocationType="Event",
                                     Payload=json.dumps({"run_id": run_id}).encode())
-        return
-    while execute(run_id, Budget.for_invocation()) == "continue":
-        pass
+        return "dispatched"
+    outcome = "continue"
+    while outcome == "continue":
+        outcome = execute(run_id, Budget.for_invocation())
+    return outcome
 
 
 def run_scheduled(job_name: str, event_id: str, lambda_context: Any = None) -> RunRecord:
@@ -360,40 +509,56 @@ def run_scheduled(job_name: str, event_id: str, lambda_context: Any = None) -> R
 def run_on_event(job_name: str, params: Any, idempotency_key: str, lambda_context: Any = None, *,
                  trigger: str = "event", requested_by: str | None = None) -> RunRecord:
     """An event asks for a run: one run per idempotency key (a duplicated delivery finds the same
-    run), executed in the event's own invocation and continued through ``run_job`` if need be."""
+    run), executed in the event's own invocation and continued through ``run_job`` if need be.
+
+    An unfinished run of the job with the same scope and parameters is resumed rather than a
+    new one started (``submit``). Raises ``RunWillRetry`` when the run met a transient AWS
+    fault, so that AWS delivers the event again and the redelivery resumes it."""
     run, created = submit(job_name, params, trigger=trigger, requested_by=requested_by,
-                          idempotency_key=idempotency_key)
+                          idempotency_key=idempotency_key, resume_open=True)
     if created or not run.is_final:
-        if execute(run.run_id, Budget.for_invocation(lambda_context)) == "continue":
-            dispatch(run.run_id)
+        _follow_up(run.run_id, execute(run.run_id, Budget.for_invocation(lambda_context)))
     return get_run(run.run_id)
 
 
 def run_invoked(payload: dict, lambda_context: Any = None) -> dict:
-    """``run_job``: execute or continue the run named in the payload."""
+    """``run_job`` and ``run_shard``: execute or continue the run named in the payload (raises
+    ``RunWillRetry`` after a transient fault, so Lambda or SQS delivers it again)."""
     run_id = payload.get("run_id") if isinstance(payload, dict) else None
     if not run_id:
         raise ValueError("run_job needs a payload {\"run_id\": ...}")
-    if execute(run_id, Budget.for_invocation(lambda_context)) == "continue":
-        dispatch(run_id)
+    _follow_up(run_id, execute(run_id, Budget.for_invocation(lambda_context)))
     run = get_run(run_id)
     return {"run_id": run_id, "status": run.status}
+
+
+def _follow_up(run_id: str, outcome: str) -> None:
+    if outcome == "continue":
+        outcome = dispatch(run_id)
+    if outcome == "retry":
+        raise RunWillRetry(get_run(run_id))
 
 
 # --- per-store fan-out --------------------------------------------------------------------
 
 def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
-    """Split a run into one child run per store; the last child to finish closes the parent."""
+    """Split a run into one child run per store, each locking its store; the last child to end
+    closes the parent.
+
+    The parent holds the job lock only until its shards exist and are dispatched: a parent that
+    dies before keeps it for one lease, and the next trigger resumes it (``submit``), finding
+    the shards it had created (a query on the job's runs) and creating the rest. Each shard is
+    counted on the parent in the transaction that creates it, so the count is exact however
+    often the fan-out is resumed.
+    """
     parent = ctx.run
-    shard_keys = sorted(set(shard_keys))
-    if not shard_keys:
+    existing = {c.params.get("store_ids", [None])[0]: c for c in _children(parent)}
+    keys = sorted(set(shard_keys) | set(existing))
+    if not keys:
         _finish(parent, "Ended", ctx.message("nothing to do"), ctx)
         return "done"
-    existing = {c.params.get("store_ids", [None])[0]: c for c in _children(parent)}
-    # The parent keeps the job lock while its shards run; they lock per store.
-    renew_lock(parent.job, parent.lock_scope, parent.run_id, 6 * 3600)
     children = []
-    for key in shard_keys:
+    for key in keys:
         child = existing.get(key)
         if child is None:
             child, _ = submit(parent.job, {**parent.params, "store_ids": [key]}, trigger=parent.trigger,
@@ -401,26 +566,31 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
                               idempotency_key=f"{parent.run_id}#{key}", parent_run_id=parent.run_id,
                               lock_scope=f"store#{key}")
         children.append(child)
+    waiting = [c for c in children if not c.is_final]
     queue = settings.shard_queue_url()
     via_sqs = bool(queue) and settings.run_dispatch() == "lambda"
-    # The last shard adds its siblings' requests to the parent's: the parent's own (this update and
-    # the queue messages included) must be recorded before any shard can finish.
+    # The last shard adds its siblings' requests to the parent's: the parent's own (this update,
+    # the queue messages and the lock's release included) must be recorded before any shard ends.
     requests = Counter(ctx.aws_requests())
     requests["dynamodb.UpdateItem"] += 1
+    requests["dynamodb.DeleteItem"] += 1
     if via_sqs:
-        requests["sqs.SendMessageBatch"] += -(-len(children) // 10)
-    parent.update(actions=[RunRecord.shards_pending.set(len(shard_keys)),
-                           RunRecord.message.set(f"fanned out to {len(shard_keys)} store shard(s)"),
+        requests["sqs.SendMessageBatch"] += -(-len(waiting) // 10)
+    parent.update(actions=[RunRecord.fanned_out.set(True),
+                           RunRecord.message.set(f"fanned out to {len(keys)} store shard(s)"),
                            RunRecord.aws_requests.set(dict(sorted(requests.items())))])
     if via_sqs:
         sqs = aws.client("sqs")
-        for start in range(0, len(children), 10):
+        for start in range(0, len(waiting), 10):
             sqs.send_message_batch(QueueUrl=queue, Entries=[
                 {"Id": str(i), "MessageBody": json.dumps({"run_id": c.run_id})}
-                for i, c in enumerate(children[start:start + 10])])
+                for i, c in enumerate(waiting[start:start + 10])])
     else:
-        for child in children:
+        for child in waiting:
             dispatch(child.run_id)
+    release_lock(parent.job, parent.lock_scope, parent.run_id)
+    if not parent.shards_pending:  # every shard had ended before this (resumed) fan-out
+        _close_parent(parent)
     return "done"
 
 
@@ -431,11 +601,23 @@ def _children(parent: RunRecord) -> list[RunRecord]:
 
 def _shard_done(child: RunRecord) -> None:
     parent = RunRecord(child.parent_run_id)
-    parent.update(actions=[RunRecord.shards_pending.add(-1)])
-    if parent.shards_pending:
+    try:
+        parent.update(actions=[RunRecord.shards_pending.add(-1)], condition=RunRecord.run_id.exists())
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
         return
-    parent.refresh(consistent_read=True)
-    children = _children(parent)
+    if parent.shards_pending or not parent.fanned_out or parent.is_final:
+        return
+    _close_parent(parent, ended=child)
+
+
+def _close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
+    """Every shard has ended: the parent ends with their counters, errors, outputs and requests."""
+    children = [ended if ended is not None and c.run_id == ended.run_id else c for c in _children(parent)]
+    children = [c if c.is_final else get_run(c.run_id) for c in children]  # the index lags a little
+    if any(not c.is_final for c in children):
+        return
     counters: Counter = Counter()
     requests: Counter = Counter(parent.aws_requests or {})
     errors, outputs = [], []
@@ -448,9 +630,17 @@ def _shard_done(child: RunRecord) -> None:
     status = "Ended" if not failed else ("Canceled" if all(c.status == "Canceled" for c in failed) else "Error")
     message = f"{len(children)} shard(s)" + (f", {len(failed)} not ended: " + ", ".join(
         f"{c.params.get('store_ids', ['?'])[0]} {c.status}" for c in failed[:20]) if failed else " ended")
-    parent.update(actions=[RunRecord.status.set(status), RunRecord.ended_at.set(iso()),
-                           RunRecord.message.set(message), RunRecord.counters.set(dict(counters)),
-                           RunRecord.errors.set(errors[:MAX_ERRORS]), RunRecord.outputs.set(outputs[:MAX_OUTPUTS]),
-                           RunRecord.aws_requests.set(dict(sorted(requests.items())))])
+    if status == "Ended" and parent.cancel_requested:
+        message = f"{LATE_CANCEL}: {message}"
+    try:
+        parent.update(actions=[RunRecord.status.set(status), RunRecord.ended_at.set(iso()),
+                               RunRecord.message.set(message), RunRecord.counters.set(dict(counters)),
+                               RunRecord.errors.set(errors[:MAX_ERRORS]), RunRecord.outputs.set(outputs[:MAX_OUTPUTS]),
+                               RunRecord.aws_requests.set(dict(sorted(requests.items())))],
+                      condition=RunRecord.status.is_in(*OPEN_STATUSES))
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
+        return  # closed already
     release_lock(parent.job, parent.lock_scope, parent.run_id)
     emit_run_metrics(parent.job, status, 0.0, dict(counters))

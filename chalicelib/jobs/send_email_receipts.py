@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import settings
+from chalicelib import clock, settings
 from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws, records
@@ -84,7 +84,7 @@ class _ReceiptSender:
     def send_page(self, page: list[PosTransaction]) -> None:
         now = utcnow()
         expired_before = iso(now - timedelta(days=self.parameters["email_expiry_days"]))
-        stale_before = iso(now - timedelta(minutes=CLAIM_STALE_MINUTES))
+        stale_before = iso(clock.utcnow() - timedelta(minutes=CLAIM_STALE_MINUTES))  # a claim is a lease
         self.ctx.count(read=len(page))
         due = []
         for receipt in page:
@@ -157,7 +157,7 @@ class _ReceiptSender:
         if not self.include_unposted:
             condition &= PosTransaction.status == POSTED
         actions = [PosTransaction.email_status.set(EMAIL_SENDING), PosTransaction.email_claim.set(self.ctx.run_id),
-                   PosTransaction.email_claimed_at.set(iso())]
+                   PosTransaction.email_claimed_at.set(iso(clock.utcnow()))]
         if receipt.email_status == EMAIL_SENDING:  # taking over from a run that died mid-send
             actions.append(PosTransaction.email_attempts.add(1))
         return _conditional_update(receipt, actions, condition)

@@ -21,6 +21,7 @@ from chalicelib import clock
 from chalicelib.storage.base import JSONAttribute, meta
 
 FINAL_STATUSES = frozenset({"Ended", "Error", "Canceled", "NotRun"})
+OPEN_STATUSES = ("Waiting", "Executing", "Cancelling")
 IDEMPOTENCY_TTL = timedelta(days=7)
 
 
@@ -59,7 +60,14 @@ class RunRecord(Model):
     idempotency_key = UnicodeAttribute(null=True)
     lock_scope = UnicodeAttribute(default="all")
     parent_run_id = UnicodeAttribute(null=True)
+    # A fan-out parent: its shards not ended yet (each shard adds one as it is created, and takes
+    # it off as it ends), and whether every shard of the parent's fan-out exists.
     shards_pending = NumberAttribute(null=True)
+    fanned_out = BooleanAttribute(null=True)
+    # Invocations that started executing the run (each claims it by moving this on), and the
+    # ones that did not finish it: a transient AWS fault or an invocation that died.
+    attempt = NumberAttribute(default=0)
+    retries = NumberAttribute(default=0)
     by_job = RunsByJob()
 
     @property
@@ -173,9 +181,25 @@ def create_run(run: RunRecord) -> RunRecord:
         with TransactWrite(connection=Connection()) as transaction:
             transaction.save(marker, condition=Coordination.key.does_not_exist())
             transaction.save(run, condition=RunRecord.run_id.does_not_exist())
+            if run.parent_run_id:  # a shard counts on its parent from the moment it exists
+                transaction.update(RunRecord(run.parent_run_id), actions=[RunRecord.shards_pending.add(1)],
+                                   condition=RunRecord.run_id.exists())
         return run
     except TransactWriteError as exc:
         if not any(r and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []):
             raise
     existing = Coordination.get(key, consistent_read=True)
     return RunRecord.get(existing.run_id, consistent_read=True)
+
+
+def claim_key(job: str, idempotency_key: str, run_id: str) -> str:
+    """Point an idempotency key at an existing run (a trigger that resumes an unfinished run);
+    returns the run the key names, which is another one when the key was claimed before."""
+    marker = Coordination(f"idem#{job}#{idempotency_key}", run_id=run_id, expires=IDEMPOTENCY_TTL)
+    try:
+        marker.save(condition=Coordination.key.does_not_exist())
+        return run_id
+    except PutError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    return Coordination.get(marker.key, consistent_read=True).run_id

@@ -1,0 +1,67 @@
+"""Which AWS failures are transient: worth the same work again in a minute, not a final answer.
+
+The SDK already retries each call (standard mode, 5 attempts); what reaches the code is a fault
+that outlasted those retries. Throttling, a service's 5xx, a conflicting transaction and a lost
+connection pass with time, so a run that meets one is resumed later instead of ending ``Error``
+(``jobs/runtime.py``). Everything else — a bug, a refused condition, an access denial — is final.
+
+The translation lives here, once, so the jobs layer never compares AWS error codes: botocore's
+``ClientError`` (boto3 and PynamoDB's own calls), PynamoDB's wrappers of it (``PutError``,
+``TransactWriteError`` … with ``cause``), and the storage layer's own after-retries failures
+(``BatchWriteFailed``, ``TransactionFailed``).
+"""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+
+TRANSIENT_CODES = frozenset({
+    # throttling
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "ThrottledException",
+    "RequestLimitExceeded", "TooManyRequestsException", "RequestThrottled", "RequestThrottledException",
+    "SlowDown", "LimitExceededException", "BandwidthLimitExceeded", "EC2ThrottledException",
+    # the service failed or was busy (5xx)
+    "InternalServerError", "InternalError", "InternalFailure", "ServiceUnavailable",
+    "ServiceUnavailableException", "ServiceException", "RequestTimeout", "RequestTimeoutException",
+    # DynamoDB transactions that met another one
+    "TransactionConflictException", "TransactionInProgressException",
+})
+# Cancellation reasons of a TransactWriteItems call that pass with time (a condition never does).
+TRANSIENT_REASONS = frozenset({"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) is an AWS fault that passes with time."""
+    from chalicelib.storage.base import BatchWriteFailed
+    from chalicelib.storage.transact import TransactionFailed
+
+    seen = 0
+    while exc is not None and seen < 5:
+        seen += 1
+        if isinstance(exc, (BatchWriteFailed, TransactionFailed, ConnectionError, HTTPClientError)):
+            return True
+        if isinstance(exc, TransactWriteError) and exc.cancellation_reasons:
+            codes = {r.code for r in exc.cancellation_reasons if r is not None and r.code != "None"}
+            return bool(codes) and codes <= TRANSIENT_REASONS
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return error.get("Code") in TRANSIENT_CODES or int(status) >= 500
+        if isinstance(exc, PynamoDBException):
+            if exc.cause_response_code in TRANSIENT_CODES:
+                return True
+            exc = exc.cause
+            continue
+        exc = exc.__cause__
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for the run's message: the AWS error code and text when there is one."""
+    inner = exc
+    while isinstance(inner, PynamoDBException) and inner.cause is not None:
+        inner = inner.cause
+    if isinstance(inner, ClientError):
+        error = inner.response.get("Error", {})
+        return f"{error.get('Code', type(inner).__name__)}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(inner).__name__}: {inner}"
