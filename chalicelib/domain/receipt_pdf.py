@@ -68,7 +68,8 @@ def render_pdf(context: Mapping[str, Any], gettext: Callable[[str], str], create
     pdf.set_auto_page_break(auto=True, margin=10)
     pdf.add_page()
     width = pdf.epw
-    columns = (width - 72, 14, 29, 29)
+    headers = (_("Item"), _("Qty"), _("Price"), _("Amount"))
+    columns = _columns(pdf, context, safe, headers)
     row = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
 
     def field(label: str, value: Any) -> str:
@@ -89,7 +90,6 @@ def render_pdf(context: Mapping[str, Any], gettext: Callable[[str], str], create
     pdf.cell(width, 7, safe(context["title"]), **row)
 
     pdf.set_font(FONT_FAMILY, "B", 9)
-    headers = (_("Item"), _("Qty"), _("Price"), _("Amount"))
     for index, (header, column) in enumerate(zip(headers, columns, strict=True)):
         pdf.cell(column, 6, _fit(pdf, safe(header), column - 1), border="B", align="L" if index == 0 else "R")
     pdf.ln(6)
@@ -124,6 +124,21 @@ def render_pdf(context: Mapping[str, Any], gettext: Callable[[str], str], create
     pdf.ln(3)
     pdf.cell(width, 5, safe(_("Thank you for your purchase.")), align="C", **row)
     return bytes(pdf.output()), "".join(sorted(safe.missing))
+
+
+def _columns(pdf: FPDF, context: Mapping[str, Any], safe: _Text, headers: tuple[str, ...]) -> tuple[float, ...]:
+    """Item, quantity, price and amount widths: the numbers' columns as wide as their longest entry
+    (in bold, as the total is), the item the rest, so no amount is cut or runs into its neighbour."""
+    pdf.set_font(FONT_FAMILY, "B", 9)
+
+    def widest(*values: Any) -> float:
+        return max(pdf.get_string_width(safe(value)) for value in values) + 3
+
+    money = [context["subtotal"], context["tax"], context["total"], *(t["amount"] for t in context["tenders"])]
+    money += [value for line in context["lines"] for value in (line["unit_price"], line["amount"])]
+    qty = widest(headers[1], *(line["qty"] for line in context["lines"]))
+    amount = widest(headers[2], headers[3], *money)
+    return (max(pdf.epw - qty - 2 * amount, 30.0), qty, amount, amount)
 
 
 def _fit(pdf: FPDF, text: str, width: float) -> str:
