@@ -65,8 +65,8 @@ def run(ctx: JobContext) -> str:
             throttled = True
             break
     if sender.missing_glyphs:
-        ctx.warn(f"receipt PDFs drew {len(sender.missing_glyphs)} character(s) the shipped font lacks as \ufffd "
-                 f"(the email text shows them): {''.join(sorted(sender.missing_glyphs)[:20])}")
+        ctx.warn(f"receipt PDFs show \ufffd for {len(sender.missing_glyphs)} character(s) their font lacks "
+                 f"(the email text has them): {''.join(sorted(sender.missing_glyphs)[:20])}")
     verb = "would send" if ctx.dry_run else "sent"
     summary = (f"{verb} {sender.sent} receipt(s); {sender.failed} failed, {sender.retry} to retry, "
                f"{sender.expired} expired")

@@ -140,7 +140,7 @@ def test_the_receipt_shows_names_in_every_script_the_store_its_local_time_and_cu
     run = run_job(retailer, operator, "send-email-receipts")
 
     assert "sent 2 receipt(s)" in run["message"], run
-    assert "the shipped font lacks as \ufffd (the email text shows them): 京東" in run["message"], run["message"]
+    assert "PDFs show \ufffd for 2 character(s) their font lacks (the email text has them): 京東" in run["message"]
     body = parts(parsed(messages_to("zofia@example.com")[0]))
     text, pdf = body["text/plain"].decode(), body["Kassenbon.pdf"]
     printed = pdf_text(pdf)

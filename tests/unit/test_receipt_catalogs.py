@@ -5,6 +5,10 @@ hold it to the same standard as the others.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import zipfile
+
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
@@ -12,7 +16,9 @@ from babel.messages.pofile import read_po
 
 from chalicelib.domain.receipts import LOCALE_DIR, catalog_name, shipped_languages
 from chalicelib.localenv import PROJECT_DIR
-from deploy.catalogs import sources
+from deploy.catalogs import compile_catalogs, sources
+from deploy.chalice_tf import PackageError
+from deploy.package import bundled_files, check_bundled
 
 LANGUAGES = sorted(shipped_languages() - {"en-us"})
 
@@ -50,3 +56,30 @@ def test_every_word_is_translated(language):
     for message in translated.values():
         assert message.string and not message.fuzzy, f"{language}: {message.id!r} is not translated"
         assert not list(message.check(catalog)), f"{language}: {message.id!r} placeholders differ"
+
+
+def test_a_catalog_compiles_once_and_again_when_its_source_changes(tmp_path):
+    source = LOCALE_DIR / "pl_PL" / "LC_MESSAGES" / "receipts.po"
+    copy = tmp_path / "pl_PL" / "LC_MESSAGES" / "receipts.po"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(source, copy)
+
+    assert compile_catalogs(tmp_path) == [copy.with_suffix(".mo")]
+    assert compile_catalogs(tmp_path) == []
+    os.utime(copy, (copy.stat().st_mtime + 10,) * 2)
+    assert compile_catalogs(tmp_path) == [copy.with_suffix(".mo")]
+
+
+def test_the_package_is_refused_without_compiled_catalogs_or_the_font(tmp_path):
+    bundled = bundled_files()
+    assert {"chalicelib/locales/pl_PL/LC_MESSAGES/receipts.mo", "chalicelib/fonts/DejaVuSans.ttf",
+            "chalicelib/fonts/LICENSE", "chalicelib/templates/receipts/receipt.html"} <= set(bundled)
+    complete, partial = tmp_path / "complete.zip", tmp_path / "partial.zip"
+    for path, names in ((complete, bundled), (partial, [n for n in bundled if not n.endswith(".mo")])):
+        with zipfile.ZipFile(path, "w") as archive:
+            for name in names:
+                archive.writestr(name, b"")
+
+    check_bundled(complete)
+    with pytest.raises(PackageError, match="receipts.mo"):
+        check_bundled(partial)
