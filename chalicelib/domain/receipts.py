@@ -140,12 +140,16 @@ def template_overrides(parameters: Mapping[str, Any] | None) -> dict[str, dict[s
 
 
 def choose_language(customer: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None) -> str:
-    """The customer's language if it has a catalog or an override, else the company language, else en-us."""
+    """The customer's language if it has a catalog or an override (``de`` or ``de-at`` take ``de-de``),
+    else the company language the same way, else en-us."""
     available = shipped_languages() | template_overrides(parameters).keys()
     for candidate in ((customer or {}).get("language"), (parameters or {}).get("company_language")):
         tag = normalize_language(candidate)
         if tag in available:
             return tag
+        same_base = sorted(language for language in available if tag and language.split("-")[0] == tag.split("-")[0])
+        if same_base:
+            return same_base[0]
     return DEFAULT_LANGUAGE
 
 

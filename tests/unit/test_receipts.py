@@ -60,6 +60,13 @@ def test_customer_language_when_a_template_exists():
     assert choose_language({"language": "fr_FR"}, {}) == "fr-fr"
 
 
+def test_a_language_without_region_or_with_another_takes_the_catalog_of_its_base_language():
+    assert choose_language({"language": "de"}, {"company_language": "fr-fr"}) == "de-de"
+    assert choose_language({"language": "fr-ca"}, {}) == "fr-fr"
+    assert choose_language({"language": "en-gb"}, {"company_language": "de-de"}) == "en-us"
+    assert choose_language({"language": "ja-jp"}, {"company_language": "pl"}) == "pl-pl"
+
+
 def test_company_language_when_the_customer_language_has_no_template():
     assert choose_language({"language": "ja-jp"}, {"company_language": "fr-fr"}) == "fr-fr"
     assert choose_language(None, {"company_language": "de-de"}) == "de-de"
@@ -340,16 +347,16 @@ def test_pdf_shows_store_address_time_of_sale_and_currency(transaction):
 
 
 def test_rendering_is_fast_after_warm_up(transaction):
-    # Embedding the TrueType subset costs fpdf2/fontTools ~0.1 s a receipt on an idle core (HTML and text
-    # take ~3 ms); the bound leaves room for a busy shared CI machine.
+    # Embedding the TrueType subset costs fpdf2/fontTools ~0.1 s of CPU a receipt (HTML and text take
+    # ~3 ms). CPU time, not wall time: a shared CI machine may run other suites beside this one.
     render_receipt(transaction, STORE, CUSTOMER, PRODUCTS, {})
     runs = 10
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(runs):
         render_receipt(transaction, STORE, CUSTOMER, PRODUCTS, {})
-    per_receipt = (time.perf_counter() - started) / runs
+    per_receipt = (time.process_time() - started) / runs
 
-    assert per_receipt < 1.0
+    assert per_receipt < 0.5
 
 
 def test_mime_parses_back_into_text_html_and_pdf(transaction):
