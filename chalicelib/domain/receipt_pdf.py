@@ -131,13 +131,13 @@ def _columns(pdf: FPDF, context: Mapping[str, Any], safe: _Text, headers: tuple[
     (in bold, as the total is), the item the rest, so no amount is cut or runs into its neighbour."""
     pdf.set_font(FONT_FAMILY, "B", 9)
 
-    def widest(*values: Any) -> float:
-        return max(pdf.get_string_width(safe(value)) for value in values) + 3
+    def widest(at_least: float, *values: Any) -> float:
+        return max(at_least, *(pdf.get_string_width(safe(value)) + 3 for value in values))
 
     money = [context["subtotal"], context["tax"], context["total"], *(t["amount"] for t in context["tenders"])]
     money += [value for line in context["lines"] for value in (line["unit_price"], line["amount"])]
-    qty = widest(headers[1], *(line["qty"] for line in context["lines"]))
-    amount = widest(headers[2], headers[3], *money)
+    qty = widest(12, headers[1], *(line["qty"] for line in context["lines"]))
+    amount = widest(24, headers[2], headers[3], *money)
     return (max(pdf.epw - qty - 2 * amount, 30.0), qty, amount, amount)
 
 
