@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo serve test lint bench package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve test lint bench package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,19 +15,29 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-demo: $(STAMP)  ## run every job on the embedded local stack; outputs in demo-output/
+# Receipt words: .po sources in git, .mo compiled here (never committed) for tests, the demo and the
+# Lambda package. catalogs-update re-extracts the words from the layouts (babel.cfg) into every .po.
+catalogs: $(STAMP)  ## compile the receipt catalogs (chalicelib/locales/*/LC_MESSAGES/receipts.po → .mo)
+	$(PY) -m deploy.catalogs
+
+catalogs-update: $(STAMP)  ## after changing a receipt layout's words: new words into receipts.pot and every .po
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output --project=retail-sync --version=1 \
+		-o chalicelib/locales/receipts.pot .
+	$(VENV)/bin/pybabel update -i chalicelib/locales/receipts.pot -d chalicelib/locales -D receipts --no-wrap
+
+demo: $(STAMP) catalogs  ## run every job on the embedded local stack; outputs in demo-output/
 	$(PY) -m devstack demo
 
-serve: $(STAMP)  ## keep the local stack running: HTTP API, schedules, migration drops
+serve: $(STAMP) catalogs  ## keep the local stack running: HTTP API, schedules, migration drops
 	$(PY) -m devstack serve
 
-test: $(STAMP)  ## the test suite (unit and integration, moto in process)
+test: $(STAMP) catalogs  ## the test suite (unit and integration, moto in process)
 	$(PY) -m pytest -n 2 -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP)  ## make bench SCALE=M: per-job requests, time and memory into BENCHMARKS.md
+bench: $(STAMP) catalogs  ## make bench SCALE=M: per-job requests, time and memory into BENCHMARKS.md
 	$(PY) -m devstack bench --scale $(SCALE)
 
 # The AWS provider comes from a local filesystem mirror (no registry access): found at run time,
@@ -37,7 +47,7 @@ FIND_MIRROR = find / -path /proc -prune -o -name 'terraform-provider-aws*' -prin
 
 STAGE_ARG = $(if $(STAGE),--stage $(STAGE))
 
-package: $(STAMP)  ## make package [STAGE=prod]: chalice package + the stack per stage into build/terraform/<stage>
+package: $(STAMP) catalogs  ## make package [STAGE=prod]: chalice package + the stack per stage into build/terraform/<stage>
 	$(PY) -m deploy package $(STAGE_ARG)
 
 package-check: package  ## terraform init (offline, local provider mirror) and validate every stage
@@ -47,11 +57,11 @@ deploy-smoke: package  ## terraform apply the dev package to a local moto server
 	TF_PROVIDER_MIRROR="$${TF_PROVIDER_MIRROR:-$$($(FIND_MIRROR))}" DEPLOY_SMOKE=1 \
 		$(PY) -m pytest -q tests/integration/test_deploy_smoke.py
 
-iam-audit: $(STAMP)  ## the demo replayed as deployed: AWS requests per function and route, IAM denials
+iam-audit: $(STAMP) catalogs  ## the demo replayed as deployed: AWS requests per function and route, IAM denials
 	$(PY) -m deploy audit
 
 cost: $(STAMP)  ## monthly AWS cost at the benchmarked scale (BENCHMARKS.md, public prices), arithmetic shown
 	$(PY) -m deploy cost
 
 clean:  ## removes what make builds; never the Terraform state in .terraform-state/
-	rm -rf $(VENV) demo-output bench-output build .pytest_cache
+	rm -rf $(VENV) demo-output bench-output build .pytest_cache chalicelib/locales/*/LC_MESSAGES/*.mo

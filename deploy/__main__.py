@@ -18,13 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     audit = sub.add_parser("audit", help="replay the demo as deployed: requests per function and route, IAM denials")
     audit.add_argument("--scale", default="S", choices=["S", "M", "L"])
     args = parser.parse_args(argv)
+    from deploy.catalogs import CatalogError
     from deploy.chalice_tf import PackageError
     from deploy.iam import PolicyError
     from deploy.terraform import ToolchainError
 
     try:
         return _run(args)
-    except (PackageError, PolicyError, ToolchainError) as problem:
+    except (CatalogError, PackageError, PolicyError, ToolchainError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
 

@@ -15,10 +15,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 from chalicelib.localenv import PROJECT_DIR
 from deploy import appmodel, chalice_tf, stack
+from deploy.catalogs import compile_catalogs
+from deploy.catalogs import sources as catalog_sources
 from deploy.stage import Stage, stage_names
 
 VARIABLES_DIR = PROJECT_DIR / "deploy" / "terraform"
@@ -61,6 +64,21 @@ def run_chalice_package(stage: str, out: Path) -> dict:
     return json.loads((out / "chalice.tf.json").read_text())
 
 
+def bundled_files() -> list[str]:
+    """Files besides code the functions read at run time: compiled receipt catalogs, the PDF font and its licence."""
+    package_dir = PROJECT_DIR / "chalicelib"
+    files = [path.with_suffix(".mo") for path in catalog_sources()]
+    files += sorted((package_dir / "fonts").iterdir()) + sorted((package_dir / "templates").rglob("*.*"))
+    return [path.relative_to(PROJECT_DIR).as_posix() for path in files]
+
+
+def check_bundled(deployment_zip: Path) -> None:
+    with zipfile.ZipFile(deployment_zip) as archive:
+        missing = sorted(set(bundled_files()) - set(archive.namelist()))
+    if missing:
+        raise chalice_tf.PackageError(f"{deployment_zip.name} lacks {', '.join(missing)}")
+
+
 def _write_json(path: Path, document: dict) -> None:
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
@@ -70,9 +88,11 @@ def package(stage_name: str) -> Path:
     target = BUILD_DIR / stage_name
     target.mkdir(parents=True, exist_ok=True)
     functions = appmodel.functions()
+    compile_catalogs()
     with tempfile.TemporaryDirectory() as scratch:
         chalice_doc = run_chalice_package(stage_name, Path(scratch))
         shutil.move(Path(scratch) / "deployment.zip", target / "deployment.zip")
+    check_bundled(target / "deployment.zip")
     doc = chalice_tf.postprocess(chalice_doc, stage, functions)
     consumer = next((f.name for f in functions if f.trigger == "sqs"), None)
     timeout = doc["resource"]["aws_lambda_function"][consumer]["timeout"] if consumer else 60

@@ -13,6 +13,14 @@ from chalicelib import localenv  # noqa: E402
 localenv.apply("local")
 
 
+def pytest_configure(config):
+    """The receipt catalogs as `make catalogs` compiles them, also for a bare `pytest` run."""
+    if not hasattr(config, "workerinput"):  # once, in the controller, before xdist's workers start
+        from deploy.catalogs import compile_catalogs
+
+        compile_catalogs()
+
+
 @pytest.fixture
 def aws():
     """A fresh in-process moto with every table, bucket, queue and the SES sender provisioned."""

@@ -1,17 +1,30 @@
 """Email receipts: choose the language, render the receipt (HTML, text, PDF) and build the MIME message.
 
-Templates are Jinja2 files shipped under ``chalicelib/templates/receipts/<language>/receipt.html``
-and ``receipt.txt``; ``parameters.receipt_templates[<language>] = {"html": ..., "text": ...}``
-overrides either of them. A part missing for a language falls back to the shipped one of that
-language, then to ``en-us``. Templates come from operator data, so they run in Jinja's sandbox
-and HTML output is autoescaped. Subject and file name default to ``schemas.DEFAULT_PARAMETERS``.
+One layout per format serves every language: ``chalicelib/templates/receipts/receipt.html`` and
+``receipt.txt`` (Jinja2 with the ``jinja2.ext.i18n`` extension) and the PDF layout in
+:mod:`chalicelib.domain.receipt_pdf`. Their words come from the gettext catalogs
+``chalicelib/locales/<ll_CC>/LC_MESSAGES/receipts.po`` (sources; ``make catalogs`` compiles them to
+``.mo`` for tests, the demo and the Lambda package). The words are written in English (``en-us``), so
+English needs no catalog; adding a language is adding a catalog. Money, numbers and dates are
+formatted by Babel for the language's locale, in the store's currency and time zone.
 
-Template context (all amounts and quantities are strings already formatted for the language):
+``parameters.receipt_templates[<language>] = {"html": ..., "text": ...}`` overrides either part for
+one language (a part it lacks is the shipped one); an override also makes its language available.
+Templates come from operator data, so they run in Jinja's sandbox and HTML output is autoescaped.
+Subject and file name default to ``schemas.DEFAULT_PARAMETERS``.
 
-- ``language``; ``store``: ``{id, name}``; ``customer``: ``{id, name}`` or None
-- ``receipt``: ``{receipt_id, transaction_id, terminal_id, date, business_date, is_return}``
+Template context (every amount, quantity and date is a string already formatted for the locale):
+
+- ``language`` (``de-de``), ``locale`` (``de_DE``), ``title`` (translated "Receipt" or "Return receipt")
+- ``store``: ``{id, name, address_lines, time_zone}``; ``currency``: ``{code, name, symbol}``
+- ``customer``: ``{id, name}`` or None
+- ``receipt``: ``{receipt_id, transaction_id, terminal_id, sold_at, date, business_date, is_return}``
+  (``sold_at``: the time of sale in the store's time zone; ``date``: the business date)
 - ``lines``: ``[{name, qty, unit_price, amount, tax}]`` (``amount`` excludes tax)
 - ``subtotal``, ``tax``, ``total``; ``tenders``: ``[{tender, label, amount}]``
+- ``format_money(value)``, ``format_number(value)``, ``format_datetime(iso_or_datetime)``: the same
+  formatting for the customer's locale, store currency and store time zone
+- ``_``, ``gettext``, ``ngettext``: the catalog of the language (``{{ _("Total") }}``)
 
 Example::
 
@@ -21,9 +34,9 @@ Example::
 """
 from __future__ import annotations
 
+import gettext
 import re
-import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -32,41 +45,57 @@ from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.domain.errors import DomainError
-from chalicelib.domain.inventory import NO_VARIANT, format_qty
+from chalicelib.domain.inventory import NO_VARIANT
 from chalicelib.domain.schemas import DEFAULT_PARAMETERS
 
 if TYPE_CHECKING:
-    from fpdf import FPDF
+    from babel import Locale
     from jinja2.sandbox import SandboxedEnvironment
 
-DEFAULT_LANGUAGE = "en-us"
+DEFAULT_LANGUAGE = "en-us"  # the language the layouts are written in: it needs no catalog
 EMAIL_RECEIPT_OPTIONS = frozenset({"Email", "Both"})
+DEFAULT_CURRENCY = "USD"
+DEFAULT_TIME_ZONE = "UTC"
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "receipts"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = PACKAGE_DIR / "templates" / "receipts"
+LOCALE_DIR = PACKAGE_DIR / "locales"
+CATALOG_DOMAIN = "receipts"
 PARTS = {"html": "receipt.html", "text": "receipt.txt"}
 
 CENT = Decimal("0.01")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 _UNSAFE_FILE_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
-# Typographic characters POS data often carries that the PDF core fonts (Latin-1) lack.
-_PDF_REPLACEMENTS = str.maketrans({
-    "\u2013": "-", "\u2014": "-",  # en and em dash
-    "\u2018": "'", "\u2019": "'", "\u201a": ",",  # single quotes
-    "\u201c": '"', "\u201d": '"', "\u201e": '"',  # double quotes
-    "\u2026": "...", "\u20ac": "EUR", "\u2022": "*", "\u2122": "TM",
-    "\u202f": " ", "\u2009": " ",  # narrow and thin spaces
-})
+# Countries whose addresses put the postal code after the city ("Toronto ON M5V 2T6").
+_POSTAL_CODE_AFTER_CITY = frozenset({"US", "USA", "CA", "CAN", "GB", "GBR", "AU", "AUS", "NZ", "NZL"})
+
+
+def N_(message: str) -> str:
+    """Marks a word for the catalogs (``pybabel extract``) that is translated later, where it is used."""
+    return message
+
+
+TENDER_LABELS = {"cash": N_("Cash"), "card": N_("Card"), "gift_card": N_("Gift card")}
 
 
 class ReceiptTemplateError(DomainError):
     """A receipt template (usually an operator override) does not compile or render."""
 
 
+class ReceiptCatalogError(RuntimeError):
+    """A shipped catalog was not compiled (``make catalogs``): a build fault, not the receipt's."""
+
+
 @dataclass(frozen=True)
 class RenderedReceipt:
-    """Everything an email receipt needs; ``attachment_name`` ends in ``.pdf``."""
+    """Everything an email receipt needs; ``attachment_name`` ends in ``.pdf``.
+
+    ``missing_glyphs``: characters the PDF font cannot draw (CJK, most emoji), printed in the PDF
+    as U+FFFD; the HTML and text parts carry them as written.
+    """
 
     subject: str
     html: str
@@ -74,36 +103,7 @@ class RenderedReceipt:
     pdf: bytes
     attachment_name: str
     language: str = DEFAULT_LANGUAGE
-
-
-@dataclass(frozen=True)
-class _Locale:
-    decimal: str
-    thousands: str
-    date_format: str
-    labels: Mapping[str, str]
-
-
-_LOCALES: dict[str, _Locale] = {
-    "en-us": _Locale(".", ",", "%m/%d/%Y", {
-        "title": "Receipt", "return_title": "Return receipt", "store": "Store", "date": "Date",
-        "receipt": "Receipt", "item": "Item", "qty": "Qty", "price": "Price", "amount": "Amount",
-        "subtotal": "Subtotal", "tax": "Tax", "total": "Total", "paid": "Paid with",
-        "cash": "Cash", "card": "Card", "gift_card": "Gift card", "thanks": "Thank you for your purchase.",
-    }),
-    "de-de": _Locale(",", ".", "%d.%m.%Y", {
-        "title": "Kassenbeleg", "return_title": "Rückgabebeleg", "store": "Filiale", "date": "Datum",
-        "receipt": "Beleg", "item": "Artikel", "qty": "Menge", "price": "Preis", "amount": "Betrag",
-        "subtotal": "Zwischensumme", "tax": "MwSt.", "total": "Summe", "paid": "Bezahlt mit",
-        "cash": "Bar", "card": "Karte", "gift_card": "Geschenkkarte", "thanks": "Vielen Dank für Ihren Einkauf.",
-    }),
-    "fr-fr": _Locale(",", " ", "%d/%m/%Y", {
-        "title": "Ticket de caisse", "return_title": "Ticket de retour", "store": "Magasin", "date": "Date",
-        "receipt": "Ticket", "item": "Article", "qty": "Qté", "price": "Prix", "amount": "Montant",
-        "subtotal": "Sous-total", "tax": "TVA", "total": "Total", "paid": "Payé par",
-        "cash": "Espèces", "card": "Carte", "gift_card": "Carte cadeau", "thanks": "Merci pour votre achat.",
-    }),
-}
+    missing_glyphs: str = ""
 
 
 def normalize_language(language: Any) -> str | None:
@@ -114,12 +114,17 @@ def normalize_language(language: Any) -> str | None:
     return tag if _LANGUAGE.match(tag) else None
 
 
+def catalog_name(language: str) -> str:
+    """The catalog folder of a language tag: ``de-de`` → ``de_DE``, ``pl`` → ``pl``."""
+    base, _, region = language.partition("-")
+    return f"{base}_{region.upper()}" if region else base
+
+
 @lru_cache(maxsize=1)
 def shipped_languages() -> frozenset[str]:
-    """Languages that have a default template in the package."""
-    return frozenset(
-        path.name for path in TEMPLATE_DIR.iterdir() if path.is_dir() and normalize_language(path.name) == path.name
-    )
+    """English (the layouts' own words) and every language with a catalog in the package."""
+    catalogs = (path.parent.parent.name for path in LOCALE_DIR.glob(f"*/LC_MESSAGES/{CATALOG_DOMAIN}.po"))
+    return frozenset({DEFAULT_LANGUAGE, *filter(None, map(normalize_language, catalogs))})
 
 
 def template_overrides(parameters: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
@@ -135,12 +140,16 @@ def template_overrides(parameters: Mapping[str, Any] | None) -> dict[str, dict[s
 
 
 def choose_language(customer: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None) -> str:
-    """The customer's language if a template exists for it, else the company language, else en-us."""
+    """The customer's language if it has a catalog or an override (``de`` or ``de-at`` take ``de-de``),
+    else the company language the same way, else en-us."""
     available = shipped_languages() | template_overrides(parameters).keys()
     for candidate in ((customer or {}).get("language"), (parameters or {}).get("company_language")):
         tag = normalize_language(candidate)
         if tag in available:
             return tag
+        same_base = sorted(language for language in available if tag and language.split("-")[0] == tag.split("-")[0])
+        if same_base:
+            return same_base[0]
     return DEFAULT_LANGUAGE
 
 
@@ -169,14 +178,18 @@ def render_receipt(
     ``{business_date}`` and ``{customer_name}``; other placeholders stay as written. Raises
     :class:`ReceiptTemplateError` when a template does not compile or render.
     """
+    from chalicelib.domain.receipt_pdf import render_pdf
+
     parameters = parameters or {}
     language = choose_language(customer, parameters)
-    locale = _LOCALES.get(language) or _LOCALES.get(_base_locale(language)) or _LOCALES[DEFAULT_LANGUAGE]
-    context = _context(transaction, store, customer, products, language, locale)
+    translations = catalog(language)
+    formats = ReceiptFormats.of(language, parameters.get("company_language"), store)
+    context = _context(transaction, store, customer, products, language, formats, translations)
 
-    environment = _environment(_override_sources(template_overrides(parameters)))
+    environment = _environment(language, _override_sources(template_overrides(parameters).get(language, {})))
     html = _render(environment, language, "html", context)
     text = _render(environment, language, "text", context)
+    pdf, missing = render_pdf(context, translations.gettext, _creation_date(transaction))
 
     placeholders = {
         "store_name": context["store"]["name"],
@@ -191,9 +204,10 @@ def render_receipt(
         subject=subject,
         html=html,
         text=text,
-        pdf=_render_pdf(context, locale, _creation_date(transaction)),
+        pdf=pdf,
         attachment_name=_attachment_name(parameters.get("receipt_file_name")),
         language=language,
+        missing_glyphs=missing,
     )
 
 
@@ -215,43 +229,140 @@ def build_mime(sender: str, recipient: str, rendered: RenderedReceipt) -> bytes:
     return message.as_bytes(policy=policy.SMTP)
 
 
+# -- words and formats --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def catalog(language: str) -> gettext.NullTranslations:
+    """The compiled catalog of a shipped language; the identity for English and override-only languages."""
+    if language not in shipped_languages() or language == DEFAULT_LANGUAGE:
+        return gettext.NullTranslations()
+    compiled = LOCALE_DIR / catalog_name(language) / "LC_MESSAGES" / f"{CATALOG_DOMAIN}.mo"
+    try:
+        with compiled.open("rb") as stream:
+            return gettext.GNUTranslations(stream)
+    except FileNotFoundError:
+        raise ReceiptCatalogError(f"{compiled} is missing: the catalogs are compiled by `make catalogs`") from None
+
+
+def _babel_locale(language: Any) -> Locale | None:
+    from babel import Locale, UnknownLocaleError
+
+    tag = normalize_language(language)
+    try:
+        return Locale.parse(catalog_name(tag)) if tag else None
+    except (UnknownLocaleError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ReceiptFormats:
+    """Babel formatting for one receipt: the customer's locale, the store's currency and time zone."""
+
+    locale: Locale
+    currency: str
+    zone: ZoneInfo
+
+    @classmethod
+    def of(cls, language: str, company_language: Any, store: Mapping[str, Any]) -> ReceiptFormats:
+        """The language's locale, else the company language's, else en_US (an override may name a
+        language Babel does not know)."""
+        from babel import Locale
+
+        locale = _babel_locale(language) or _babel_locale(company_language) or Locale.parse("en_US")
+        try:
+            zone = ZoneInfo(store.get("time_zone") or DEFAULT_TIME_ZONE)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo(DEFAULT_TIME_ZONE)
+        return cls(locale, store.get("currency") or DEFAULT_CURRENCY, zone)
+
+    def money(self, value: Any) -> str:
+        from babel.numbers import format_currency
+
+        amount = _cents(value)
+        return format_currency(amount if amount else abs(amount), self.currency, locale=self.locale)  # never "-0"
+
+    def number(self, value: Any) -> str:
+        """A quantity as entered, without trailing zeros: ``2.000`` → ``2``, ``1.50`` → ``1,5`` (de)."""
+        from babel.numbers import format_decimal
+
+        return format_decimal(Decimal(value).normalize(), locale=self.locale, decimal_quantization=False)
+
+    def date(self, value: date | str) -> str:
+        from babel.dates import format_date
+
+        try:
+            return format_date(date.fromisoformat(str(value)), "medium", locale=self.locale)
+        except ValueError:
+            return str(value)
+
+    def datetime(self, value: datetime | str) -> str:
+        """An instant (aware, or UTC when naive or ``...Z``) as the store's local date and time."""
+        from babel.dates import format_date, format_time, get_datetime_format
+
+        try:
+            moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.zone)
+        pattern = str(get_datetime_format("medium", locale=self.locale)).replace("'", "")
+        return pattern.replace("{1}", format_date(local, "medium", locale=self.locale)).replace(
+            "{0}", format_time(local, "short", locale=self.locale))
+
+    def currency_name(self) -> str:
+        from babel.numbers import get_currency_name
+
+        return get_currency_name(self.currency, locale=self.locale)
+
+    def currency_symbol(self) -> str:
+        from babel.numbers import get_currency_symbol
+
+        return get_currency_symbol(self.currency, locale=self.locale)
+
+    def address_lines(self, address: Mapping[str, Any] | None) -> list[str]:
+        """Street lines, the postal code and city in the country's order, the country's name."""
+        if not address:
+            return []
+        country = address.get("country") or ""
+        city, postal_code = address.get("city") or "", address.get("postal_code") or ""
+        town = f"{city} {postal_code}" if country in _POSTAL_CODE_AFTER_CITY else f"{postal_code} {city}"
+        lines = [*address.get("lines", ()), town.strip(), self.locale.territories.get(country, country)]
+        return [line for line in lines if line]
+
+
 # -- templates ----------------------------------------------------------------------------------
 
 
-def _override_sources(overrides: Mapping[str, Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Overrides as a hashable, ordered ``((template name, source), ...)`` cache key."""
-    return tuple(
-        sorted(
-            (f"{language}/{PARTS[part]}", source)
-            for language, parts in overrides.items()
-            for part, source in parts.items()
-        )
-    )
+def _override_sources(parts: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """One language's overrides as a hashable, ordered ``((template name, source), ...)`` cache key."""
+    return tuple(sorted((PARTS[part], source) for part, source in parts.items()))
 
 
-@lru_cache(maxsize=16)
-def _environment(override_sources: tuple[tuple[str, str], ...]) -> SandboxedEnvironment:
-    """One environment per distinct set of overrides, cached per process with its compiled templates."""
-    # Jinja2 and fpdf2 load on first render: the upload route needs only ``receipt_address``.
+@lru_cache(maxsize=32)
+def _environment(language: str, override_sources: tuple[tuple[str, str], ...]) -> SandboxedEnvironment:
+    """One environment per language and set of overrides, cached per process with its compiled templates."""
+    # Jinja2, Babel and fpdf2 load on first render: the upload route needs only ``receipt_address``.
     from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, select_autoescape
     from jinja2.sandbox import SandboxedEnvironment
 
     loader = ChoiceLoader([DictLoader(dict(override_sources)), FileSystemLoader(str(TEMPLATE_DIR))])
-    return SandboxedEnvironment(
+    environment = SandboxedEnvironment(
         loader=loader,
+        extensions=["jinja2.ext.i18n"],
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         auto_reload=False,
     )
+    environment.install_gettext_translations(catalog(language), newstyle=True)  # type: ignore[attr-defined]
+    return environment
 
 
 def _render(environment: SandboxedEnvironment, language: str, part: str, context: Mapping[str, Any]) -> str:
     from jinja2 import TemplateError
 
-    names = [f"{language}/{PARTS[part]}", f"{DEFAULT_LANGUAGE}/{PARTS[part]}"]
     try:
-        return environment.select_template(names).render(context)
+        return environment.get_template(PARTS[part]).render(context)
     except TemplateError as exc:
-        raise ReceiptTemplateError(f"Receipt template {names[0]} failed: {exc}") from exc
+        raise ReceiptTemplateError(f"Receipt template {PARTS[part]} ({language}) failed: {exc}") from exc
 
 
 # -- content ------------------------------------------------------------------------------------
@@ -263,8 +374,10 @@ def _context(
     customer: Mapping[str, Any] | None,
     products: Mapping[str, Mapping[str, Any]],
     language: str,
-    locale: _Locale,
+    formats: ReceiptFormats,
+    translations: gettext.NullTranslations,
 ) -> dict[str, Any]:
+    _ = translations.gettext
     subtotal = tax = Decimal(0)
     lines = []
     for line in sorted(transaction.get("lines", ()), key=lambda item: item.get("line_no", 0)):
@@ -274,38 +387,57 @@ def _context(
         tax += line_tax
         lines.append({
             "name": _line_name(line, products.get(line["product_id"])),
-            "qty": format_qty(line["qty"]).replace(".", locale.decimal),
-            "unit_price": _money(line["unit_price"], locale),
-            "amount": _money(net, locale),
-            "tax": _money(line_tax, locale),
+            "qty": formats.number(line["qty"]),
+            "unit_price": formats.money(line["unit_price"]),
+            "amount": formats.money(net),
+            "tax": formats.money(line_tax),
         })
     tenders = [
         {
             "tender": payment["tender"],
-            "label": locale.labels.get(payment["tender"], payment["tender"]),
-            "amount": _money(payment["amount"], locale),
+            "label": _tender_label(payment["tender"], translations),
+            "amount": formats.money(payment["amount"]),
         }
         for payment in transaction.get("payments", ())
     ]
     business_date = str(transaction.get("business_date", ""))
+    is_return = transaction.get("kind") == "Return"
+    created_at = transaction.get("created_at")
+    helpers: dict[str, Callable[[Any], str]] = {
+        "format_money": formats.money, "format_number": formats.number, "format_datetime": formats.datetime}
     return {
         "language": language,
-        "store": {"id": store.get("id", ""), "name": store.get("name") or store.get("id", "")},
+        "locale": str(formats.locale),
+        "title": _("Return receipt") if is_return else _("Receipt"),
+        "store": {
+            "id": store.get("id", ""),
+            "name": store.get("name") or store.get("id", ""),
+            "address_lines": formats.address_lines(store.get("address")),
+            "time_zone": formats.zone.key,
+        },
+        "currency": {"code": formats.currency, "name": formats.currency_name(), "symbol": formats.currency_symbol()},
         "customer": {"id": customer.get("id"), "name": customer.get("name", "")} if customer else None,
         "receipt": {
             "receipt_id": transaction.get("receipt_id", ""),
             "transaction_id": transaction.get("transaction_id", ""),
             "terminal_id": transaction.get("terminal_id", ""),
             "business_date": business_date,
-            "date": _date(business_date, locale),
-            "is_return": transaction.get("kind") == "Return",
+            "date": formats.date(business_date),
+            "sold_at": formats.datetime(created_at) if created_at else formats.date(business_date),
+            "is_return": is_return,
         },
         "lines": lines,
-        "subtotal": _money(subtotal, locale),
-        "tax": _money(tax, locale),
-        "total": _money(_cents(subtotal) + _cents(tax), locale),  # adds up as printed
+        "subtotal": formats.money(subtotal),
+        "tax": formats.money(tax),
+        "total": formats.money(_cents(subtotal) + _cents(tax)),  # adds up as printed
         "tenders": tenders,
+        **helpers,
     }
+
+
+def _tender_label(tender: str, translations: gettext.NullTranslations) -> str:
+    label = TENDER_LABELS.get(tender)
+    return translations.gettext(label) if label else tender
 
 
 def _line_name(line: Mapping[str, Any], product: Mapping[str, Any] | None) -> str:
@@ -320,26 +452,6 @@ def _line_name(line: Mapping[str, Any], product: Mapping[str, Any] | None) -> st
 
 def _cents(value: Any) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _money(value: Any, locale: _Locale) -> str:
-    amount = _cents(value)
-    if not amount:
-        amount = abs(amount)  # never print "-0.00"
-    return f"{amount:,.2f}".translate(str.maketrans({",": locale.thousands, ".": locale.decimal}))
-
-
-def _date(business_date: str, locale: _Locale) -> str:
-    try:
-        return date.fromisoformat(business_date).strftime(locale.date_format)
-    except ValueError:
-        return business_date
-
-
-def _base_locale(language: str) -> str:
-    """``de-at`` formats like ``de-de``: the first shipped locale of the same base language."""
-    base = language.split("-")[0]
-    return next((tag for tag in _LOCALES if tag.split("-")[0] == base), DEFAULT_LANGUAGE)
 
 
 class _Placeholders(dict):
@@ -374,90 +486,3 @@ def _creation_date(transaction: Mapping[str, Any]) -> datetime:
             continue
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return datetime(2000, 1, 1, tzinfo=UTC)
-
-
-# -- PDF ----------------------------------------------------------------------------------------
-
-
-def pdf_safe(text: Any) -> str:
-    """Text the PDF core fonts can draw: Latin-1, with accents stripped or ``?`` for the rest."""
-    text = str(text).translate(_PDF_REPLACEMENTS)
-    try:
-        text.encode("latin-1")
-        return text
-    except UnicodeEncodeError:
-        pass
-    safe = []
-    for char in text:
-        if ord(char) < 256:
-            safe.append(char)
-            continue
-        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-        safe.append(base if base and all(ord(c) < 256 for c in base) else "?")
-    return "".join(safe)
-
-
-def _fit(pdf: FPDF, text: str, width: float) -> str:
-    if pdf.get_string_width(text) <= width:
-        return text
-    while text and pdf.get_string_width(text + "...") > width:
-        text = text[:-1]
-    return text + "..."
-
-
-def _render_pdf(context: Mapping[str, Any], locale: _Locale, created: datetime) -> bytes:
-    from fpdf import FPDF
-    from fpdf.enums import XPos, YPos
-
-    labels = {key: pdf_safe(value) for key, value in locale.labels.items()}
-    receipt = context["receipt"]
-    pdf = FPDF(format=(148, 210), unit="mm")  # A5; the named format warns in fpdf2 2.8
-    pdf.set_creation_date(created)
-    pdf.set_title(pdf_safe(f"{labels['title']} {receipt['receipt_id']}"))
-    pdf.set_margins(10, 10, 10)
-    pdf.set_auto_page_break(auto=True, margin=10)
-    pdf.add_page()
-    width = pdf.epw
-    columns = (width - 58, 14, 22, 22)
-    row = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
-
-    pdf.set_font("helvetica", "B", 13)
-    pdf.cell(width, 7, _fit(pdf, pdf_safe(context["store"]["name"]), width), **row)
-    pdf.set_font("helvetica", "", 9)
-    title = labels["return_title"] if receipt["is_return"] else labels["title"]
-    for label, value in ((labels["receipt"], receipt["receipt_id"]), (labels["date"], receipt["date"])):
-        pdf.cell(width, 5, _fit(pdf, pdf_safe(f"{label}: {value}"), width), **row)
-    pdf.ln(2)
-    pdf.set_font("helvetica", "B", 10)
-    pdf.cell(width, 6, title, **row)
-
-    pdf.set_font("helvetica", "B", 9)
-    headers = (labels["item"], labels["qty"], labels["price"], labels["amount"])
-    for index, (header, column) in enumerate(zip(headers, columns, strict=True)):
-        pdf.cell(column, 6, header, border="B", align="L" if index == 0 else "R")
-    pdf.ln(6)
-    pdf.set_font("helvetica", "", 9)
-    for line in context["lines"]:
-        pdf.cell(columns[0], 5, _fit(pdf, pdf_safe(line["name"]), columns[0] - 1))
-        for value, column in zip((line["qty"], line["unit_price"], line["amount"]), columns[1:], strict=True):
-            pdf.cell(column, 5, pdf_safe(value), align="R")
-        pdf.ln(5)
-
-    pdf.ln(1)
-    label_width = width - columns[-1]
-    totals = ((labels["subtotal"], context["subtotal"], ""), (labels["tax"], context["tax"], ""),
-              (labels["total"], context["total"], "B"))
-    for label, value, style in totals:
-        pdf.set_font("helvetica", style, 9)
-        pdf.cell(label_width, 5, label, border="T" if style else 0)
-        pdf.cell(columns[-1], 5, pdf_safe(value), border="T" if style else 0, align="R", **row)
-    if context["tenders"]:
-        pdf.ln(1)
-        pdf.set_font("helvetica", "", 9)
-        pdf.cell(width, 5, labels["paid"], **row)
-        for tender in context["tenders"]:
-            pdf.cell(label_width, 5, _fit(pdf, pdf_safe(tender["label"]), label_width))
-            pdf.cell(columns[-1], 5, pdf_safe(tender["amount"]), align="R", **row)
-    pdf.ln(3)
-    pdf.cell(width, 5, labels["thanks"], align="C", **row)
-    return bytes(pdf.output())

@@ -64,6 +64,9 @@ def run(ctx: JobContext) -> str:
         except _Throttled:
             throttled = True
             break
+    if sender.missing_glyphs:
+        ctx.warn(f"receipt PDFs show \ufffd for {len(sender.missing_glyphs)} character(s) their font lacks "
+                 f"(the email text has them): {''.join(sorted(sender.missing_glyphs)[:20])}")
     verb = "would send" if ctx.dry_run else "sent"
     summary = (f"{verb} {sender.sent} receipt(s); {sender.failed} failed, {sender.retry} to retry, "
                f"{sender.expired} expired")
@@ -80,6 +83,7 @@ class _ReceiptSender:
         self.stores: dict[str, dict] = {}
         self.products: dict[str, dict] = {}
         self.sent = self.failed = self.retry = self.expired = 0
+        self.missing_glyphs: set[str] = set()
 
     def send_page(self, page: list[PosTransaction]) -> None:
         now = utcnow()
@@ -122,6 +126,7 @@ class _ReceiptSender:
             rendered = render_receipt(receipt.data, store, customer, self.products, self.parameters)
         except ReceiptTemplateError as exc:
             return self._retry_later(receipt, str(exc))
+        self.missing_glyphs.update(rendered.missing_glyphs)
         message = build_mime(settings.mail_from(), address, rendered)
         try:
             response = aws.client("sesv2").send_email(

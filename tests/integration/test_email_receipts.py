@@ -1,6 +1,7 @@
 """Send email receipts on moto: one raw SES email per eligible transaction, never twice; throttling,
 rejected addresses, transient failures, expiry and stale claims."""
 import email
+import io
 import json
 import logging
 from datetime import timedelta
@@ -8,6 +9,7 @@ from datetime import timedelta
 import botocore.client
 import pytest
 from botocore.exceptions import ClientError
+from pypdf import PdfReader
 
 from tests.integration.retail import (
     TODAY,
@@ -50,7 +52,8 @@ def ses_faults(monkeypatch):
 
 
 def post(client, operator, store_id, transactions):
-    assert upload(client, store_id, transactions).status_code == 200
+    response = upload(client, store_id, transactions)
+    assert response.status_code == 200, response.body
     run = run_job(client, operator, "post-statements", {"store_ids": [store_id]})
     assert run["status"] == "Ended", run
 
@@ -92,9 +95,9 @@ def test_one_email_per_eligible_transaction_in_the_customers_language(retailer, 
     german = parsed(messages_to("juergen@example.com")[0])
     assert german["Subject"] == "Your receipt R-T1 from Contoso Houston"
     body = parts(german)
-    assert "Kassenbeleg" in body["text/plain"].decode() and "Summe" in body["text/plain"].decode()
-    assert "text/html" in body
-    assert body["Kassenbon.pdf"].startswith(b"%PDF")
+    assert "Kassenbeleg" in body["text/plain"].decode() and "Summe: 21,60\u00a0$" in body["text/plain"].decode()
+    assert "Oxford Shirt (M / Red)" in body["text/html"].decode()
+    assert "Kassenbeleg" in pdf_text(body["Kassenbon.pdf"])
     assert "ticket de retour" in parts(parsed(messages_to("lea@example.com")[0]))["text/plain"].decode()
     assert "Thank you" in parts(parsed(messages_to("guest@example.com")[0]))["text/plain"].decode()
     sent = transaction(retailer, "S1", "T1")
@@ -105,6 +108,59 @@ def test_one_email_per_eligible_transaction_in_the_customers_language(retailer, 
 
     assert "sent 0 receipt(s)" in second["message"]
     assert len(sent_messages()) == 3
+
+
+def pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_the_receipt_shows_names_in_every_script_the_store_its_local_time_and_currency(retailer, operator):
+    from chalicelib.domain.schemas import validate_many
+    from chalicelib.storage import records
+    from tests.integration.retail import CUSTOMERS, PRODUCTS, STORES
+
+    names = {"BALL": "Piłka plażowa „Łódź”", "SHIRT": "Größe Hemd", "LAMP": "Lampe « Crème »"}  # SHIRT: (M / Red)
+    greek, russian = "Ελληνικό φλιτζάνι", "Русская кружка"
+    added = [{"id": product_id, "name": name, "category_id": "TOYS", "price": "1.00", "released_to": ["USRT"]}
+             for product_id, name in (("CUP", greek), ("MUG", russian), ("TOKYO", "東京 mug"))]
+    krakow = {"name": "Contoso Kraków", "time_zone": "Europe/Warsaw", "currency": "PLN",
+              "address": {"lines": ["ul. Floriańska 12"], "city": "Kraków", "postal_code": "31-019", "country": "PL"}}
+    for entity, items in (
+            ("products", [{**p, "name": names.get(p["id"], p["name"])} for p in PRODUCTS] + added),
+            ("stores", [{**STORES[0], **krakow}]),
+            ("customers", [*CUSTOMERS, {"id": "C9", "name": "Zofia Wójcik", "email": "zofia@example.com",
+                                        "language": "pl-pl", "receipt_option": "Email"}])):
+        records.upsert(entity, validate_many(entity, items))
+    post(retailer, operator, "S1", [
+        sale("T1", [("BALL", None, 1, "5.00"), ("SHIRT", "M-RED", 1, "20.00"), ("LAMP", None, 1, "40.00"),
+                    ("CUP", None, 2, "3.00"), ("MUG", None, 1, "1234.50")], customer_id="C9"),
+        sale("T2", [("TOKYO", None, 1, "2.00")], receipt_email="guest@example.com"),
+    ])
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    assert "sent 2 receipt(s)" in run["message"], run
+    assert "PDFs show \ufffd for 2 character(s) their font lacks (the email text has them): 京東" in run["message"]
+    body = parts(parsed(messages_to("zofia@example.com")[0]))
+    text, pdf = body["text/plain"].decode(), body["Kassenbon.pdf"]
+    printed = pdf_text(pdf)
+    for name in [*names.values(), greek, russian]:
+        assert name in text and name in body["text/html"].decode() and name in printed, name
+    sold_at = f"{YESTERDAY}T10:00:00Z"  # 11:00 in Kraków in winter, 12:00 in summer
+    from chalicelib.domain.receipts import ReceiptFormats
+
+    local = ReceiptFormats.of("pl-pl", None, {"time_zone": "Europe/Warsaw", "currency": "PLN"}).datetime(sold_at)
+    for expected in ("Contoso Kraków", "ul. Floriańska 12", "31-019 Kraków", "Polska", "Nr paragonu: R-T1",
+                     f"Data: {local}", "Waluta: złoty polski (PLN)", "Razem", "Karta"):
+        assert expected in text and expected in printed, expected
+    assert " 11:00" in local or " 12:00" in local
+    assert "Razem: 1\u00a0409,94\u00a0zł" in text  # 1305.50 + 8 % tax, grouped as the Polish locale data says
+    assert "1\u00a0234,50\u00a0zł" in text
+    fonts = [font.get_object()["/BaseFont"] for page in PdfReader(io.BytesIO(pdf)).pages
+             for font in page["/Resources"]["/Font"].values()]
+    assert fonts and all("DejaVuSans" in font for font in fonts)
+    tokyo = parts(parsed(messages_to("guest@example.com")[0]))
+    assert "東京 mug" in tokyo["text/plain"].decode() and "\ufffd\ufffd mug" in pdf_text(tokyo["Kassenbon.pdf"])
 
 
 def test_unposted_receipts_wait_unless_include_unposted(retailer, operator):

@@ -1,0 +1,149 @@
+"""The receipt PDF: one layout for every language, drawn with fpdf2 in DejaVu Sans.
+
+The PDF core fonts are Latin-1 only, so the package ships DejaVu Sans (regular and bold, with its
+licence, in ``chalicelib/fonts/``): every European Latin script, Greek and Cyrillic. fpdf2 embeds the
+subset of glyphs a receipt uses. Characters the font lacks (CJK, most emoji) are drawn as U+FFFD
+and returned, so the caller can say so; the HTML and text parts of the email carry them as written.
+
+The words come from the receipt catalog through ``gettext``, the values from the receipt's template
+context (``chalicelib.domain.receipts``), already formatted for the customer's locale.
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
+
+FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
+FONT_FAMILY = "DejaVuSans"
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+MISSING_GLYPH = "\ufffd"
+
+
+@lru_cache(maxsize=1)
+def drawable() -> frozenset[int]:
+    """Code points both shipped faces have a glyph for."""
+    from fontTools.ttLib import TTFont
+
+    faces = [set(TTFont(FONT_DIR / name, lazy=True).getBestCmap()) for name in FONT_FILES.values()]
+    return frozenset(set.intersection(*faces))
+
+
+class _Text:
+    """Makes text drawable, remembering what it could not draw."""
+
+    def __init__(self) -> None:
+        self.missing: set[str] = set()
+
+    def __call__(self, value: Any) -> str:
+        text = unicodedata.normalize("NFC", str(value))  # one glyph per accented letter
+        covered = drawable()
+        if all(ord(char) in covered for char in text):
+            return text
+        self.missing.update(char for char in text if ord(char) not in covered)
+        return "".join(char if ord(char) in covered else MISSING_GLYPH for char in text)
+
+
+def render_pdf(context: Mapping[str, Any], gettext: Callable[[str], str], created: datetime) -> tuple[bytes, str]:
+    """The receipt as A5 PDF bytes, and the characters it had to replace (sorted, as one string)."""
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+
+    _ = gettext
+    safe = _Text()
+    receipt = context["receipt"]
+    pdf = FPDF(format=(148, 210), unit="mm")  # A5; the named format warns in fpdf2 2.8
+    for style, name in FONT_FILES.items():
+        pdf.add_font(FONT_FAMILY, style, FONT_DIR / name)
+    pdf.set_creation_date(created)
+    pdf.set_title(safe(f"{context['title']} {receipt['receipt_id']}"))
+    pdf.set_lang(context["language"])
+    pdf.set_margins(10, 10, 10)
+    pdf.set_auto_page_break(auto=True, margin=10)
+    pdf.add_page()
+    width = pdf.epw
+    headers = (_("Item"), _("Qty"), _("Price"), _("Amount"))
+    columns = _columns(pdf, context, safe, headers)
+    row = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
+
+    def field(label: str, value: Any) -> str:
+        return safe(_("%(label)s: %(value)s") % {"label": label, "value": value})
+
+    pdf.set_font(FONT_FAMILY, "B", 13)
+    pdf.cell(width, 7, _fit(pdf, safe(context["store"]["name"]), width), **row)
+    pdf.set_font(FONT_FAMILY, "", 9)
+    for line in context["store"]["address_lines"]:
+        pdf.cell(width, 4.5, _fit(pdf, safe(line), width), **row)
+    pdf.ln(2)
+    currency = context["currency"]
+    for label, value in ((_("Receipt no."), receipt["receipt_id"]), (_("Date"), receipt["sold_at"]),
+                         (_("Currency"), f"{currency['name']} ({currency['code']})")):
+        pdf.cell(width, 5, _fit(pdf, field(label, value), width), **row)
+    pdf.ln(2)
+    pdf.set_font(FONT_FAMILY, "B", 11)
+    pdf.cell(width, 7, safe(context["title"]), **row)
+
+    pdf.set_font(FONT_FAMILY, "B", 9)
+    for index, (header, column) in enumerate(zip(headers, columns, strict=True)):
+        pdf.cell(column, 6, _fit(pdf, safe(header), column - 1), border="B", align="L" if index == 0 else "R")
+    pdf.ln(6)
+    pdf.set_font(FONT_FAMILY, "", 9)
+    for line in context["lines"]:
+        name = safe(line["name"])
+        height = 5 * len(pdf.multi_cell(columns[0] - 1, 5, name, align="L", dry_run=True, output="LINES"))
+        if pdf.will_page_break(height):
+            pdf.add_page()
+        top = pdf.get_y()
+        pdf.multi_cell(columns[0] - 1, 5, name, align="L", new_x=XPos.RIGHT, new_y=YPos.TOP)  # long names wrap
+        pdf.set_x(pdf.l_margin + columns[0])
+        for value, column in zip((line["qty"], line["unit_price"], line["amount"]), columns[1:], strict=True):
+            pdf.cell(column, 5, safe(value), align="R")
+        pdf.set_xy(pdf.l_margin, top + height)
+
+    pdf.ln(1)
+    label_width = width - columns[-1]
+    totals = ((_("Subtotal"), context["subtotal"], ""), (_("Tax"), context["tax"], ""),
+              (_("Total"), context["total"], "B"))
+    for label, value, style in totals:
+        pdf.set_font(FONT_FAMILY, style, 9)
+        pdf.cell(label_width, 5, safe(label), border="T" if style else 0)
+        pdf.cell(columns[-1], 5, safe(value), border="T" if style else 0, align="R", **row)
+    if context["tenders"]:
+        pdf.ln(1)
+        pdf.set_font(FONT_FAMILY, "", 9)
+        pdf.cell(width, 5, safe(_("Paid with")), **row)
+        for tender in context["tenders"]:
+            pdf.cell(label_width, 5, _fit(pdf, safe(tender["label"]), label_width))
+            pdf.cell(columns[-1], 5, safe(tender["amount"]), align="R", **row)
+    pdf.ln(3)
+    pdf.cell(width, 5, safe(_("Thank you for your purchase.")), align="C", **row)
+    return bytes(pdf.output()), "".join(sorted(safe.missing))
+
+
+def _columns(pdf: FPDF, context: Mapping[str, Any], safe: _Text, headers: tuple[str, ...]) -> tuple[float, ...]:
+    """Item, quantity, price and amount widths: the numbers' columns as wide as their longest entry
+    (in bold, as the total is), the item the rest, so no amount is cut or runs into its neighbour."""
+    pdf.set_font(FONT_FAMILY, "B", 9)
+
+    def widest(at_least: float, *values: Any) -> float:
+        return max(at_least, *(pdf.get_string_width(safe(value)) + 3 for value in values))
+
+    money = [context["subtotal"], context["tax"], context["total"], *(t["amount"] for t in context["tenders"])]
+    money += [value for line in context["lines"] for value in (line["unit_price"], line["amount"])]
+    qty = widest(12, headers[1], *(line["qty"] for line in context["lines"]))
+    amount = widest(24, headers[2], headers[3], *money)
+    return (max(pdf.epw - qty - 2 * amount, 30.0), qty, amount, amount)
+
+
+def _fit(pdf: FPDF, text: str, width: float) -> str:
+    if pdf.get_string_width(text) <= width:
+        return text
+    while text and pdf.get_string_width(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
