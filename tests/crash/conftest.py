@@ -1,0 +1,49 @@
+"""The crash harness's fixture (one moto per job, hooks installed, Lambda dispatch as deployed) and
+the per-job table of crash points printed at the end of the session."""
+import json
+
+import pytest
+
+from tests.crash.harness import FAULTS, fast_dynamodb_responses, fresh_clients, install
+
+
+@pytest.fixture
+def crash_world(aws, monkeypatch):
+    from chalice.test import BaseClient, Client
+
+    import app
+    from chalicelib import clock, localenv
+    from tests.crash.harness import World
+
+    install()
+    fresh_clients()
+    fast_dynamodb_responses(monkeypatch)
+    deployed = {"RUN_DISPATCH": "lambda"}  # runs hand over through run_job, as on AWS
+    patched = BaseClient._patched_env_vars
+    monkeypatch.setattr(BaseClient, "_patched_env_vars", lambda self, env: patched(self, {**env, **deployed}))
+    clock.reset()
+    with Client(app.app, stage_name="local", project_dir=str(localenv.PROJECT_DIR)) as client:
+        world = World(client)
+        FAULTS.__init__(on_invoke=world._invoked)
+        try:
+            yield world
+        finally:
+            FAULTS.__init__()
+            clock.reset()
+            fresh_clients()
+
+
+def pytest_terminal_summary(terminalreporter):
+    rows = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", []):
+                if name == "crash_points" and getattr(report, "when", "call") == "call":
+                    rows.append(json.loads(value))
+    if not rows:
+        return
+    terminalreporter.section("crash points per job")
+    terminalreporter.write_line(f"{'job':28} {'calls':>5} {'tried':>6} {'fault-free':>10} {'failed':>6} {'s':>6}")
+    for row in sorted(rows, key=lambda r: r["job"]):
+        terminalreporter.write_line(f"{row['job']:28} {row['calls']:>5} {row['tried']:>6} {row['passed']:>10} "
+                                    f"{row['tried'] - row['passed']:>6} {row['seconds']:>6.1f}")
