@@ -1,10 +1,22 @@
 """The crash harness's fixture (one moto per job, hooks installed, Lambda dispatch as deployed) and
 the per-job table of crash points printed at the end of the session."""
 import json
+import os
 
 import pytest
 
 from tests.crash.harness import FAULTS, fast_dynamodb_responses, fresh_clients, install
+
+
+def pytest_collection_modifyitems(config, items):
+    """The crash points take minutes: ``make crash`` runs them (``make test`` checks only that every
+    job has a scenario)."""
+    if os.environ.get("CRASH_POINTS"):
+        return
+    skip = pytest.mark.skip(reason="crash points run by make crash (CRASH_POINTS=1)")
+    for item in items:
+        if item.get_closest_marker("crash"):
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ def test_every_job_has_a_crash_scenario():
     assert not missing, f"jobs without a crash scenario in tests/crash/scenarios.py: {missing}"
 
 
+@pytest.mark.crash
 @pytest.mark.parametrize("job", catalog_jobs())
 def test_every_crash_point_ends_in_the_fault_free_state(job, crash_world, record_property):
     scenario = SCENARIOS.get(job)

@@ -45,6 +45,7 @@ def _scenario(job: str) -> Scenario:
     return Scenario(job, setup, start=lambda world: holder["first"], again=lambda world, n: submit(), ticks=True)
 
 
+@pytest.mark.crash
 def test_a_job_that_recovers_ends_in_the_fault_free_state_at_every_crash_point(crash_world, selftest_jobs):
     outcome = Crashes(crash_world, _scenario("crash-selftest-good")).run()
     assert {"dynamodb.PutItem", "s3.PutObject", "dynamodb.UpdateItem"} <= set(outcome.calls)  # PynamoDB and boto3
@@ -52,6 +53,7 @@ def test_a_job_that_recovers_ends_in_the_fault_free_state_at_every_crash_point(c
     assert outcome.failures == [], outcome.failures
 
 
+@pytest.mark.crash
 def test_a_crash_that_leaves_an_item_missing_fails_the_harness(crash_world, selftest_jobs):
     outcome = Crashes(crash_world, _scenario("crash-selftest-broken")).run()
     assert outcome.failures, "the harness missed a job that loses an item"
