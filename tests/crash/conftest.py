@@ -55,7 +55,14 @@ def pytest_terminal_summary(terminalreporter):
     if not rows:
         return
     terminalreporter.section("crash points per job")
-    terminalreporter.write_line(f"{'job':28} {'calls':>5} {'tried':>6} {'fault-free':>10} {'failed':>6} {'s':>6}")
+    terminalreporter.write_line("calls: AWS calls of the fault-free run; tried: calls x (kill before, kill after, "
+                                "throttle); fault-free: crash points that end in the fault-free state; settled: "
+                                "simulated time the slowest crash point needed (retries, leases, ticks)")
+    terminalreporter.write_line(f"{'job':28} {'calls':>5} {'tried':>6} {'fault-free':>10} {'failed':>6} "
+                                f"{'settled s':>9} {'took s':>7}")
     for row in sorted(rows, key=lambda r: r["job"]):
         terminalreporter.write_line(f"{row['job']:28} {row['calls']:>5} {row['tried']:>6} {row['passed']:>10} "
-                                    f"{row['tried'] - row['passed']:>6} {row['seconds']:>6.1f}")
+                                    f"{row['tried'] - row['passed']:>6} {row.get('settled_after', 0):>9.0f} "
+                                    f"{row['seconds']:>7.1f}")
+    total = sum(r["tried"] for r in rows), sum(r["passed"] for r in rows)
+    terminalreporter.write_line(f"{'all jobs':28} {'':>5} {total[0]:>6} {total[1]:>10} {total[0] - total[1]:>6}")

@@ -39,6 +39,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import botocore.handlers
@@ -324,7 +325,10 @@ def _unpack(body: bytes) -> Any:
 
 _RUN_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{12}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
-_HEX = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{32}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_HEX = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:-\d+)?\b"
+                  r"|(?<![0-9a-zA-Z])[0-9a-f]{12,}(?![0-9a-zA-Z])")
+_SES_MESSAGE_ID = re.compile(r"\b[a-z0-9]{16}-[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}"
+                             r"-[a-z0-9]{6}\b")
 _MESSAGE_KEY_TAIL = re.compile(r"#[0-9a-f]{8}\b")
 _PDF_DATE = re.compile(r"D:\d{14}[^)]*")
 _PACKAGE = re.compile(r"^(packages/[^/]+/)(\d+)-")
@@ -333,6 +337,7 @@ VOLATILE = {"version"}  # optimistic-lock counters: a retried write may bump the
 
 def _text(value: str) -> str:
     value = _RUN_ID.sub("<run>", value)
+    value = _SES_MESSAGE_ID.sub("<ses-message>", value)
     value = _TIMESTAMP.sub("<ts>", value)
     value = _HEX.sub("<hex>", value)
     value = _MESSAGE_KEY_TAIL.sub("#<tail>", value)
@@ -354,25 +359,27 @@ def _value(name: str, value: Any) -> Any:
         return [_value(name, v) for v in value]
     if isinstance(value, set | frozenset):
         return sorted((_value(name, v) for v in value), key=repr)
-    if hasattr(value, "is_integer") or isinstance(value, int):  # Decimal / int
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         if 1.5e9 <= float(value) <= 2.5e9:  # an epoch (TTL): taken from the wall clock
             return "<epoch>"
     return value
 
 
 def _items(job: str) -> dict[str, list[dict]]:
-    """Every table's items but run bookkeeping (locks, idempotency keys, ``job``'s own runs), as
-    plain Python values; other jobs' runs stay (purge-run-history deletes them)."""
+    """Every table's items but run bookkeeping (locks, idempotency keys, ``job``'s own runs) and the
+    API tokens (an HTTP request killed before it records the token's last use), as plain Python
+    values; other jobs' runs stay (purge-run-history deletes them)."""
     from boto3.dynamodb.types import TypeDeserializer
 
     from chalicelib.storage.runs import Coordination, RunRecord
     from chalicelib.storage.tables import ALL_MODELS
+    from chalicelib.storage.tokens import ApiToken
 
     deserialize = TypeDeserializer().deserialize
     tables = _dynamodb_backend().tables
     found = {}
     for model in ALL_MODELS:
-        if model is Coordination:
+        if model in (Coordination, ApiToken):  # locks, idempotency keys; a token's last use
             continue
         rows = [{k: deserialize(v) for k, v in item.to_json()["Attributes"].items()}
                 for item in tables[model.Meta.table_name].all_items()]
@@ -450,10 +457,28 @@ def diff(expected: dict, actual: dict, allow_one_more_email: bool = False) -> li
                 and next(iter(extra)) in want:
             continue  # the kill fell between SES accepting the receipt and its record: sent once more
         if missing or extra:
-            sample = next(iter(missing or extra))
             lines.append(f"{kind}: {sum(missing.values())} missing, {sum(extra.values())} extra "
-                         f"(e.g. {'missing' if missing else 'extra'} {sample[:300]})")
+                         f"({_example(missing, extra)})")
     return lines
+
+
+def _simulated_seconds() -> float:
+    from chalicelib import clock
+
+    return round(clock.now() - time.time())
+
+
+def _example(missing: Counter, extra: Counter) -> str:
+    """One difference, short: the fields that differ when an item changed, else the item."""
+    if missing and extra:
+        try:
+            want, got = json.loads(next(iter(missing))), json.loads(next(iter(extra)))
+        except ValueError:
+            want = got = None
+        if isinstance(want, dict) and isinstance(got, dict):
+            changed = {k: (want.get(k), got.get(k)) for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)}
+            return "changed " + "; ".join(f"{k}: {str(a)[:120]} -> {str(b)[:120]}" for k, (a, b) in changed.items())
+    return ("missing " if missing else "extra ") + next(iter(missing or extra))[:240]
 
 
 # --- the crash points -------------------------------------------------------------------------
@@ -466,6 +491,7 @@ class Outcome:
     passed: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    settled_after: float = 0.0  # simulated seconds (retries, leases) the slowest crash point needed
 
 
 class Crashes:
@@ -487,9 +513,10 @@ class Crashes:
                 return
 
     def _play(self, mode: str | None = None, k: int | None = None) -> list[str]:
+        first = self.scenario.trigger(self.world)  # built before the faults: it is the event, not the run
         FAULTS.__init__(armed=True, mode=mode, k=k, on_invoke=self.world._invoked)
         try:
-            self.world.deliver(self.scenario.trigger(self.world))
+            self.world.deliver(first)
         finally:
             calls, fired = FAULTS.calls, FAULTS.fired
             FAULTS.__init__(on_invoke=self.world._invoked)
@@ -516,6 +543,7 @@ class Crashes:
                 self.world.queue.clear()
                 self._play(mode, k)
                 outcome.tried += 1
+                outcome.settled_after = max(outcome.settled_after, _simulated_seconds())
                 problems = diff(expected, capture(self.scenario.job), allow_one_more_email=(
                     mode == "kill-after" and self.fired in EMAIL_OPERATIONS))
                 left = unfinished_runs(self.scenario.job)

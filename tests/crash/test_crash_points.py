@@ -28,7 +28,8 @@ def test_every_crash_point_ends_in_the_fault_free_state(job, crash_world, record
         pytest.fail(f"no crash scenario for job {job}")
     outcome = Crashes(crash_world, scenario).run()
     record_property("crash_points", json.dumps({"job": job, "calls": len(outcome.calls), "tried": outcome.tried,
-                                                "passed": outcome.passed, "seconds": outcome.seconds}))
+                                                "passed": outcome.passed, "seconds": outcome.seconds,
+                                                "settled_after": outcome.settled_after}))
     assert outcome.tried > 0
     assert not outcome.failures, f"{job}: {len(outcome.failures)} of {outcome.tried} crash points end elsewhere:\n" \
         + "\n".join(outcome.failures)
