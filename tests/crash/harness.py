@@ -331,7 +331,8 @@ _SES_MESSAGE_ID = re.compile(r"\b[a-z0-9]{16}-[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4
                              r"-[a-z0-9]{6}\b")
 _MESSAGE_KEY_TAIL = re.compile(r"#[0-9a-f]{8}\b")
 _PDF_DATE = re.compile(r"D:\d{14}[^)]*")
-_PACKAGE = re.compile(r"^(packages/[^/]+/)(\d+)-")
+_PACKAGE = re.compile(r"(packages/([^/]+)/)(\d+)-")
+_PACKAGE_SEQ = re.compile(r'"seq":\s*\d+')
 VOLATILE = {"version"}  # optimistic-lock counters: a retried write may bump them more often
 
 
@@ -397,6 +398,11 @@ def _seq_ranks(items: dict[str, list[dict]]) -> dict[tuple[str, int], int]:
             for rank, seq in enumerate(sorted(seqs), start=1)}
 
 
+def _package_keys(text: str, ranks: dict) -> str:
+    """``packages/<store>/<seq>-``: the seq replaced by its rank among the store's sessions."""
+    return _PACKAGE.sub(lambda m: f"{m.group(1)}{ranks.get((m.group(2), int(m.group(3))), 'gap')}-", text)
+
+
 def _emails() -> list:
     found = []
     for message in _ses_backend().sent_messages:
@@ -433,15 +439,17 @@ def capture(job: str) -> dict:
                 row = {**row, "seq": ranks[(row["store_id"], int(row["seq"]))]}
             if table == "StoreState" and row.get("seq") is not None:
                 row = {**row, "seq": "<counter>"}  # the store's next number; gaps are allowed
-            normalised.append(json.dumps(_value("", row), sort_keys=True, default=str))
+            normalised.append(_package_keys(json.dumps(_value("", row), sort_keys=True, default=str), ranks))
         state[f"table:{table}"] = sorted(normalised)
     objects = []
     for (bucket, key), body in _objects().items():
+        text = _unpack(body)
         match = _PACKAGE.match(key)
         if match:
-            store = match.group(1).split("/")[1]
-            key = f"{match.group(1)}{ranks.get((store, int(match.group(2))), 'gap')}-" + key[match.end():]
-        objects.append(json.dumps({"bucket": bucket, "key": _text(key), "body": _text(_unpack(body))}, sort_keys=True))
+            rank = ranks.get((match.group(2), int(match.group(3))), "gap")
+            key = _package_keys(key, ranks)
+            text = _PACKAGE_SEQ.sub(f'"seq":"{rank}"', text, count=1)  # the package's header names its seq
+        objects.append(json.dumps({"bucket": bucket, "key": _text(key), "body": _text(text)}, sort_keys=True))
     state["s3"] = sorted(objects)
     state["emails"] = _emails()
     return state
