@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: catalogs catalogs-update demo serve test lint bench package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve test crash lint bench package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ serve: $(STAMP) catalogs  ## keep the local stack running: HTTP API, schedules, 
 
 test: $(STAMP) catalogs  ## the test suite (unit and integration, moto in process)
 	$(PY) -m pytest -n 2 -q
+
+crash: $(STAMP) catalogs  ## every job killed/throttled at every AWS call of its run; prints crash points per job
+	CRASH_POINTS=1 $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/crash
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
