@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 __all__ = [
     "LEGAL_ENTITIES",
@@ -823,7 +824,7 @@ def transactions(
             count = max(1, round(base * busyness * _WEEKDAY_FACTOR[day.weekday()]
                                  * rng.uniform(0.85, 1.15)))
             stock = catalogue.for_store(store, day)
-            opening = datetime.combine(day, time(9, 0), tzinfo=UTC)
+            opening = datetime.combine(day, time(9, 0), tzinfo=ZoneInfo(store["time_zone"]))
             seconds = sorted(rng.randrange(12 * 3600) for _ in range(count))
             returns = set(rng.sample(range(count), min(count, _quota(
                 _RETURN_PCT, base, phases[0], day))))
@@ -916,7 +917,7 @@ def time_registrations(
     Worker by worker, over the ``days`` (default: the scale's) days ending the day before
     ``end_date`` (default: ``retailer.end_date``): about five shifts a week of 4–11 hours in
     quarter hours, some over 8 hours (overtime), now and then a split shift (two registrations
-    on one day). A shift starts and ends on the same UTC date. Like transactions, each
+    on one day). A shift starts and ends on the same day in its store's time zone. Like transactions, each
     worker × day is seeded on its own.
     """
     size = SCALES[retailer.scale]
@@ -925,6 +926,7 @@ def time_registrations(
     end = retailer.end_date if end_date is None else end_date
     first = end - timedelta(days=n_days)
 
+    zones = {s["id"]: ZoneInfo(s["time_zone"]) for s in retailer.stores}
     for worker in retailer.workers:
         # Two fixed days off a week keeps it near five shifts, with some swaps.
         days_off = set(_rng(seed, "roster", worker["id"]).sample(range(7), 2))
@@ -941,7 +943,7 @@ def time_registrations(
             else:
                 extra = rng.choice((0, 0, 1, 2, 3))
             length = min(timedelta(hours=hours) + extra * _QUARTER, timedelta(hours=11))
-            start = datetime.combine(day, time(6, 0), tzinfo=UTC) + rng.randint(0, 20) * _QUARTER
+            start = datetime.combine(day, time(6, 0), tzinfo=zones[worker["store_id"]]) + rng.randint(0, 20) * _QUARTER
             ymd = day.strftime("%Y%m%d")
             if length >= timedelta(hours=8) and rng.random() < 0.06:
                 # A split shift: two registrations around an hour's break, the same hours.

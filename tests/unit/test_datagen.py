@@ -8,11 +8,13 @@ import time
 from collections import Counter
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from chalicelib import datagen
 from chalicelib.datagen import SCALES, generate, time_registrations, transactions
+from chalicelib.domain.schemas import parse_datetime
 
 END = date(2026, 3, 4)  # any date works; fixed here only so failures reproduce
 ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -267,8 +269,11 @@ def test_business_dates_end_the_day_before_end_date(small, small_transactions):
     assert max(dates) == (END - timedelta(days=1)).isoformat()
     assert min(dates) == (END - timedelta(days=7)).isoformat()
     assert len(dates) == 7
+    stores = {s["id"]: s for s in small.stores}
     for t in small_transactions:
-        assert t["created_at"].endswith("Z") and t["created_at"][:10] == t["business_date"]
+        assert t["created_at"].endswith("Z")
+        local = parse_datetime(t["created_at"]).astimezone(ZoneInfo(stores[t["store_id"]]["time_zone"]))
+        assert local.date().isoformat() == t["business_date"] and 9 <= local.hour < 21
     shorter = list(transactions(small, days=2, per_store_per_day=3, end_date=END))
     assert {t["business_date"] for t in shorter} == {"2026-03-02", "2026-03-03"}
 
@@ -348,13 +353,16 @@ def test_lines_sell_what_the_store_may_sell(small, small_transactions):
 
 def test_time_registrations(small, small_registrations):
     workers = {w["id"] for w in small.workers}
+    zone = {w["id"]: ZoneInfo(s["time_zone"]) for w in small.workers for s in small.stores
+            if s["id"] == w["store_id"]}
     hours_per_day: Counter = Counter()
     for r in small_registrations:
         assert set(r) == {"registration_id", "worker_id", "clock_in", "clock_out"}
         assert r["worker_id"] in workers
         assert r["clock_in"].endswith("Z") and r["clock_out"].endswith("Z")
-        clock_in = datetime.fromisoformat(r["clock_in"])
-        clock_out = datetime.fromisoformat(r["clock_out"])
+        # A shift starts and ends on one day of its store's time zone.
+        clock_in = datetime.fromisoformat(r["clock_in"]).astimezone(zone[r["worker_id"]])
+        clock_out = datetime.fromisoformat(r["clock_out"]).astimezone(zone[r["worker_id"]])
         assert clock_in.tzinfo is not None and clock_in.date() == clock_out.date()
         assert END - timedelta(days=7) <= clock_in.date() < END
         hours_per_day[r["worker_id"], clock_in.date()] += (
