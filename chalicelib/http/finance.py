@@ -118,7 +118,8 @@ def approve_time_registrations():
     answer = {selector: body[selector], "from": start.isoformat(), "to": end.isoformat()}
     if selector == "store_id":
         found = pay.store_registrations(body["store_id"], start, end)
-        workers = records.get_by_ids("workers", {r.worker_id for r in found})
+        # Registrations carry their worker's period type; only older ones need the worker read.
+        workers = records.get_by_ids("workers", {r.worker_id for r in found if r.period_type is None})
         # Looked up only when nothing was found: the store's query answers for it otherwise.
         if not found and records.get("stores", body["store_id"]) is None:
             raise NotFound(f"store {body['store_id']} not found")
@@ -131,7 +132,8 @@ def approve_time_registrations():
         if unknown:
             raise ValidationError([FieldError(f"worker_ids[{i}]", f"unknown worker {w}") for i, w in unknown])
         found = [r for worker_id in ids for r in pay.worker_registrations(worker_id, start, end)]
-    period_types = {worker_id: worker["pay_period_type"] for worker_id, worker in workers.items()}
+    period_types = {r.worker_id: r.period_type for r in found if r.period_type}
+    period_types.update((worker_id, worker["pay_period_type"]) for worker_id, worker in workers.items())
     return {**answer, **pay.approve(found, period_types).to_api()}
 
 

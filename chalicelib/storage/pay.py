@@ -108,6 +108,9 @@ class TimeRegistration(Model):
     approved = BooleanAttribute(default=False)
     approved_at = UnicodeAttribute(null=True)
     uploaded_at = UnicodeAttribute()
+    # The worker's pay period type at upload: files an approval's backlog entry without reading
+    # the worker (None: uploaded before it was kept). Transfer to pay uses the worker's current type.
+    period_type = UnicodeAttribute(null=True)
     by_clock_in = RegistrationsByClockIn()
     by_store = RegistrationsByStore()
     by_day = RegistrationsByDay()
@@ -199,9 +202,9 @@ def save_registrations(store_id: str, registrations: list[dict], period_types: M
     for record in registrations:
         old = stored.get((record["worker_id"], record["registration_id"]))
         if old is None:
-            new.append(_item(store_id, record, now, tz))
+            new.append(_item(store_id, record, now, tz, period_types))
         elif (old.clock_in, old.clock_out) != (record["clock_in"], record["clock_out"]):
-            changed.append((old, _item(store_id, record, now, tz)))
+            changed.append((old, _item(store_id, record, now, tz, period_types)))
     # The backlog first: a change it does not announce would never reach payroll.
     days = [(r.worker_id, r.work_date) for r in new]
     days += [(r.worker_id, day) for old, r in changed for day in {old.work_date, r.work_date}]
@@ -224,11 +227,12 @@ def save_registrations(store_id: str, registrations: list[dict], period_types: M
     return UploadResult(len(new), len(changed), len(registrations) - len(new) - len(changed), withdrawn)
 
 
-def _item(store_id: str, record: dict, now: str, tz: tzinfo) -> TimeRegistration:
+def _item(store_id: str, record: dict, now: str, tz: tzinfo, period_types: Mapping[str, str]) -> TimeRegistration:
     day = pay.registration_day(pay.TimeRegistration.from_record(record), tz)
     return TimeRegistration(record["worker_id"], record["registration_id"], store_id=store_id,
                             clock_in=record["clock_in"], clock_out=record["clock_out"],
-                            work_date=day.isoformat(), uploaded_at=now)
+                            work_date=day.isoformat(), uploaded_at=now,
+                            period_type=period_types.get(record["worker_id"]))
 
 
 def note_changes(days: Iterable[tuple[str, str]], period_types: Mapping[str, str], now: str) -> int:
