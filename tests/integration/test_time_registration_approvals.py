@@ -205,8 +205,9 @@ def test_a_stores_two_weeks_are_approved_at_under_0_05_requests_per_registration
 
     assert response.json_body["approved"] == 280, response.body
     assert sum(requests.values()) / 280 <= 0.05, dict(requests)
-    # The token, the store's query (registrations carry their worker's period type); 280 approvals and their 40 backlog entries, 100 actions a
-    # transaction (the week of weekly workers, the biweekly workers' two periods).
+    # The token, the store's query (registrations carry their worker's period type); 280 approvals
+    # and their 40 backlog entries (a week per weekly worker, two periods per biweekly one), 100 actions
+    # a transaction.
     assert requests == {"dynamodb.GetItem": 1, "dynamodb.Query": 1, "dynamodb.TransactWriteItems": 4}
     assert set(statuses(big_store, operator, store_id="S9", **{"from": "2026-09-28", "to": "2026-10-11"}).values()) \
         == {"approved"}
