@@ -165,6 +165,24 @@ def test_a_registration_changed_after_it_was_read_is_not_approved_and_keeps_its_
     assert (stored.approved, stored.clock_out) == (False, "2026-09-28T18:00:00Z")
 
 
+def test_a_registration_approved_by_a_concurrent_request_counts_as_already_approved(setup, operator, monkeypatch):
+    from chalicelib.storage import pay
+
+    read = pay.store_registrations
+
+    def read_then_another_operator_approves(store_id, start, end):
+        found = read(store_id, start, end)
+        mine = [r for r in found if r.worker_id == "W-A"]
+        assert pay.approve(mine, {"W-A": "weekly"}).approved == 7
+        return found
+
+    monkeypatch.setattr(pay, "store_registrations", read_then_another_operator_approves)
+    response = approve(setup, operator, store_id="S1", **{"from": "2026-09-28", "to": "2026-10-04"})
+
+    assert (response.json_body["approved"], response.json_body["already_approved"]) == (14, 7)
+    assert response.json_body["not_approved"] == []
+
+
 def test_approving_twice_changes_and_writes_nothing_the_second_time(setup, operator):
     from chalicelib.storage.metering import metered
 
