@@ -28,7 +28,7 @@ from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.migration import EntityMapping, StagingJob
-from chalicelib.storage.pay import PayBacklog, TimeRegistration
+from chalicelib.storage.pay import PayBacklog, PayItem, TimeRegistration
 from chalicelib.storage.records import MasterRecord
 from chalicelib.storage.runs import Coordination, RunRecord
 from chalicelib.storage.statements import StatementRecord
@@ -54,7 +54,7 @@ ROUTES: dict[str, Resources] = {
         tables={DownloadSession: "write+scan", StoreState: "write", StatusMessageRecord: "write"},
         objects={"data/packages/": "write"}),
     "chalicelib.http.finance": Resources(tables={AccountActivityResult: "write", TimeRegistration: "write",
-                                                 PayBacklog: "write"}),
+                                                 PayBacklog: "write", PayItem: "read"}),
     "chalicelib.http.migration": Resources(tables={StagingJob: "read"}),
     "chalicelib.http.store_ops": Resources(tables={PosTransaction: "write", StatementRecord: "read", OnHand: "read",
                                                    UploadIssue: "write"}),

@@ -6,7 +6,8 @@ store and day over the scale's days. Transfer to pay uses the generated retailer
 registrations, uploaded and approved over the HTTP routes.
 
 Budgets (issue 5): generate-account-activity ≤ 0.05 AWS requests per ledger line read,
-transfer-to-pay ≤ 0.1 per registration read, exports streamed with peak memory ≤ 512 MB.
+transfer-to-pay ≤ 0.1 per registration read, exports streamed with peak memory ≤ 512 MB; approvals
+(issue 16) ≤ 0.05 per registration approved, a store at a time.
 """
 from __future__ import annotations
 
@@ -120,18 +121,27 @@ def _upload(bench: Bench, registrations: list[dict]) -> dict:
 
 
 def _approve(bench: Bench) -> dict:
+    """The operator approves store by store (the batch form), over the scale's days in windows of
+    at most 62 (the route's limit); the local days reach a day either side of the UTC ones."""
+    from chalicelib.datagen import SCALES
+    from chalicelib.http.finance import MAX_BATCH_DAYS
     from chalicelib.storage.metering import metered
 
     end = bench.retailer.end_date
+    first = end - timedelta(days=SCALES[bench.scale].days + 1)
     approved = 0
     with metered(Counter()) as requests:
-        for worker in bench.retailer.workers:
-            response = bench.stack.http("POST", "/time-registrations/approve", bench.operator,
-                                        {"worker_id": worker["id"], "from": (end - timedelta(days=400)).isoformat(),
-                                         "to": end.isoformat()})
-            if response.status_code != 200:
-                raise SystemExit(f"approve {worker['id']}: {response.status_code} {response.body!r}")
-            approved += response.json_body["approved"]
+        for store in bench.retailer.stores:
+            start = first
+            while start <= end:
+                last = min(end, start + timedelta(days=MAX_BATCH_DAYS - 1))
+                response = bench.stack.http("POST", "/time-registrations/approve", bench.operator,
+                                            {"store_id": store["id"], "from": start.isoformat(),
+                                             "to": last.isoformat()})
+                if response.status_code != 200 or response.json_body["not_approved"]:
+                    raise SystemExit(f"approve {store['id']}: {response.status_code} {response.body!r}")
+                approved += response.json_body["approved"]
+                start = last + timedelta(days=1)
     return {"status": "Ended", "aws_requests": dict(requests), "records": approved}
 
 

@@ -156,6 +156,11 @@ class TimeRegistration:
             work_date=date.fromisoformat(work_date) if isinstance(work_date, str) else work_date,
         )
 
+    def hours(self) -> Decimal:
+        """Worked hours, rounded half-up to 2 places as payroll prints them (for display)."""
+        worked = _seconds(_aware(self.clock_out) - _aware(self.clock_in)) / _SECONDS_PER_HOUR
+        return worked.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
 
 @dataclass(frozen=True)
 class PayLine:
@@ -198,6 +203,19 @@ class PayLine:
             self.period_end.isoformat(),
             self.pay_date.isoformat(),
         )
+
+
+REGISTRATION_STATUSES = ("pending", "approved", "transferred")
+
+
+def registration_status(approved: bool, approved_at: str | None, transferred_at: str | None) -> str:
+    """``pending`` until approved; ``transferred`` once a transfer to pay marked its worker's day
+    after its approval (ISO stamps; a change since withdrew the approval), else ``approved``."""
+    if not approved:
+        return "pending"
+    if transferred_at is not None and (approved_at is None or transferred_at >= approved_at):
+        return "transferred"
+    return "approved"
 
 
 def period_for(period_type: PayPeriodType | str, day: date) -> PayPeriod:

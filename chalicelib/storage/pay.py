@@ -2,9 +2,18 @@
 
 ``TimeRegistration`` is stored per worker (hash ``worker_id``, range ``registration_id``, so an
 upload finds resent registrations with batch gets); ``by_clock_in`` (a local index, strongly
-consistent) serves an approval's date range for one worker and ``by_day`` (the UTC date of the
-clock-in) serves transfer to pay: a period is one query per day for every worker, instead of one
-query per worker for a handful of registrations.
+consistent) serves an approval's date range for one worker, ``by_store`` (the store it was
+uploaded by, then clock-in) a store's approval or list in one query instead of one per worker,
+and ``by_day`` (the local work date) serves transfer to pay: a period is one query per day for
+every worker, instead of one query per worker for a handful of registrations.
+
+Approvals are conditional updates written in TransactWriteItems of up to 100 actions, each one's
+backlog entries (below) in the same transaction: a batch write cannot carry a condition, and an
+unconditional put of the registration as read would overwrite an upload that changed it in the
+meantime. The condition (``uploaded_at`` as read, not yet approved) keeps the guarantee a single
+UpdateItem gave: an approval never approves times other than those it read. A cancelled
+transaction wrote nothing; its failed registrations are re-read (consistently) to tell
+"approved meanwhile" from "changed meanwhile", and the rest are sent again.
 
 ``PayItem`` marks a pay item (worker × pay type × day) transferred, by ``PayLine.item_key``,
 with the hours, rate and amount payroll has of it and, in ``prev_*``, what it had before that
@@ -41,13 +50,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta, tzinfo
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.domain import pay
 from chalicelib.domain.errors import DomainError
 from chalicelib.storage.base import DecimalAttribute, get_many, iso, meta, write_all
+from chalicelib.storage.transact import CONDITION_FAILED, MAX_ACTIONS, Put, Update, write_transaction
 
 PAGE_SIZE = 1000
 PENDING, DONE = "pending", "done"
@@ -78,6 +88,15 @@ class RegistrationsByDay(GlobalSecondaryIndex):
     clock_in = UnicodeAttribute(range_key=True)
 
 
+class RegistrationsByStore(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_store"
+        projection = AllProjection()
+
+    store_id = UnicodeAttribute(hash_key=True)
+    clock_in = UnicodeAttribute(range_key=True)
+
+
 class TimeRegistration(Model):
     Meta = meta("time-registrations")
     worker_id = UnicodeAttribute(hash_key=True)
@@ -89,7 +108,11 @@ class TimeRegistration(Model):
     approved = BooleanAttribute(default=False)
     approved_at = UnicodeAttribute(null=True)
     uploaded_at = UnicodeAttribute()
+    # The worker's pay period type at upload: files an approval's backlog entry without reading
+    # the worker (None: uploaded before it was kept). Transfer to pay uses the worker's current type.
+    period_type = UnicodeAttribute(null=True)
     by_clock_in = RegistrationsByClockIn()
+    by_store = RegistrationsByStore()
     by_day = RegistrationsByDay()
 
     def to_domain(self) -> pay.TimeRegistration:
@@ -179,9 +202,9 @@ def save_registrations(store_id: str, registrations: list[dict], period_types: M
     for record in registrations:
         old = stored.get((record["worker_id"], record["registration_id"]))
         if old is None:
-            new.append(_item(store_id, record, now, tz))
+            new.append(_item(store_id, record, now, tz, period_types))
         elif (old.clock_in, old.clock_out) != (record["clock_in"], record["clock_out"]):
-            changed.append((old, _item(store_id, record, now, tz)))
+            changed.append((old, _item(store_id, record, now, tz, period_types)))
     # The backlog first: a change it does not announce would never reach payroll.
     days = [(r.worker_id, r.work_date) for r in new]
     days += [(r.worker_id, day) for old, r in changed for day in {old.work_date, r.work_date}]
@@ -204,49 +227,144 @@ def save_registrations(store_id: str, registrations: list[dict], period_types: M
     return UploadResult(len(new), len(changed), len(registrations) - len(new) - len(changed), withdrawn)
 
 
-def _item(store_id: str, record: dict, now: str, tz: tzinfo) -> TimeRegistration:
+def _item(store_id: str, record: dict, now: str, tz: tzinfo, period_types: Mapping[str, str]) -> TimeRegistration:
     day = pay.registration_day(pay.TimeRegistration.from_record(record), tz)
     return TimeRegistration(record["worker_id"], record["registration_id"], store_id=store_id,
                             clock_in=record["clock_in"], clock_out=record["clock_out"],
-                            work_date=day.isoformat(), uploaded_at=now)
+                            work_date=day.isoformat(), uploaded_at=now,
+                            period_type=period_types.get(record["worker_id"]))
 
 
 def note_changes(days: Iterable[tuple[str, str]], period_types: Mapping[str, str], now: str) -> int:
     """Write backlog entries for (worker id, work date) pairs: one per worker and pay period."""
+    return write_all(PayBacklog, puts=_backlog_entries(days, period_types, now))
+
+
+def _backlog_entries(days: Iterable[tuple[str, str]], period_types: Mapping[str, str], now: str) -> list[PayBacklog]:
     grouped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for worker_id, day in days:
-        period_type = period_types[worker_id]
-        start = pay.period_for(period_type, date.fromisoformat(day)).start.isoformat()
-        grouped[(period_type, start, worker_id)].add(day)
-    entries = [PayBacklog(period_type, f"{start}#{worker_id}#{now}#{uuid.uuid4().hex[:8]}",
-                          worker_id=worker_id, days=found, created_at=now)
-               for (period_type, start, worker_id), found in grouped.items()]
-    return write_all(PayBacklog, puts=entries)
+        grouped[_period_of(worker_id, day, period_types)].add(day)
+    return [PayBacklog(period_type, f"{start}#{worker_id}#{now}#{uuid.uuid4().hex[:8]}",
+                       worker_id=worker_id, days=found, created_at=now)
+            for (period_type, start, worker_id), found in grouped.items()]
 
 
-def approve(worker_id: str, period_type: str, from_date: date, to_date: date) -> tuple[int, int]:
-    """Approve the worker's registrations that count for the days ``from_date`` through ``to_date``
-    (their store's local days); returns (newly approved, already approved)."""
-    # A local day lies within a day of the UTC one (zones are UTC-12..UTC+14).
-    window = TimeRegistration.clock_in.between((from_date - timedelta(days=1)).isoformat(),
-                                               (to_date + timedelta(days=2)).isoformat())
+def _period_of(worker_id: str, day: str, period_types: Mapping[str, str]) -> tuple[str, str, str]:
+    period_type = period_types[worker_id]
+    return period_type, pay.period_for(period_type, date.fromisoformat(day)).start.isoformat(), worker_id
+
+
+def _window(from_date: date, to_date: date):
+    """The clock-in range that holds every registration counting for local days ``from_date``
+    through ``to_date`` (a local day lies within a day of the UTC one: zones are UTC-12..UTC+14)."""
+    return TimeRegistration.clock_in.between((from_date - timedelta(days=1)).isoformat(),
+                                             (to_date + timedelta(days=2)).isoformat())
+
+
+def _on_days(found: Iterable[TimeRegistration], from_date: date, to_date: date) -> list[TimeRegistration]:
     first, last = from_date.isoformat(), to_date.isoformat()
-    found = [r for r in TimeRegistration.by_clock_in.query(worker_id, window, consistent_read=True,
-                                                           page_size=PAGE_SIZE)
-             if first <= r.work_date <= last]
-    approved = 0
+    return [r for r in found if first <= r.work_date <= last]
+
+
+def worker_registrations(worker_id: str, from_date: date, to_date: date) -> list[TimeRegistration]:
+    """The worker's registrations that count for ``from_date`` through ``to_date`` (consistent)."""
+    return _on_days(TimeRegistration.by_clock_in.query(worker_id, _window(from_date, to_date), consistent_read=True,
+                                                       page_size=PAGE_SIZE), from_date, to_date)
+
+
+def store_registrations(store_id: str, from_date: date, to_date: date) -> list[TimeRegistration]:
+    """The registrations uploaded by the store that count for ``from_date`` through ``to_date``
+    (the ``by_store`` index: eventually consistent; approval's conditions catch what it lags on)."""
+    return _on_days(TimeRegistration.by_store.query(store_id, _window(from_date, to_date), page_size=PAGE_SIZE),
+                    from_date, to_date)
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    approved: int  # approved by this request
+    already_approved: int
+    not_approved: list[dict]  # {registration_id, worker_id, reason}
+
+    def to_api(self) -> dict:
+        return {"approved": self.approved, "already_approved": self.already_approved,
+                "not_approved": self.not_approved}
+
+
+CHANGED = "changed after it was read (new clock times need approval)"
+
+
+def approve(found: list[TimeRegistration], period_types: Mapping[str, str]) -> ApprovalResult:
+    """Approve the registrations ``found`` that are not approved yet, each only if it is still as
+    read (module docstring); ``period_types`` maps worker ids to pay period types (for the backlog).
+
+    Nothing pending writes nothing. Registrations of workers without a period type, or changed
+    since they were read, are not approved and listed with the reason.
+    """
+    already = sum(1 for r in found if r.approved)
+    refused = [_refusal(r, "worker not found") for r in found if not r.approved and r.worker_id not in period_types]
+    todo = sorted((r for r in found if not r.approved and r.worker_id in period_types),
+                  key=lambda r: (r.worker_id, r.work_date, r.clock_in, r.registration_id))
+    approved, lost = 0, []
     now = iso()
-    note_changes([(r.worker_id, r.work_date) for r in found if not r.approved], {worker_id: period_type}, now)
-    for registration in (r for r in found if not r.approved):
-        try:
-            # Conditional, so a registration approved by a concurrent request is not counted twice.
-            registration.update(actions=[TimeRegistration.approved.set(True), TimeRegistration.approved_at.set(now)],
-                                condition=TimeRegistration.approved == False)  # noqa: E712
-            approved += 1
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-    return approved, len(found) - approved
+    while todo:
+        chunk, todo = _transaction_chunk(todo, period_types)
+        entries = _backlog_entries([(r.worker_id, r.work_date) for r in chunk], period_types, now)
+        # Not approved and as read: a concurrent approval or upload makes the condition fail.
+        codes = write_transaction(
+            puts=[Put(entry) for entry in entries],
+            updates=[Update(r, [TimeRegistration.approved.set(True), TimeRegistration.approved_at.set(now)],
+                            (TimeRegistration.approved == False) & (TimeRegistration.uploaded_at == r.uploaded_at))  # noqa: E712
+                     for r in chunk])
+        if not codes:
+            approved += len(chunk)
+            continue
+        failed = {i for i, code in enumerate(codes[len(entries):]) if code == CONDITION_FAILED}
+        lost += [r for i, r in enumerate(chunk) if i in failed]
+        todo = [r for i, r in enumerate(chunk) if i not in failed] + todo  # nothing was written: again
+    if lost:
+        current = {(r.worker_id, r.registration_id): r for r in get_many(
+            TimeRegistration, [(r.worker_id, r.registration_id) for r in lost], consistent_read=True)}
+        for registration in lost:
+            now_stored = current.get((registration.worker_id, registration.registration_id))
+            if now_stored is not None and now_stored.approved and now_stored.uploaded_at == registration.uploaded_at:
+                already += 1  # approved by a concurrent request, as read
+            else:
+                refused.append(_refusal(registration, "deleted while being approved" if now_stored is None
+                                        else CHANGED))
+    return ApprovalResult(approved, already, refused)
+
+
+def _refusal(registration: TimeRegistration, reason: str) -> dict:
+    return {"registration_id": registration.registration_id, "worker_id": registration.worker_id, "reason": reason}
+
+
+def _transaction_chunk(todo: list[TimeRegistration], period_types: Mapping[str, str]
+                       ) -> tuple[list[TimeRegistration], list[TimeRegistration]]:
+    """As many registrations as fit one transaction with their backlog entries (one per worker
+    and period), and the rest."""
+    periods: set[tuple[str, str, str]] = set()
+    count = 0
+    for count, registration in enumerate(todo):
+        period = _period_of(registration.worker_id, registration.work_date, period_types)
+        if count + len(periods | {period}) + 1 > MAX_ACTIONS:
+            break
+        periods.add(period)
+    else:
+        count = len(todo)
+    return todo[:count], todo[count:]
+
+
+def transfer_markers(registrations: Iterable[TimeRegistration]) -> dict[tuple[str, str], PayItem]:
+    """The latest transferred pay item (regular or overtime) of each approved registration's
+    worker and day: ``(worker_id, work_date)`` -> PayItem."""
+    keys = [pay.PayLine.key(r.worker_id, pay_type, date.fromisoformat(r.work_date))
+            for r in registrations if r.approved for pay_type in (pay.REGULAR, pay.OVERTIME)]
+    latest: dict[tuple[str, str], PayItem] = {}
+    for item in get_many(PayItem, keys):
+        key = (item.worker_id, item.profile_date)
+        if key not in latest or item.transferred_at > latest[key].transferred_at:
+            latest[key] = item
+    return latest
 
 
 def registrations_on(day: date) -> Iterator[list[TimeRegistration]]:

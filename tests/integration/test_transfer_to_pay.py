@@ -474,7 +474,7 @@ def test_a_worker_of_another_store_or_a_bad_registration_is_refused_and_nothing_
     bad = upload(client, [{**shift("W-WEEK", WEEK[0], 8), "clock_out": "2026-09-28T07:00:00Z"}])
     assert bad.status_code == 400 and bad.json_body["error"]["details"][0]["field"] == "registrations[0].clock_out"
     assert approve(client, operator, "W-WEEK") == {"worker_id": "W-WEEK", "from": "2026-01-01", "to": "2026-12-31",
-                                                   "approved": 0, "already_approved": 0}
+                                                   "approved": 0, "already_approved": 0, "not_approved": []}
 
 
 def test_a_store_token_only_uploads_for_its_own_store(setup):
@@ -487,7 +487,8 @@ def test_approval_covers_the_date_range_only_and_counts(setup, operator):
     upload(client, [shift("W-WEEK", day, 8) for day in WEEK])
     assert approve(client, operator, "W-WEEK", "2026-09-29", "2026-09-30")["approved"] == 2
     assert approve(client, operator, "W-WEEK", "2026-09-28", "2026-09-30") == {
-        "worker_id": "W-WEEK", "from": "2026-09-28", "to": "2026-09-30", "approved": 1, "already_approved": 2}
+        "worker_id": "W-WEEK", "from": "2026-09-28", "to": "2026-09-30", "approved": 1, "already_approved": 2,
+        "not_approved": []}
     bad = client.http.post("/time-registrations/approve", headers=operator,
                            body=json.dumps({"worker_id": "W-WEEK", "from": "2026-10-02", "to": "2026-10-01"}))
     assert bad.status_code == 400 and bad.json_body["error"]["details"][0]["field"] == "to"
