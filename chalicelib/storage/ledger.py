@@ -13,8 +13,7 @@ visible, never a lost one.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from collections.abc import Sequence
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -134,11 +133,3 @@ def lines_from(legal_entity: str, first_seq: int, limit: int) -> tuple[list[Ledg
     page = LedgerLine.by_seq.query(legal_entity, LedgerLine.seq >= first_seq, limit=limit, page_size=limit)
     lines = list(page)
     return lines, page.last_evaluated_key is not None
-
-
-def lines_between(from_date: date, to_date: date, page_size: int = 1000) -> Iterator[LedgerLine]:
-    """Every ledger line posted from ``from_date`` through ``to_date`` (inclusive)."""
-    day = from_date
-    while day <= to_date:
-        yield from LedgerLine.by_date.query(day.isoformat(), page_size=page_size)
-        day += timedelta(days=1)
