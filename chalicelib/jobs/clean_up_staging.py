@@ -8,6 +8,12 @@ only rows with ``errors``, the job keeping its status) and ``older_than_days``.
 It reads and deletes staging rows only — never live data — by job (a query per job, deletes
 25 a request), and refuses to run (``NotRun``, with the reason) while a staging job of an
 entity it would clean is being staged or copied.
+
+A staging job's ``cleaned_rows`` survives a run that dies between deleting rows and recording
+them: it is set (not added to) to the larger of what the job is known to hold in the scope
+(``rows``; ``errors`` for ``scope: errors``) and its count before this run plus the rows this run
+deleted (kept in the checkpoint). A later run — resumed or new — that finds the rows already gone
+still records them, and a mark repeated after a crash counts once.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ def run(ctx: JobContext) -> str:
         ctx.checkpoint(checked=True)
     scope = ctx.params["scope"]
     deleted: dict[str, int] = ctx.state.setdefault("deleted", {})
+    before: dict[str, int] = ctx.state.setdefault("cleaned_before", {})  # cleaned_rows before this run
     marked: list[str] = ctx.state.setdefault("marked", [])
     for job in jobs:
         if job.job_id in marked or job.status == CLEANED or is_busy(job):
@@ -43,6 +50,7 @@ def run(ctx: JobContext) -> str:
         if scope == "copied" and job.status not in (COMPLETED, COMPLETED_WITH_ERRORS):
             continue
         deleted.setdefault(job.job_id, 0)
+        before.setdefault(job.job_id, int(job.cleaned_rows))
 
         def fetch(cursor, job=job):
             return staging.rows_page(job.job_id, cursor, errors_only=scope == "errors", keys_only=True)
@@ -51,7 +59,7 @@ def run(ctx: JobContext) -> str:
             written = 0 if ctx.dry_run or not rows else staging.delete_rows(rows)
             ctx.count(read=len(rows), written=written)
             deleted[job.job_id] += len(rows)
-        _mark(ctx, job, scope, deleted[job.job_id])
+        _mark(ctx, job, scope, deleted[job.job_id], before[job.job_id])
         marked.append(job.job_id)
         ctx.checkpoint()
     return _report(ctx, jobs, deleted)
@@ -85,14 +93,17 @@ def _refuse_while_busy(ctx: JobContext, jobs: list[staging.StagingJob]) -> None:
             )
 
 
-def _mark(ctx: JobContext, job: staging.StagingJob, scope: str, rows: int) -> None:
+def _mark(ctx: JobContext, job: staging.StagingJob, scope: str, rows: int, before: int) -> None:
+    """Record ``cleaned_rows`` and, unless only errors were cleaned, the job ``Cleaned``. The rows
+    the scope covers are gone now, whichever run deleted them: never fewer than the job holds."""
     from chalicelib.domain.migration import CLEANED
 
     ctx.output("staging-job", job_id=job.job_id, entity=job.entity, rows_deleted=rows)
     if ctx.dry_run:
         return
+    known = int(job.errors) if scope == "errors" else int(job.rows)
     actions = [staging.StagingJob.cleaned_at.set(iso()), staging.StagingJob.updated_at.set(iso()),
-               staging.StagingJob.cleaned_rows.set(job.cleaned_rows + rows)]
+               staging.StagingJob.cleaned_rows.set(max(known, before + rows))]
     if scope != "errors":
         actions.append(staging.StagingJob.status.set(CLEANED))
     job.update(actions=actions)

@@ -5,12 +5,18 @@ for a receipt at the sale, with email status Pending. The job reads them from th
 index (never a scan) a page at a time, then for each receipt:
 
 1. claims it: a conditional update Pending → Sending with this run's token and time, so two runs
-   never send the same receipt (a claim older than ``CLAIM_STALE_MINUTES`` belongs to a run that
-   died; it is taken over and counts as an attempt);
+   never send the same receipt. A claim is a lease as long as the job lock's and is never renewed:
+   one send takes well under a second (the SES client's timeouts and retries are bounded below
+   the lease, ``storage.aws``), so a claim older than the lease belongs to an invocation that died
+   or gave up (its own lock ran out with it). The next run after the lease takes it over and sends
+   it — again, if the dead one died after SES accepted it (the one repeat allowed). A takeover is
+   counted in ``email_takeovers`` until the receipt is sent, so a receipt that kills every run
+   that tries it fails after ``email_max_attempts`` like a transient failure;
 2. renders it (HTML, text, PDF attachment) and sends one raw MIME message;
 3. records the outcome: Sent with the SES message id; Failed when SES rejects the message or after
    ``email_max_attempts`` transient failures (else back to Pending); Expired, unsent, once the sale
-   is ``email_expiry_days`` old.
+   is ``email_expiry_days`` old. The Sent record is retried a few times past the SDK's retries on a
+   transient fault: losing it would send the receipt again.
 
 SES throttling ends the run early; the receipt in hand and the rest stay Pending for the next run.
 Addresses never reach logs or run errors: those name transaction ids.
@@ -18,6 +24,7 @@ Addresses never reach logs or run errors: those name transaction ids.
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import clock, settings
 from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
-from chalicelib.storage import aws, records
+from chalicelib.storage import aws, faults, records
 from chalicelib.storage.base import iso, utcnow
 from chalicelib.storage.transactions import (
     EMAIL_EXPIRED,
@@ -39,7 +46,7 @@ from chalicelib.storage.transactions import (
 )
 
 PAGE = 100
-CLAIM_STALE_MINUTES = 15
+RECORD_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each retry of a Sent record after a transient fault
 THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"})
 # The account cannot send at all: no receipt is at fault, an operator must act.
 ACCOUNT_BLOCKED = frozenset({"SendingPausedException", "AccountSuspendedException",
@@ -88,7 +95,8 @@ class _ReceiptSender:
     def send_page(self, page: list[PosTransaction]) -> None:
         now = utcnow()
         expired_before = iso(now - timedelta(days=self.parameters["email_expiry_days"]))
-        stale_before = iso(clock.utcnow() - timedelta(minutes=CLAIM_STALE_MINUTES))  # a claim is a lease
+        # A claim is a lease of the job lock's length, never renewed: older, its invocation is gone.
+        stale_before = iso(clock.utcnow() - timedelta(seconds=settings.lock_lease_seconds()))
         self.ctx.count(read=len(page))
         due = []
         for receipt in page:
@@ -117,7 +125,7 @@ class _ReceiptSender:
         if not self._claim(receipt, stale_before):
             self.ctx.count(skipped=1)
             return
-        if receipt.email_attempts >= self.parameters["email_max_attempts"]:
+        if receipt.email_attempts + (receipt.email_takeovers or 0) >= self.parameters["email_max_attempts"]:
             return self._fail(receipt, "gave up: the last attempt did not finish and no attempts are left")
         if address is None:
             return self._fail(receipt, "no receipt address: the customer's email or receipt option changed")
@@ -136,11 +144,24 @@ class _ReceiptSender:
             return self._refused(receipt, exc)
         except BotoCoreError as exc:
             return self._retry_later(receipt, f"SES unreachable ({type(exc).__name__})")
-        self._finish(receipt, EMAIL_SENT, PosTransaction.email_message_id.set(response["MessageId"]),
-                     PosTransaction.email_sent_at.set(iso()), PosTransaction.email_error.remove())
+        self._record_sent(receipt, response["MessageId"])
         self.sent += 1
         self.ctx.count(written=1)
         self.ctx.output("email", transaction_id=receipt.transaction_id, message_id=response["MessageId"])
+
+    def _record_sent(self, receipt: PosTransaction, message_id: str) -> None:
+        """Sent, with the message id; the dead runs' takeovers no longer matter. SES has accepted
+        the message: a transient fault here is retried a little longer than the SDK does, since
+        a record lost leaves the claim to go stale and the receipt to be sent once more."""
+        actions = [PosTransaction.email_message_id.set(message_id), PosTransaction.email_sent_at.set(iso()),
+                   PosTransaction.email_error.remove(), PosTransaction.email_takeovers.remove()]
+        for delay in (*RECORD_RETRY_DELAYS, None):
+            try:
+                return self._finish(receipt, EMAIL_SENT, *actions)
+            except Exception as exc:
+                if delay is None or not faults.is_transient(exc):
+                    raise
+                time.sleep(delay)
 
     def _refused(self, receipt: PosTransaction, exc: ClientError) -> None:
         code = exc.response.get("Error", {}).get("Code", "")
@@ -163,8 +184,8 @@ class _ReceiptSender:
             condition &= PosTransaction.status == POSTED
         actions = [PosTransaction.email_status.set(EMAIL_SENDING), PosTransaction.email_claim.set(self.ctx.run_id),
                    PosTransaction.email_claimed_at.set(iso(clock.utcnow()))]
-        if receipt.email_status == EMAIL_SENDING:  # taking over from a run that died mid-send
-            actions.append(PosTransaction.email_attempts.add(1))
+        if receipt.email_status == EMAIL_SENDING:  # taking over from an invocation that died mid-send
+            actions.append(PosTransaction.email_takeovers.add(1))
         return _conditional_update(receipt, actions, condition)
 
     def _retry_later(self, receipt: PosTransaction, reason: str) -> None:

@@ -81,6 +81,7 @@ class PosTransaction(Model):
     email_attempts = NumberAttribute(default=0)
     email_claim = UnicodeAttribute(null=True)
     email_claimed_at = UnicodeAttribute(null=True)
+    email_takeovers = NumberAttribute(null=True)  # claims taken over from dead runs, until it is sent
     email_message_id = UnicodeAttribute(null=True)
     email_sent_at = UnicodeAttribute(null=True)
     email_error = UnicodeAttribute(null=True)

@@ -242,24 +242,111 @@ def test_receipts_unsent_after_the_expiry_days_expire(retailer, operator):
     assert len(sent_messages()) == 1
 
 
-def test_a_stale_claim_is_taken_over_and_a_live_one_left_alone(retailer, operator):
+def test_a_claim_older_than_the_lease_is_taken_over_and_a_live_one_left_alone(retailer, operator):
+    from chalicelib import settings
     from chalicelib.storage.base import iso, utcnow
     from chalicelib.storage.transactions import PosTransaction
 
     post(retailer, operator, "S1", [sale("STALE", [("BALL", None, 1, "5.00")], customer_id="C1"),
                                     sale("LIVE", [("BALL", None, 1, "5.00")], customer_id="C3")])
-    for transaction_id, minutes in (("STALE", 20), ("LIVE", 1)):
+    lease = settings.lock_lease_seconds()
+    for transaction_id, age in (("STALE", lease + 1), ("LIVE", lease - 10)):
         PosTransaction("S1", transaction_id).update(actions=[
             PosTransaction.email_status.set("Sending"), PosTransaction.email_claim.set("run-that-died"),
-            PosTransaction.email_claimed_at.set(iso(utcnow() - timedelta(minutes=minutes)))])
+            PosTransaction.email_claimed_at.set(iso(utcnow() - timedelta(seconds=age)))])
 
     run = run_job(retailer, operator, "send-email-receipts")
 
     assert "sent 1 receipt(s)" in run["message"]
     assert [m.destinations[0] for m in sent_messages()] == ["juergen@example.com"]
-    assert (transaction(retailer, "S1", "STALE")["email_status"], transaction(retailer, "S1", "STALE")[
-        "email_attempts"]) == ("Sent", 1)
+    stale = PosTransaction.get("S1", "STALE")
+    assert (stale.email_status, stale.email_attempts, stale.email_takeovers, stale.email_claim) == ("Sent", 0, None,
+                                                                                                   None)
     assert transaction(retailer, "S1", "LIVE")["email_status"] == "Sending"
+
+
+def test_a_receipt_that_kills_every_run_fails_after_max_attempts(retailer, operator):
+    from chalicelib.storage.base import iso, utcnow
+    from chalicelib.storage.transactions import PosTransaction
+
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C1")])
+    PosTransaction("S1", "T1").update(actions=[
+        PosTransaction.email_status.set("Sending"), PosTransaction.email_claim.set("run-that-died"),
+        PosTransaction.email_takeovers.set(3), PosTransaction.email_claimed_at.set(iso(utcnow() - timedelta(hours=1)))])
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    assert "0 receipt(s); 1 failed" in run["message"] and sent_messages() == []
+    assert "gave up" in transaction(retailer, "S1", "T1")["email_error"]
+
+
+class Killed(BaseException):
+    """The Lambda dies: no ``except`` of the job or the runtime sees it."""
+
+
+@pytest.mark.parametrize("moment,emails", [("before-call", 1), ("after-call", 2)])
+def test_a_run_killed_around_the_ses_send_leaves_the_receipt_to_the_next_tick_after_the_lease(
+        retailer, operator, moment, emails):
+    """Killed after the claim, before SES: the next tick after the lease sends it once. Killed after
+    SES accepted it, before the record: the one repeat allowed (README), and it is recorded Sent."""
+    from chalicelib import clock, settings
+    from chalicelib.jobs.triggers import on_schedule
+    from chalicelib.storage import aws
+    from tests.integration.test_runtime import Event
+
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C1")])
+
+    def kill(**kwargs):
+        raise Killed()
+
+    events = aws.client("sesv2").meta.events
+    events.register(f"{moment}.sesv2.SendEmail", kill, unique_id="kill-ses")
+    clock.reset()
+    try:
+        with pytest.raises(Killed):
+            on_schedule("send-email-receipts", Event("tick-1"))
+    finally:
+        events.unregister(f"{moment}.sesv2.SendEmail", unique_id="kill-ses")
+    assert transaction(retailer, "S1", "T1")["email_status"] == "Sending"
+    sent_before = len(sent_messages())
+
+    try:
+        on_schedule("send-email-receipts", Event("tick-2"))  # within the lease: the dead run's lock holds
+        assert transaction(retailer, "S1", "T1")["email_status"] == "Sending"
+        clock.advance(settings.lock_lease_seconds() + 1)
+        run = on_schedule("send-email-receipts", Event("tick-3"))
+        on_schedule("send-email-receipts", Event("tick-4"))
+    finally:
+        clock.reset()
+
+    assert run["status"] == "Ended" and "sent 1 receipt(s)" in run["message"], run
+    assert sent_before == emails - 1 and len(messages_to("juergen@example.com")) == emails
+    read = transaction(retailer, "S1", "T1")
+    assert (read["email_status"], read["email_attempts"], bool(read["email_message_id"])) == ("Sent", 0, True)
+
+
+def test_a_throttled_record_after_the_send_is_retried_not_sent_again(retailer, operator, monkeypatch):
+    from chalicelib.jobs import send_email_receipts
+
+    post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C1")])
+    monkeypatch.setattr(send_email_receipts, "RECORD_RETRY_DELAYS", (0, 0, 0))
+    throttled = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def throttle_the_sent_record(self, operation, params):
+        if operation == "UpdateItem" and "email_message_id" in params.get("ExpressionAttributeNames", {}).values() \
+                and not throttled:
+            throttled.append(operation)
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", throttle_the_sent_record)
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    assert throttled and run["status"] == "Ended" and "sent 1 receipt(s)" in run["message"], run
+    assert len(sent_messages()) == 1 and transaction(retailer, "S1", "T1")["email_status"] == "Sent"
 
 
 def test_dry_run_sends_nothing(retailer, operator):

@@ -414,3 +414,52 @@ def test_clean_up_entities_are_the_migration_entities():
     from chalicelib.jobs.clean_up_staging import ENTITIES
 
     assert ENTITIES == (*MIGRATION_ENTITIES, staging.UNKNOWN_ENTITY)
+
+
+class Killed(BaseException):
+    """The Lambda dies: no ``except`` of the job or the runtime sees it."""
+
+
+@pytest.mark.parametrize(("scope", "cleaned", "status"), [
+    ("all", 5, "Cleaned"),
+    ("errors", 3, "StagedWithErrors"),
+])
+def test_a_clean_up_killed_after_deleting_rows_still_records_them_on_the_next_run(client, operator, hq, monkeypatch,
+                                                                                  scope, cleaned, status):
+    import botocore.client
+
+    from chalicelib import clock
+    from chalicelib.jobs import runtime
+
+    job_id = drop(client, "migration/data/products/items.csv", PRODUCTS_CSV)["staging_job_id"]
+    params = {"staging_job_id": job_id, "scope": scope}
+    real = botocore.client.BaseClient._make_api_call
+
+    def die_after_the_delete(self, operation, api_params):
+        answer = real(self, operation, api_params)
+        if operation == "BatchWriteItem" and any("DeleteRequest" in request for requests in api_params[
+                "RequestItems"].values() for request in requests):
+            raise Killed()  # AWS deleted the rows; the run dies before recording them
+        return answer
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", die_after_the_delete)
+    dead, _ = runtime.submit("clean-up-staging", params, trigger="manual")
+    with pytest.raises(Killed):
+        runtime.execute(dead.run_id, runtime.Budget.for_invocation())
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", real)
+    assert len(staged_rows(job_id)) == 5 - cleaned and job_of(client, operator, job_id)["cleaned_rows"] == 0
+
+    clock.advance(settings.lock_lease_seconds() + 1)
+    try:
+        rerun = client.http.post("/jobs/clean-up-staging/runs", headers=operator,
+                                 body=json.dumps({"params": params})).json_body["run"]
+    finally:
+        clock.reset()
+
+    assert rerun["status"] == "Ended", rerun
+    job = job_of(client, operator, job_id)
+    assert (job["cleaned_rows"], job["status"]) == (cleaned, status)
+    if scope == "errors":  # then the rest: every row counted once
+        client.http.post("/jobs/clean-up-staging/runs", headers=operator,
+                         body=json.dumps({"params": {"staging_job_id": job_id}}))
+        assert (job_of(client, operator, job_id)["cleaned_rows"], staged_rows(job_id)) == (5, {})
