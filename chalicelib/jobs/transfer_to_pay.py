@@ -296,8 +296,12 @@ def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evalua
             prev_amount=before.amount if before else None, prev_rate=before.rate if before else None,
             period_type=plan["period_type"], transfer_id=transfer.transfer_id, run_id=ctx.run_id,
             export_key=key, transferred_at=stamp))
+    unmarked = []
+    if abandoned is not None:  # what the dead run marked that this file does not send goes back
+        restored, unmarked = _restore_unsent(observed, final, transfer, key, stamp)
+        items += restored
     ctx.hold_lock()  # or stop here: another run holds the lock now
-    store.mark_transferred(items)
+    store.mark_transferred(items, unmarked)
     exports.upload(key, exports.as_text(lambda out: write_pay_csv(todo, out)), "text/csv")
     ctx.output("s3", bucket=settings.data_bucket(), key=key)
     store.finish_transfer(transfer)
@@ -307,6 +311,27 @@ def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evalua
         return {"text": f"{plan['period_type']}: {len(todo)} late pay line(s) for {plan['start']}..{plan['end']} "
                         f"in a supplementary file {key}{corrected}", "status": SENT}
     return {"text": f"{label}: {len(todo)} line(s) to {key}{already}", "status": SENT}
+
+
+def _restore_unsent(observed: dict, final: dict, transfer, key: str, stamp: str) -> tuple[list, list]:
+    """The markers a dead run wrote for the transfer this run takes over that its file will not
+    hold (the registration changed since): put back to what payroll has (their previous state),
+    or deleted when payroll has nothing of them, so the transfer's ``done`` claims only what it sent."""
+    from chalicelib.storage import pay as store
+
+    puts, deletes = [], []
+    for item_key, item in observed.items():
+        if item_key in final or (item.period_type, item.transfer_id) != (transfer.period_type, transfer.transfer_id):
+            continue
+        if item.prev_hours is None:
+            deletes.append(item)
+            continue
+        puts.append(store.PayItem(
+            item_key, worker_id=item.worker_id, pay_type_id=item.pay_type_id, profile_date=item.profile_date,
+            hours=item.prev_hours, amount=item.prev_amount, rate=item.prev_rate, prev_hours=item.prev_hours,
+            prev_amount=item.prev_amount, prev_rate=item.prev_rate, period_type=item.period_type,
+            transfer_id=transfer.transfer_id, run_id=transfer.run_id, export_key=key, transferred_at=stamp))
+    return puts, deletes
 
 
 def _earlier_files(ctx: JobContext, plan: dict) -> tuple[list, object]:

@@ -623,3 +623,31 @@ def test_a_transfer_killed_mid_export_is_finished_by_the_next_tick_under_its_fir
     assert {status for _, status in transfers.values()} == {pay.DONE}
     assert {i.export_key for i in pay.PayItem.scan() if i.period_type == dead.period_type} == {first_file}
     assert "already transferred" in transfer(client, operator, period_type="weekly")["message"]
+
+
+def test_a_pay_item_the_dead_run_marked_but_the_next_run_does_not_send_is_not_claimed_sent(setup, operator):
+    """The dead run marked Sunday's 8 h; the day changed before the next run, which sends the
+    week without it (``accept_errors``): once approved, Sunday goes out whole, not as a reversal
+    of 8 h payroll never received."""
+    from chalicelib import clock, settings
+
+    client = setup
+    work_the_week(client, operator)
+    disarm = _dies("s3.PutObject", after=False)
+    try:
+        with pytest.raises(Killed):
+            run_directly("transfer-to-pay", {"period_type": "weekly"})
+    finally:
+        disarm()
+    assert upload(client, [shift("W-WEEK", WEEK[-1], 6)]).json_body["approval_withdrawn"] == 1
+    clock.advance(settings.lock_lease_seconds() + 1)
+    try:
+        first = transfer(client, operator, period_type="weekly", accept_errors=True)
+        assert len(payroll(first)["weekly"]) == 6 and "-supplement-" not in first["outputs"][0]["key"]
+        approve(client, operator, "W-WEEK")
+        late = transfer(client, operator, period_type="weekly")
+    finally:
+        clock.reset()
+
+    assert rows_of(late) == [("2026-10-04", "100", "6.00", "20.00", "120.00")]
+    assert late["outputs"][0]["key"].endswith("-supplement-1.csv")
