@@ -20,9 +20,12 @@ amount, as sent) and sent anew. The run's message says how many late lines it se
 
 Per period, in this order: record the transfer ``pending``, mark its pay items (with what payroll
 had before), write the file, mark the transfer ``done``; the backlog entries it settled are
-deleted last. A later run that finds items of another run's ``pending`` transfer looks for that
-file: present, the items were exported; absent, that run died before writing it and payroll still
-has the items' previous state. Runs are single flight; the job lock is renewed (or found lost,
+deleted last. The record is written before the file, so every file has one. Any later run (a
+resumed one or a new run id) first settles the period's ``pending`` transfers by their file: present,
+the transfer is marked ``done`` and its items were exported; absent, the run that started it died
+before writing it, payroll still has the items' previous state, and this run writes the period's
+next file under that transfer's id and file name (so a crash never turns a first file into a
+supplement, nor leaves an orphan object). Runs are single flight; the job lock is renewed (or found lost,
 ending the run) right before the items are marked, so two runs never mark and write the same items.
 
 A period with unapproved registrations waits (nothing of it goes out; a warning names the period
@@ -264,7 +267,7 @@ def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evalua
     unchanged = len(lines) - (len(todo) - reversals)
     ctx.count(skipped=unchanged)
     already = f", {unchanged} already transferred" if unchanged else ""
-    earlier = [t for t in store.period_transfers(plan["period_type"], plan["start"]) if t.export_key]
+    earlier, abandoned = _earlier_files(ctx, plan)
     supplement = bool(earlier) and not ctx.params.get("include_already_exported")
     if ctx.dry_run:
         return {"text": f"{label}: would transfer {len(todo)} line(s){already}", "status": SENT if todo else NOTHING}
@@ -273,7 +276,10 @@ def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evalua
                 "lines": len(lines)}
     base = f"payroll/{plan['period_type']}/{plan['start']}_{plan['end']}"
     key = f"{base}-supplement-{len(earlier)}.csv" if supplement else f"{base}-{ctx.run_id}.csv"
-    transfer = store.PayTransfer(plan["period_type"], f"{plan['start']}#{ctx.run_id}", run_id=ctx.run_id,
+    transfer_id = f"{plan['start']}#{ctx.run_id}"
+    if abandoned is not None:  # a dead run's transfer that wrote no file: this run finishes it, under its name
+        key, transfer_id = abandoned.export_key, abandoned.transfer_id
+    transfer = store.PayTransfer(plan["period_type"], transfer_id, run_id=ctx.run_id,
                                  period_start=plan["start"], period_end=plan["end"], pay_date=plan["pay_date"],
                                  status=store.PENDING, export_key=key, lines=len(todo), created_at=iso())
     store.start_transfer(transfer)
@@ -290,8 +296,12 @@ def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evalua
             prev_amount=before.amount if before else None, prev_rate=before.rate if before else None,
             period_type=plan["period_type"], transfer_id=transfer.transfer_id, run_id=ctx.run_id,
             export_key=key, transferred_at=stamp))
+    unmarked = []
+    if abandoned is not None:  # what the dead run marked that this file does not send goes back
+        restored, unmarked = _restore_unsent(observed, final, transfer, key, stamp)
+        items += restored
     ctx.hold_lock()  # or stop here: another run holds the lock now
-    store.mark_transferred(items)
+    store.mark_transferred(items, unmarked)
     exports.upload(key, exports.as_text(lambda out: write_pay_csv(todo, out)), "text/csv")
     ctx.output("s3", bucket=settings.data_bucket(), key=key)
     store.finish_transfer(transfer)
@@ -303,16 +313,60 @@ def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evalua
     return {"text": f"{label}: {len(todo)} line(s) to {key}{already}", "status": SENT}
 
 
+def _restore_unsent(observed: dict, final: dict, transfer, key: str, stamp: str) -> tuple[list, list]:
+    """The markers a dead run wrote for the transfer this run takes over that its file will not
+    hold (the registration changed since): put back to what payroll has (their previous state),
+    or deleted when payroll has nothing of them, so the transfer's ``done`` claims only what it sent."""
+    from chalicelib.storage import pay as store
+
+    puts, deletes = [], []
+    for item_key, item in observed.items():
+        if item_key in final or (item.period_type, item.transfer_id) != (transfer.period_type, transfer.transfer_id):
+            continue
+        if item.prev_hours is None:
+            deletes.append(item)
+            continue
+        puts.append(store.PayItem(
+            item_key, worker_id=item.worker_id, pay_type_id=item.pay_type_id, profile_date=item.profile_date,
+            hours=item.prev_hours, amount=item.prev_amount, rate=item.prev_rate, prev_hours=item.prev_hours,
+            prev_amount=item.prev_amount, prev_rate=item.prev_rate, period_type=item.period_type,
+            transfer_id=transfer.transfer_id, run_id=transfer.run_id, export_key=key, transferred_at=stamp))
+    return puts, deletes
+
+
+def _earlier_files(ctx: JobContext, plan: dict) -> tuple[list, object]:
+    """The period's files already sent, and the transfer a dead run left ``pending`` without its
+    file (``None``: none). A pending transfer whose file exists was sent: it is marked ``done``
+    here, whoever started it. One whose file is missing is the period's next file still to write:
+    the run that writes it now takes its transfer id and file name, so a run that died mid-export
+    leaves neither a second name for the same file nor an orphan object."""
+    from chalicelib.storage import exports
+    from chalicelib.storage import pay as store
+
+    sent, abandoned = [], None
+    for transfer in store.period_transfers(plan["period_type"], plan["start"]):
+        if not transfer.export_key:
+            continue
+        if transfer.status == store.DONE:
+            sent.append(transfer)
+        elif exports.exists(transfer.export_key):
+            if not ctx.dry_run:
+                store.finish_transfer(transfer)
+            sent.append(transfer)
+        elif abandoned is None:
+            abandoned = transfer
+    return sent, abandoned
+
+
 def _exported_state(ctx: JobContext, observed: dict) -> dict:
     """What payroll has of each observed pay item (``ExportedItem``): the item as marked if its
     transfer finished, or is pending with its file in S3 (that run died after writing it; its
-    transfer is closed now), else what it had before (that run died before writing its file).
-    This run's own items do not count."""
+    transfer is closed now), else what it had before (that run died before writing its file)."""
     from chalicelib.domain.pay import ExportedItem
     from chalicelib.storage import exports
     from chalicelib.storage import pay as store
 
-    others = {k: item for k, item in observed.items() if item.run_id != ctx.run_id}
+    others = observed  # this run's own items too: a resumed run counts what it already sent
     found = store.transfers({(item.period_type, item.transfer_id) for item in others.values()})
     sent_by = {}
     for ref, transfer in found.items():

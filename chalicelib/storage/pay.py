@@ -414,6 +414,6 @@ def finish_transfer(transfer: PayTransfer) -> None:
     transfer.update(actions=[PayTransfer.status.set(DONE), PayTransfer.finished_at.set(iso())])
 
 
-def mark_transferred(items: list[PayItem]) -> int:
-    """Write the pay items' transferred markers (25 per BatchWriteItem)."""
-    return write_all(PayItem, puts=items)
+def mark_transferred(items: list[PayItem], unmarked: Iterable[PayItem] = ()) -> int:
+    """Write the pay items' transferred markers and delete ``unmarked`` ones (25 per BatchWriteItem)."""
+    return write_all(PayItem, puts=items, deletes=unmarked)

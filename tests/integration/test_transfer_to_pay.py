@@ -525,5 +525,129 @@ def test_a_supplement_whose_run_died_before_its_file_is_sent_whole_by_the_next_r
 
     assert rows_of(run) == [("2026-10-04", "100", "-6.00", "20.00", "-120.00"),
                             ("2026-10-04", "100", "7.00", "20.00", "140.00")]
-    assert run["outputs"][0]["key"].endswith("-supplement-2.csv")  # never the dead run's name
+    # The dead run's file was never written: its name is the period's second file, as without the crash.
+    assert run["outputs"][0]["key"].endswith("-supplement-1.csv") and len(payroll_objects()) == 2
     assert transfer(client, operator, period_type="weekly")["outputs"] == []
+
+
+# --- runs that die mid-export: any later run finishes them as if nothing happened -----------------
+
+class Killed(BaseException):
+    """The Lambda is gone: no except-clause of the runtime or the job catches it."""
+
+
+def _dies(operation: str, *, after: bool, table: str = ""):
+    """Botocore hooks on the application's clients: the first ``service.Operation`` call (on a
+    table whose name ends with ``table``) is killed before it is sent (or ``after`` AWS accepted
+    it), and so is every later call (the process is gone)."""
+    from chalicelib.storage import aws
+    from chalicelib.storage.tables import ALL_MODELS
+
+    service, name = operation.split(".")
+    dead: list[bool] = []
+    hit: list[bool] = []
+
+    def before(model, params, **_):
+        if dead:
+            raise Killed("the process is gone")
+        body = json.loads(params.get("body") or b"{}") if model.service_model.service_name == "dynamodb" else {}
+        if model.name == name and not hit and any(
+                t.endswith(table) for t in [body.get("TableName", ""), *body.get("RequestItems", {})] or [""]):
+            hit.append(True)
+            if not after:
+                dead.append(True)
+                raise Killed(f"killed before {operation}")
+
+    def accepted(**_):
+        if hit and not dead:
+            dead.append(True)
+            raise Killed(f"killed after {operation} was accepted")
+
+    clients = [model._get_connection().connection.client for model in ALL_MODELS] + [aws.client("s3")]
+    for c in clients:
+        c.meta.events.register("before-call", before, unique_id="pay-kill-before")
+        if after:
+            c.meta.events.register(f"after-call.{service}.{name}", accepted, unique_id="pay-kill-after")
+
+    def disarm():
+        for c in clients:
+            c.meta.events.unregister("before-call", unique_id="pay-kill-before")
+            c.meta.events.unregister(f"after-call.{service}.{name}", unique_id="pay-kill-after")
+    return disarm
+
+
+@pytest.mark.parametrize("redelivered", [False, True], ids=["next-tick", "same-event-again"])
+@pytest.mark.parametrize("operation, after", [
+    ("dynamodb.PutItem", True),  # the transfer is recorded pending, nothing marked
+    ("dynamodb.BatchWriteItem", False),  # the lock renewed, the items not marked yet
+    ("dynamodb.BatchWriteItem", True),  # the items marked, no file
+    ("s3.PutObject", False),  # the items marked, no file
+    ("s3.PutObject", True),  # the file written, the transfer still pending
+])
+def test_a_transfer_killed_mid_export_is_finished_by_the_next_tick_under_its_first_file_name(
+        setup, operator, operation, after, redelivered):
+    """The next run is a new one (the next tick; a new run id) or the dead one resumed (its
+    scheduled event delivered again). Before the fix it sent the period as ``-supplement-1.csv``
+    and could leave the dead run's file as a second copy of the same lines."""
+    from chalicelib import clock, settings
+    from chalicelib.jobs import runtime
+    from chalicelib.storage import pay
+    from tests.conftest import schedule_event
+
+    client = setup
+    work_the_week(client, operator)
+    disarm = _dies(operation, after=after, table="pay-transfers" if operation == "dynamodb.PutItem" else "")
+    try:
+        with pytest.raises(Killed):
+            if redelivered:
+                runtime.run_scheduled("transfer-to-pay", schedule_event(client, "evt-1")["id"])
+            else:  # other parameters than the schedule's: the next tick cannot resume it
+                run_directly("transfer-to-pay", {"period_type": "weekly"})
+    finally:
+        disarm()
+    (dead,) = pay.PayTransfer.scan()  # the first period it reached
+    first_file = f"payroll/{dead.period_type}/{dead.period_start}_{dead.period_end}-{dead.run_id}.csv"
+
+    clock.advance(settings.lock_lease_seconds() + 1)
+    try:
+        event_id = "evt-1" if redelivered else "evt-next-tick"
+        run = runtime.run_scheduled("transfer-to-pay", schedule_event(client, event_id)["id"]).to_api()
+    finally:
+        clock.reset()
+
+    assert run["status"] == "Ended" and (run["run_id"] == dead.run_id) == redelivered, run
+    objects = payroll_objects()  # one file per period type, none a supplement, no orphan
+    assert len(objects) == 3 and first_file in objects and not [k for k in objects if "supplement" in k]
+    transfers = {(t.period_type, t.transfer_id): (t.export_key, t.status) for t in pay.PayTransfer.scan()}
+    assert len(transfers) == 3 and transfers[(dead.period_type, dead.transfer_id)] == (first_file, pay.DONE)
+    assert {status for _, status in transfers.values()} == {pay.DONE}
+    assert {i.export_key for i in pay.PayItem.scan() if i.period_type == dead.period_type} == {first_file}
+    assert "already transferred" in transfer(client, operator, period_type="weekly")["message"]
+
+
+def test_a_pay_item_the_dead_run_marked_but_the_next_run_does_not_send_is_not_claimed_sent(setup, operator):
+    """The dead run marked Sunday's 8 h; the day changed before the next run, which sends the
+    week without it (``accept_errors``): once approved, Sunday goes out whole, not as a reversal
+    of 8 h payroll never received."""
+    from chalicelib import clock, settings
+
+    client = setup
+    work_the_week(client, operator)
+    disarm = _dies("s3.PutObject", after=False)
+    try:
+        with pytest.raises(Killed):
+            run_directly("transfer-to-pay", {"period_type": "weekly"})
+    finally:
+        disarm()
+    assert upload(client, [shift("W-WEEK", WEEK[-1], 6)]).json_body["approval_withdrawn"] == 1
+    clock.advance(settings.lock_lease_seconds() + 1)
+    try:
+        first = transfer(client, operator, period_type="weekly", accept_errors=True)
+        assert len(payroll(first)["weekly"]) == 6 and "-supplement-" not in first["outputs"][0]["key"]
+        approve(client, operator, "W-WEEK")
+        late = transfer(client, operator, period_type="weekly")
+    finally:
+        clock.reset()
+
+    assert rows_of(late) == [("2026-10-04", "100", "6.00", "20.00", "120.00")]
+    assert late["outputs"][0]["key"].endswith("-supplement-1.csv")
