@@ -163,16 +163,37 @@ def idempotency_key(request) -> str | None:
     return f"http#{key}"
 
 
+RETRY_AFTER_SECONDS = 30
+
+
 def run_started(run, created: bool, more: Callable[[], dict] | None = None) -> Response:
     """Answer a submitted run: a new one is dispatched (inline where no Lambda exists, so it has
     executed by now) and answered ``202 {"run"}``; one an idempotency key found, ``200``.
-    ``more()`` adds to the answer what the run may have changed (read after the dispatch)."""
-    from chalicelib.jobs import runtime
+    ``more()`` adds to the answer what the run may have changed (read after the dispatch).
 
-    if created:
-        runtime.dispatch(run.run_id)
+    A run the key finds still ``Waiting`` (the request that created it died before handing it
+    over, or its hand-over was throttled) is dispatched again and answered ``202``: the runtime's
+    attempt claim lets only one invocation execute it. A hand-over that AWS refuses for a while
+    (throttled) answers ``503`` with ``Retry-After``: the run waits, and the same request with the
+    same ``Idempotency-Key`` dispatches it."""
+    from chalicelib.jobs import runtime
+    from chalicelib.storage import faults
+
+    dispatch = created or run.status == "Waiting"
+    if dispatch:
+        try:
+            runtime.dispatch(run.run_id)
+        except Exception as exc:  # noqa: BLE001 - only a transient fault is answered here
+            if not faults.is_transient(exc):
+                raise
+            response = error_response(503, "service_unavailable",
+                                      f"run {run.run_id} is recorded but could not be started now "
+                                      f"({faults.describe(exc)}); send the request again with the same "
+                                      "Idempotency-Key")
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
     return json_response({"run": runtime.get_run(run.run_id).to_api(), **(more() if more else {})},
-                         202 if created else 200)
+                         202 if dispatch else 200)
 
 
 def query_param(request, name: str, default: str | None = None) -> str | None:

@@ -309,6 +309,9 @@ def execute(run_id: str, budget: Budget) -> str:
     must fail so AWS delivers again) or ``busy`` (another invocation executes it)."""
     run = get_run(run_id)
     if run.is_final:
+        if run.parent_run_id:  # a shard delivered again: what its end did after the status may be lost
+            release_lock(run.job, run.lock_scope, run.run_id)
+            _close_parent_of(run)
         return "done"
     with log_keys(job=run.job, run_id=run.run_id) as log:
         return _execute(run, budget, log)
@@ -347,6 +350,7 @@ def _execute(run: RunRecord, budget: Budget, log) -> str:
             if run.cancel_requested:
                 raise _Cancelled()
             if job.shards and not run.parent_run_id:
+                _close_open_fan_outs(job, run.run_id)
                 shard_keys = job.shards(ctx)
                 if shard_keys is not None:
                     return _fan_out(ctx, shard_keys)
@@ -438,7 +442,7 @@ def _finish(run: RunRecord, status: str, message: str | None, ctx: JobContext | 
             cancel: bool = False) -> bool:
     """End the run (once: False when something else ended it first, e.g. a successor that found
     it abandoned). A run ending ``Ended`` whose cancel came after its last checkpoint says so."""
-    actions = [RunRecord.status.set(status), RunRecord.ended_at.set(iso())]
+    actions = [RunRecord.status.set(status), RunRecord.ended_at.set(iso()), RunRecord.open_fanout.remove()]
     if cancel:
         actions.append(RunRecord.cancel_requested.set(True))
     if ctx is not None:
@@ -576,7 +580,7 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
     requests["dynamodb.DeleteItem"] += 1
     if via_sqs:
         requests["sqs.SendMessageBatch"] += -(-len(waiting) // 10)
-    parent.update(actions=[RunRecord.fanned_out.set(True),
+    parent.update(actions=[RunRecord.fanned_out.set(True), RunRecord.open_fanout.set(parent.job),
                            RunRecord.message.set(f"fanned out to {len(keys)} store shard(s)"),
                            RunRecord.aws_requests.set(dict(sorted(requests.items())))])
     if via_sqs:
@@ -589,7 +593,7 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
         for child in waiting:
             dispatch(child.run_id)
     release_lock(parent.job, parent.lock_scope, parent.run_id)
-    if not parent.shards_pending:  # every shard had ended before this (resumed) fan-out
+    if not waiting or not parent.shards_pending:  # every shard had ended before this (resumed) fan-out
         _close_parent(parent)
     return "done"
 
@@ -615,9 +619,11 @@ def _shard_done(child: RunRecord) -> None:
 def _close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
     """Every shard has ended: the parent ends with their counters, errors, outputs and requests."""
     children = [ended if ended is not None and c.run_id == ended.run_id else c for c in _children(parent)]
-    children = [c if c.is_final else get_run(c.run_id) for c in children]  # the index lags a little
-    if any(not c.is_final for c in children):
-        return
+    for i, c in enumerate(children):
+        if not c.is_final:
+            children[i] = get_run(c.run_id)  # the index lags a little
+            if not children[i].is_final:
+                return
     counters: Counter = Counter()
     requests: Counter = Counter(parent.aws_requests or {})
     errors, outputs = [], []
@@ -636,7 +642,8 @@ def _close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
         parent.update(actions=[RunRecord.status.set(status), RunRecord.ended_at.set(iso()),
                                RunRecord.message.set(message), RunRecord.counters.set(dict(counters)),
                                RunRecord.errors.set(errors[:MAX_ERRORS]), RunRecord.outputs.set(outputs[:MAX_OUTPUTS]),
-                               RunRecord.aws_requests.set(dict(sorted(requests.items())))],
+                               RunRecord.aws_requests.set(dict(sorted(requests.items()))),
+                               RunRecord.open_fanout.remove()],
                       condition=RunRecord.status.is_in(*OPEN_STATUSES))
     except Exception as exc:  # noqa: BLE001
         if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
@@ -644,3 +651,37 @@ def _close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
         return  # closed already
     release_lock(parent.job, parent.lock_scope, parent.run_id)
     emit_run_metrics(parent.job, status, 0.0, dict(counters))
+
+
+def _close_parent_of(shard: RunRecord) -> None:
+    """Close a shard's parent if every shard has ended (idempotent: a shard's retry after its end
+    was cut short, e.g. killed before the parent's count or close)."""
+    try:
+        parent = RunRecord.get(shard.parent_run_id, consistent_read=True)
+    except RunRecord.DoesNotExist:
+        return
+    if parent.fanned_out and not parent.is_final:
+        _close_parent(parent)
+
+
+def _close_open_fan_outs(job: Job, run_id: str) -> None:
+    """Any run of a fanning-out job first settles the job's earlier fan-outs left open: a parent
+    whose shards have all ended but whose close was lost (the last shard died at its end) is
+    closed; a shard that died mid-way (its lease ran out, nothing delivers it again) or never
+    started is dispatched again. One query on the sparse ``open_fanouts`` index, empty when
+    nothing is left open."""
+    for key in RunRecord.open_fanouts.query(job.name):
+        if key.run_id == run_id:
+            continue
+        parent = get_run(key.run_id)
+        if parent.is_final:  # ended another way before the index marker went
+            parent.update(actions=[RunRecord.open_fanout.remove()])
+            continue
+        unfinished = [c for c in _children(parent) if not c.is_final]
+        unfinished = [c for c in (get_run(c.run_id) for c in unfinished) if not c.is_final]
+        if not unfinished:
+            _close_parent(parent)
+        for child in unfinished:
+            owner, lease_until = lock_owner(child.job, child.lock_scope)
+            if owner != child.run_id or lease_until < clock.now():
+                dispatch(child.run_id)

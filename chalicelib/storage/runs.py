@@ -13,7 +13,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -31,6 +31,19 @@ class RunsByJob(GlobalSecondaryIndex):
         projection = AllProjection()
 
     job = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class OpenFanOuts(GlobalSecondaryIndex):
+    """Sparse: only fan-out parents whose shards exist and that have not ended carry
+    ``open_fanout`` (their job's name), so a later run finds a parent whose close was lost with
+    one small query (DOMAIN §13)."""
+
+    class Meta:
+        index_name = "open_fanouts"
+        projection = KeysOnlyProjection()
+
+    open_fanout = UnicodeAttribute(hash_key=True)
     created_at = UnicodeAttribute(range_key=True)
 
 
@@ -64,11 +77,13 @@ class RunRecord(Model):
     # it off as it ends), and whether every shard of the parent's fan-out exists.
     shards_pending = NumberAttribute(null=True)
     fanned_out = BooleanAttribute(null=True)
+    open_fanout = UnicodeAttribute(null=True)  # the job's name while fanned out and not ended
     # Invocations that started executing the run (each claims it by moving this on), and the
     # ones that did not finish it: a transient AWS fault or an invocation that died.
     attempt = NumberAttribute(default=0)
     retries = NumberAttribute(default=0)
     by_job = RunsByJob()
+    open_fanouts = OpenFanOuts()
 
     @property
     def is_final(self) -> bool:

@@ -366,3 +366,197 @@ def test_a_single_store_run_of_a_fanning_out_job_waits_for_that_stores_shard(aws
     other, _ = runtime.submit("test-sharded", {"store_ids": ["S2"]}, trigger="manual")
     runtime.dispatch(other.run_id)
     assert runtime.get_run(other.run_id).status == "Ended"
+
+
+# --- a fan-out parent whose close was lost --------------------------------------------------
+
+def _fanned_out_with_the_last_shard_killed(client, monkeypatch, at: str):
+    """Fan ``test-sharded`` out through SQS and run its shards; the last one dies in ``runtime.<at>``
+    (``_finish``: its effect made, not ended; ``_shard_done``: ended, not counted off its parent)."""
+    sqs = clients_sqs()
+    queue = sqs.get_queue_url(QueueName=settings.shard_queue_name())["QueueUrl"]
+    monkeypatch.setenv("SHARD_QUEUE_URL", queue)
+    monkeypatch.setenv("RUN_DISPATCH", "lambda")
+    parent, _ = runtime.submit("test-sharded", trigger="schedule", idempotency_key="tick-1")
+    runtime.execute(parent.run_id, runtime.Budget(None))
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    events = [client.events.generate_sqs_event(message_bodies=[m["Body"]], queue_name="retail-sync-shards")
+              for m in messages]
+    for event in events[:-1]:
+        client.lambda_.invoke("run_shard", event)
+
+    def killed(*args, **kwargs):
+        raise Crash()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(runtime, at, killed)
+        with pytest.raises(Crash):
+            client.lambda_.invoke("run_shard", events[-1])
+    return runtime.get_run(parent.run_id), events
+
+
+def _fanned_out_with_the_last_shard_killed_at_its_end(client, monkeypatch):
+    """The last shard dies right after its status became final, before it counted itself off the
+    parent (so the parent's close is lost)."""
+    parent, events = _fanned_out_with_the_last_shard_killed(client, monkeypatch, "_shard_done")
+    assert parent.status == "Executing" and parent.shards_pending == 1  # the symptom: open for good
+    assert {r.status for r in runs_of("test-sharded") if r.parent_run_id} == {"Ended"}
+    return parent, events
+
+
+def clients_sqs():
+    from chalicelib.storage import aws as clients
+
+    return clients.client("sqs")
+
+
+def test_a_shard_redelivered_after_its_end_closes_its_parent(client, monkeypatch):
+    parent, events = _fanned_out_with_the_last_shard_killed_at_its_end(client, monkeypatch)
+
+    client.lambda_.invoke("run_shard", events[-1])  # SQS delivers the message of the dead invocation again
+
+    parent = runtime.get_run(parent.run_id)
+    assert parent.status == "Ended" and parent.message == "3 shard(s) ended"
+    assert parent.counters["written"] == 3
+    assert effects() == {"store-S1": 1, "store-S2": 1, "store-S3": 1}
+    for store in ("S1", "S2", "S3"):
+        assert lock_owner("test-sharded", f"store#{store}")[0] is None
+    client.lambda_.invoke("run_shard", events[-1])  # once more: nothing changes
+    assert runtime.get_run(parent.run_id).ended_at == parent.ended_at
+
+
+def test_the_next_tick_closes_a_parent_whose_shards_all_ended(client, monkeypatch):
+    from chalicelib.jobs.triggers import on_schedule
+
+    parent, _ = _fanned_out_with_the_last_shard_killed_at_its_end(client, monkeypatch)
+    clock.advance(3600)  # SQS gave up on the message; the next tick (a new event id) comes
+
+    tick_2 = on_schedule("test-sharded", Event("tick-2"))
+
+    parent = runtime.get_run(parent.run_id)
+    assert parent.status == "Ended" and parent.message == "3 shard(s) ended"
+    assert parent.counters["written"] == 3
+    # Left open: only tick-2's own fan-out, whose shards wait in the queue.
+    assert [r.run_id for r in RunRecord.open_fanouts.query("test-sharded")] == [tick_2["run_id"]]
+
+
+def test_the_next_tick_resumes_a_shard_that_died_mid_way_and_closes_its_parent(client, monkeypatch):
+    from chalicelib.jobs.triggers import on_schedule
+
+    # Its effect is made; it dies before it ends.
+    parent, events = _fanned_out_with_the_last_shard_killed(client, monkeypatch, "_finish")
+    # The redelivery within the lease finds it busy (it may be alive); then nothing delivers it.
+    client.lambda_.invoke("run_shard", events[-1])
+    [dead] = [r for r in runs_of("test-sharded") if r.parent_run_id and not r.is_final]
+    assert dead.status == "Executing"
+
+    clock.advance(settings.lock_lease_seconds() + 1)
+    monkeypatch.setenv("RUN_DISPATCH", "inline")
+    on_schedule("test-sharded", Event("tick-2"))
+
+    assert runtime.get_run(dead.run_id).status == "Ended"
+    parent = runtime.get_run(parent.run_id)
+    assert parent.status == "Ended" and parent.message == "3 shard(s) ended"
+    # Once per fan-out (tick-2 fans out too): the resumed shard did not make its effect twice.
+    assert effects() == {"store-S1": 2, "store-S2": 2, "store-S3": 2}
+
+
+def test_looking_for_open_parents_costs_one_query_when_none_is_left(aws):
+    from chalicelib.jobs.registry import get_job
+    from chalicelib.storage.metering import metered
+
+    run, _ = runtime.submit("test-sharded", trigger="manual")
+    runtime.dispatch(run.run_id)  # fans out and closes normally: nothing stays open
+    assert runtime.get_run(run.run_id).status == "Ended"
+    with metered() as requests:
+        runtime._close_open_fan_outs(get_job("test-sharded"), "next-run")
+    assert dict(requests) == {"dynamodb.Query": 1}
+
+
+# --- a run an HTTP request created but never handed over ----------------------------------
+
+@pytest.fixture
+def invokes(monkeypatch):
+    """As deployed (``RUN_DISPATCH=lambda``, also inside routes) with the test playing Lambda: record
+    ``Invoke`` calls; ``throttled`` of them answer a throttle past the SDK's retries."""
+    from chalice.test import BaseClient
+
+    patched = BaseClient._patched_env_vars
+    monkeypatch.setattr(BaseClient, "_patched_env_vars",
+                        lambda self, env: patched(self, {**env, "RUN_DISPATCH": "lambda"}))
+    calls = {"invoked": [], "throttled": 0}
+    original = botocore.client.BaseClient._make_api_call
+
+    def make_api_call(self, operation, params):
+        if operation == "Invoke":
+            if calls["throttled"]:
+                calls["throttled"] -= 1
+                raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 429}}, operation)
+            calls["invoked"].append(json.loads(params["Payload"])["run_id"])
+            return {"StatusCode": 202}
+        return original(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", make_api_call)
+    return calls
+
+
+def _staged(client) -> str:
+    from tests.integration.test_migration import PRODUCTS_CSV, put, s3_event
+
+    key = "migration/data/products/items.csv"
+    handled = client.lambda_.invoke("on_migration_drop", s3_event(key, put(key, PRODUCTS_CSV))).payload["handled"][0]
+    return handled["staging_job_id"]
+
+
+def _copy(client, operator, job_id: str, key: str):
+    return client.http.post(f"/migration/jobs/{job_id}/copy-to-target", headers={**operator, "Idempotency-Key": key},
+                            body=json.dumps({"rows": "all"}))
+
+
+def test_a_throttled_hand_over_answers_503_and_the_resent_request_starts_the_run(client, operator, invokes):
+    job_id = _staged(client)
+    invokes["throttled"] = 1
+
+    refused = _copy(client, operator, job_id, "copy-1")
+
+    assert refused.status_code == 503, refused.body
+    assert refused.json_body["error"]["code"] == "service_unavailable"
+    assert "same Idempotency-Key" in refused.json_body["error"]["message"]
+    assert refused.headers["Retry-After"] == "30"
+    [run] = runs_of("copy-migration-to-target")
+    assert run.status == "Waiting" and invokes["invoked"] == []
+
+    again = _copy(client, operator, job_id, "copy-1")  # the caller sends the same request again
+
+    assert again.status_code == 202 and again.json_body["run"]["run_id"] == run.run_id
+    assert invokes["invoked"] == [run.run_id]
+    assert runtime.run_invoked({"run_id": run.run_id})["status"] == "Ended"  # Lambda runs it
+    assert len(runs_of("copy-migration-to-target")) == 1
+
+
+def test_a_run_whose_request_died_before_the_hand_over_is_started_by_the_resent_request(client, operator, invokes,
+                                                                                       monkeypatch):
+    job_id = _staged(client)
+    real_dispatch = runtime.dispatch
+
+    def killed(run_id):
+        raise Crash()
+
+    monkeypatch.setattr(runtime, "dispatch", killed)
+    with pytest.raises(Crash):
+        _copy(client, operator, job_id, "copy-1")
+    monkeypatch.setattr(runtime, "dispatch", real_dispatch)
+    [run] = runs_of("copy-migration-to-target")
+    assert run.status == "Waiting"
+
+    again = _copy(client, operator, job_id, "copy-1")
+    assert again.status_code == 202 and invokes["invoked"] == [run.run_id]
+    # The first hand-over was slow, not lost: both reach run_job; the run executes once.
+    assert runtime.run_invoked({"run_id": run.run_id})["status"] == "Ended"
+    ended = runtime.get_run(run.run_id)
+    assert runtime.run_invoked({"run_id": run.run_id})["status"] == "Ended"
+    assert runtime.get_run(run.run_id).ended_at == ended.ended_at and ended.attempt == 1
+    # Once it has run, the same request answers the finished run and dispatches nothing.
+    assert _copy(client, operator, job_id, "copy-1").status_code == 200
+    assert invokes["invoked"] == [run.run_id]
