@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.catalog import Catalog, OrgTree
@@ -63,6 +63,7 @@ from chalicelib.storage.download_sessions import (
     session_id_for,
     started_sessions,
 )
+from chalicelib.storage.faults import condition_failed
 
 STARTED = SessionStatus.STARTED.value
 AVAILABLE = SessionStatus.AVAILABLE.value
@@ -88,13 +89,6 @@ class StoreChange:
 def transaction() -> TransactWrite:
     """A transaction on the sessions table's connection (status messages update sessions 100 at once)."""
     return TransactWrite(connection=DownloadSession._get_connection().connection)
-
-
-def is_conflict(exc: Exception) -> bool:
-    """A write refused because its condition failed (someone changed the item first)."""
-    if isinstance(exc, TransactWriteError):
-        return any(r and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or [])
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 def load_org_tree() -> OrgTree:
@@ -307,7 +301,7 @@ def cancel_session(session_id: str, reason: str = "canceled by an operator") -> 
     try:
         session.update(actions=state_actions(outcome.state))
     except UpdateError as exc:
-        if not is_conflict(exc):
+        if not condition_failed(exc):
             raise
         return cancel_session(session_id, reason)  # a status message landed first; decide again
     return session
@@ -342,6 +336,6 @@ def _replace(old: DownloadSession, new_id: str) -> None:
     try:
         old.update(actions=actions)
     except UpdateError as exc:
-        if not is_conflict(exc):
+        if not condition_failed(exc):
             raise
         _replace(require_session(old.session_id), new_id)

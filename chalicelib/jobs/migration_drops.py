@@ -23,6 +23,7 @@ from chalicelib.observability import logger
 from chalicelib.storage import aws
 from chalicelib.storage import migration as staging
 from chalicelib.storage.base import iso
+from chalicelib.storage.faults import condition_failed
 
 MAX_MAPPING_BYTES = 64 * 1024
 TEST_EVENT = "s3:TestEvent"
@@ -137,6 +138,6 @@ def _record_rejected_mapping(bucket: str, drop: DropKey, etag: str, version: int
     try:
         job.save(condition=staging.StagingJob.job_id.does_not_exist())
     except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
     return job

@@ -32,7 +32,7 @@ from chalicelib.domain.sessions import (
     StatusMessage,
     apply_messages_in_order,
 )
-from chalicelib.jobs.distribution import is_conflict, state_actions, transaction
+from chalicelib.jobs.distribution import state_actions, transaction
 from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.registry import Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
@@ -46,6 +46,7 @@ from chalicelib.storage.download_sessions import (
     pending_messages,
     sessions_changed_before,
 )
+from chalicelib.storage.faults import condition_failed
 
 PAGE = 1000
 MAX_ACTIONS = 100
@@ -176,7 +177,7 @@ def _update_sessions(units: list[_Unit]) -> set[str]:
                 t.update(unit.session, actions=list(unit.actions))  # PynamoDB appends to the list
         return set()
     except TransactWriteError as exc:
-        if not is_conflict(exc):
+        if not condition_failed(exc):
             raise
     if len(units) == 1:
         return {units[0].session.session_id}
@@ -194,7 +195,7 @@ def _flag_stale(ctx: JobContext, hours: int) -> list:
             try:
                 session.update(actions=[DownloadSession.stale.set(True)])
             except Exception as exc:  # noqa: BLE001
-                if not is_conflict(exc):
+                if not condition_failed(exc):
                     raise
     return sorted(stale, key=lambda s: (s.store_id, s.seq))
 

@@ -32,7 +32,7 @@ from chalicelib.domain.errors import DomainError, FieldError, ValidationError
 from chalicelib.jobs.registry import Job, get_job
 from chalicelib.observability import emit_run_metrics, log_keys, logger
 from chalicelib.storage import aws, faults
-from chalicelib.storage.base import iso
+from chalicelib.storage.base import iso, update_if
 from chalicelib.storage.metering import metered
 from chalicelib.storage.runs import (
     OPEN_STATUSES,
@@ -284,12 +284,8 @@ def cancel(run_id: str) -> RunRecord:
         if not _finish(run, "Canceled", message, None, expect=("Waiting",), cancel=True):
             return cancel(run_id)  # the status moved underneath us; decide again
         return run
-    try:
-        run.update(actions=[RunRecord.status.set("Cancelling"), RunRecord.cancel_requested.set(True)],
-                   condition=RunRecord.status.is_in("Executing", "Cancelling"))
-    except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
+    if not update_if(run, [RunRecord.status.set("Cancelling"), RunRecord.cancel_requested.set(True)],
+                     RunRecord.status.is_in("Executing", "Cancelling")):
         return cancel(run_id)
     if run.fanned_out:
         for child in _children(run):
@@ -389,13 +385,7 @@ def _claim(run: RunRecord, died: bool, handover: bool) -> bool:
     condition = RunRecord.attempt == seen
     if not seen:
         condition = condition | RunRecord.attempt.does_not_exist()
-    try:
-        run.update(actions=actions, condition=condition & RunRecord.status.is_in(*OPEN_STATUSES))
-    except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
-        return False
-    return True
+    return update_if(run, actions, condition & RunRecord.status.is_in(*OPEN_STATUSES))
 
 
 def _wait_for_retry(ctx: JobContext, exc: Exception, log) -> str:
@@ -450,11 +440,7 @@ def _finish(run: RunRecord, status: str, message: str | None, ctx: JobContext | 
                     RunRecord.outputs.set(ctx.outputs), RunRecord.aws_requests.set(ctx.aws_requests())]
     if status == "Ended" and "Cancelling" in expect:
         expect = tuple(s for s in expect if s != "Cancelling")
-    try:
-        run.update(actions=[*actions, RunRecord.message.set(message)], condition=RunRecord.status.is_in(*expect))
-    except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
+    if not update_if(run, [*actions, RunRecord.message.set(message)], RunRecord.status.is_in(*expect)):
         run.refresh(consistent_read=True)
         if status != "Ended" or run.status != "Cancelling":
             return False
@@ -605,11 +591,7 @@ def _children(parent: RunRecord) -> list[RunRecord]:
 
 def _shard_done(child: RunRecord) -> None:
     parent = RunRecord(child.parent_run_id)
-    try:
-        parent.update(actions=[RunRecord.shards_pending.add(-1)], condition=RunRecord.run_id.exists())
-    except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
+    if not update_if(parent, [RunRecord.shards_pending.add(-1)], RunRecord.run_id.exists()):
         return
     if parent.shards_pending or not parent.fanned_out or parent.is_final:
         return
@@ -638,16 +620,12 @@ def _close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
         f"{c.params.get('store_ids', ['?'])[0]} {c.status}" for c in failed[:20]) if failed else " ended")
     if status == "Ended" and parent.cancel_requested:
         message = f"{LATE_CANCEL}: {message}"
-    try:
-        parent.update(actions=[RunRecord.status.set(status), RunRecord.ended_at.set(iso()),
-                               RunRecord.message.set(message), RunRecord.counters.set(dict(counters)),
-                               RunRecord.errors.set(errors[:MAX_ERRORS]), RunRecord.outputs.set(outputs[:MAX_OUTPUTS]),
-                               RunRecord.aws_requests.set(dict(sorted(requests.items()))),
-                               RunRecord.open_fanout.remove()],
-                      condition=RunRecord.status.is_in(*OPEN_STATUSES))
-    except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
+    if not update_if(parent, [RunRecord.status.set(status), RunRecord.ended_at.set(iso()),
+                              RunRecord.message.set(message), RunRecord.counters.set(dict(counters)),
+                              RunRecord.errors.set(errors[:MAX_ERRORS]), RunRecord.outputs.set(outputs[:MAX_OUTPUTS]),
+                              RunRecord.aws_requests.set(dict(sorted(requests.items()))),
+                              RunRecord.open_fanout.remove()],
+                     RunRecord.status.is_in(*OPEN_STATUSES)):
         return  # closed already
     release_lock(parent.job, parent.lock_scope, parent.run_id)
     emit_run_metrics(parent.job, status, 0.0, dict(counters))

@@ -33,7 +33,7 @@ from chalicelib import clock, settings
 from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws, faults, records
-from chalicelib.storage.base import iso, utcnow
+from chalicelib.storage.base import iso, update_if, utcnow
 from chalicelib.storage.transactions import (
     EMAIL_EXPIRED,
     EMAIL_FAILED,
@@ -186,7 +186,7 @@ class _ReceiptSender:
                    PosTransaction.email_claimed_at.set(iso(clock.utcnow()))]
         if receipt.email_status == EMAIL_SENDING:  # taking over from an invocation that died mid-send
             actions.append(PosTransaction.email_takeovers.add(1))
-        return _conditional_update(receipt, actions, condition)
+        return update_if(receipt, actions, condition)
 
     def _retry_later(self, receipt: PosTransaction, reason: str) -> None:
         attempts = receipt.email_attempts + 1
@@ -210,7 +210,7 @@ class _ReceiptSender:
                    PosTransaction.email_claimed_at.remove(), *actions]
         if status != EMAIL_PENDING:
             actions.append(PosTransaction.email_queue.remove())
-        _conditional_update(receipt, actions, PosTransaction.email_claim == self.ctx.run_id)
+        update_if(receipt, actions, PosTransaction.email_claim == self.ctx.run_id)
 
     def _expire(self, receipt: PosTransaction, stale_before: str) -> None:
         if self.ctx.dry_run:
@@ -218,7 +218,7 @@ class _ReceiptSender:
             return
         unclaimed = (PosTransaction.email_status == EMAIL_PENDING) | (
             (PosTransaction.email_status == EMAIL_SENDING) & (PosTransaction.email_claimed_at < stale_before))
-        if _conditional_update(receipt, [PosTransaction.email_status.set(EMAIL_EXPIRED),
+        if update_if(receipt, [PosTransaction.email_status.set(EMAIL_EXPIRED),
                                          PosTransaction.email_queue.remove()], unclaimed):
             self.expired += 1
             self.ctx.count(skipped=1)  # "written" counts emails sent
@@ -227,18 +227,6 @@ class _ReceiptSender:
         missing = ids - cache.keys()
         if missing:
             cache.update(records.get_by_ids(entity, missing))
-
-
-def _conditional_update(receipt: PosTransaction, actions: list, condition) -> bool:
-    from pynamodb.exceptions import UpdateError
-
-    try:
-        receipt.update(actions=actions, condition=condition)
-        return True
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
 
 
 def _without_addresses(text: str) -> str:

@@ -23,6 +23,7 @@ from pynamodb.models import Model
 from chalicelib.domain.account_activity import AccountExportResult, ChainCursor, ResultLine
 from chalicelib.domain.errors import DomainError
 from chalicelib.storage.base import JSONAttribute, get_many, iso, meta
+from chalicelib.storage.faults import condition_failed
 from chalicelib.storage.transact import Put, write_transaction
 
 WAITING = "Y"
@@ -159,7 +160,7 @@ def create(profile_id: str, result: str, from_date: date, to_date: date, run_id:
     try:
         item.save(condition=AccountActivityResult.result_id.does_not_exist())
     except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
     return True
@@ -187,7 +188,7 @@ def reset_export(result: str) -> AccountActivityResult:
                              AccountActivityResult.reset_at.set(iso())],
                     condition=AccountActivityResult.exported == True)  # noqa: E712 - a DynamoDB condition
     except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             raise ResultConflict(f"result {result} has not been exported yet") from None
         raise
     return item

@@ -18,6 +18,7 @@ from pynamodb.constants import NUMBER
 from pynamodb.models import Model
 
 from chalicelib import settings
+from chalicelib.storage.faults import condition_failed
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -111,6 +112,18 @@ def iso(moment: datetime | None = None) -> str:
 
 def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def update_if(item: Model, actions: list, condition: Any) -> bool:
+    """Apply ``actions`` to ``item`` only if ``condition`` holds; False (nothing written) when it
+    did not. Other errors propagate."""
+    try:
+        item.update(actions=actions, condition=condition)
+    except Exception as exc:  # noqa: BLE001 - PynamoDB wraps the refusal in UpdateError
+        if not condition_failed(exc):
+            raise
+        return False
+    return True
 
 
 class BatchWriteFailed(Exception):

@@ -42,6 +42,7 @@ from pynamodb.models import Model
 
 from chalicelib.domain.catalog import VariantKey
 from chalicelib.storage.base import JSONAttribute, get_many, iso, meta
+from chalicelib.storage.faults import condition_failed
 
 BUCKETS = 64
 
@@ -96,7 +97,7 @@ def clear_full_resend(store_id: str, group: str, sent_seq: int) -> None:
     try:
         StoreState(store_id, resend_part(group)).delete(condition=StoreState.seq < sent_seq)
     except DeleteError as exc:
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
 
 

@@ -26,6 +26,14 @@ TRANSIENT_CODES = frozenset({
     # DynamoDB transactions that met another one
     "TransactionConflictException", "TransactionInProgressException",
 })
+def condition_failed(exc: BaseException) -> bool:
+    """A write refused because its condition failed (someone changed the item first): a single-item
+    write's ``ConditionalCheckFailedException`` or a transaction cancelled for a failed condition."""
+    if isinstance(exc, TransactWriteError):
+        return any(r and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or [])
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
 # Cancellation reasons of a TransactWriteItems call that pass with time (a condition never does).
 TRANSIENT_REASONS = frozenset({"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"})
 

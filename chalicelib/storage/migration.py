@@ -19,6 +19,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.storage.base import BatchWriter, JSONAttribute, iso, meta
+from chalicelib.storage.faults import condition_failed
 
 if TYPE_CHECKING:
     from chalicelib.domain.migration import StagedRow
@@ -224,5 +225,5 @@ def record_mapping(entity: str, mapping: object, status: str, reason: str | None
             item.save(condition=EntityMapping.version.does_not_exist())
             return version, True
         except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise

@@ -57,6 +57,7 @@ from pynamodb.models import Model
 from chalicelib.domain import pay
 from chalicelib.domain.errors import DomainError
 from chalicelib.storage.base import DecimalAttribute, get_many, iso, meta, write_all
+from chalicelib.storage.faults import condition_failed
 from chalicelib.storage.transact import CONDITION_FAILED, MAX_ACTIONS, Put, Update, write_transaction
 
 PAGE_SIZE = 1000
@@ -217,7 +218,7 @@ def save_registrations(store_id: str, registrations: list[dict], period_types: M
             item.save(condition=(TimeRegistration.uploaded_at == old.uploaded_at)
                       & (TimeRegistration.approved == old.approved))
         except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             lost.append(item.registration_id)
     if lost:

@@ -12,6 +12,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.storage.base import JSONAttribute, dumps, get_many, iso, meta, write_all
+from chalicelib.storage.faults import condition_failed
 
 _REF_FIELD = {"products": "category_id", "stores": "org_node_id", "workers": "store_id"}
 PAGE_SIZE = 1000
@@ -76,7 +77,7 @@ def replace(entity: str, old: dict, new: dict) -> bool:
         _make(entity, new, iso()).save(condition=MasterRecord.data == old)
         return True
     except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
 
@@ -102,7 +103,7 @@ def delete(entity: str, record_id: str) -> bool:
         MasterRecord(entity, record_id).delete(condition=MasterRecord.id.exists())
         return True
     except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
 

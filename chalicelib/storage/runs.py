@@ -19,6 +19,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.storage.base import JSONAttribute, meta
+from chalicelib.storage.faults import condition_failed
 
 FINAL_STATUSES = frozenset({"Ended", "Error", "Canceled", "NotRun"})
 OPEN_STATUSES = ("Waiting", "Executing", "Cancelling")
@@ -152,7 +153,7 @@ def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
                   | (Coordination.owner == owner)
                   | (Coordination.lease_until < now))
     except PutError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
         current = Coordination.get(_lock_key(job, scope), consistent_read=True)
         raise LockHeld(current.owner or "?") from None
@@ -172,7 +173,7 @@ def renew_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
         lock.update(actions=[Coordination.lease_until.set(clock.now() + lease_seconds)],
                     condition=Coordination.owner == owner)
     except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             raise LockHeld("another run") from None
         raise
 
@@ -215,6 +216,6 @@ def claim_key(job: str, idempotency_key: str, run_id: str) -> str:
         marker.save(condition=Coordination.key.does_not_exist())
         return run_id
     except PutError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
     return Coordination.get(marker.key, consistent_read=True).run_id

@@ -232,6 +232,20 @@ def test_a_long_run_keeps_its_lease_with_heartbeats(aws):
 
 # --- fan-out: killed while creating its shards ------------------------------------------
 
+def _dies_at_second_shard(real_submit):
+    """``runtime.submit`` that kills the invocation when the second shard run is about to be made."""
+    shards = []
+
+    def submit(*args, **kwargs):
+        if kwargs.get("parent_run_id"):
+            shards.append(1)
+            if len(shards) == 2:
+                raise Crash()
+        return real_submit(*args, **kwargs)
+
+    return submit
+
+
 def test_post_statements_killed_while_fanning_out_is_finished_by_the_next_tick(client, operator, monkeypatch):
     from chalicelib.jobs.triggers import on_schedule
     from tests.integration.retail import load_master_data, sale, transaction, upload
@@ -241,16 +255,7 @@ def test_post_statements_killed_while_fanning_out_is_finished_by_the_next_tick(c
         sold = sale(f"{store}-T1", [("BALL", None, 1, "5.00")], store_id=store)
         assert upload(client, store, [sold]).status_code == 200
     real_submit = runtime.submit
-    shards = []
-
-    def die_at_second_shard(*args, **kwargs):
-        if kwargs.get("parent_run_id"):
-            shards.append(1)
-            if len(shards) == 2:
-                raise Crash()
-        return real_submit(*args, **kwargs)
-
-    monkeypatch.setattr(runtime, "submit", die_at_second_shard)
+    monkeypatch.setattr(runtime, "submit", _dies_at_second_shard(real_submit))
     with pytest.raises(Crash):
         on_schedule("post-statements", Event("tick-1"))
     monkeypatch.setattr(runtime, "submit", real_submit)
@@ -274,16 +279,7 @@ def test_post_statements_killed_while_fanning_out_is_finished_by_the_next_tick(c
 
 def test_a_dead_parent_taken_over_by_another_run_closes_its_unstarted_shards(aws, monkeypatch):
     real_submit = runtime.submit
-    shards = []
-
-    def die_at_second_shard(*args, **kwargs):
-        if kwargs.get("parent_run_id"):
-            shards.append(1)
-            if len(shards) == 2:
-                raise Crash()
-        return real_submit(*args, **kwargs)
-
-    monkeypatch.setattr(runtime, "submit", die_at_second_shard)
+    monkeypatch.setattr(runtime, "submit", _dies_at_second_shard(real_submit))
     dead, _ = runtime.submit("test-sharded", trigger="manual")
     with pytest.raises(Crash):
         runtime.dispatch(dead.run_id)
