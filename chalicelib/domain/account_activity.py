@@ -24,8 +24,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, BinaryIO, NamedTuple, TextIO
 from xml.sax.saxutils import XMLGenerator
-from zoneinfo import ZoneInfo
 
+from chalicelib.domain.days import local_today
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.domain.money import format_money, round_money, to_decimal
 
@@ -107,7 +107,7 @@ class AccountExportProfile:
 
     def today(self, now: datetime) -> date:
         """The profile's date at ``now`` (an aware datetime): "yesterday" is the profile's own."""
-        return now.astimezone(ZoneInfo(self.time_zone)).date()
+        return local_today(self.time_zone, now)
 
 
 @dataclass(frozen=True)

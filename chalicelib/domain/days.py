@@ -11,16 +11,28 @@ Example::
 """
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 MAX_FUTURE = timedelta(minutes=5)
 """How far in the future a store's clock may be: a status message dated later is refused."""
 
 
+def zone(time_zone: str | None) -> tzinfo:
+    """The IANA zone ``time_zone`` (``None`` or empty: UTC)."""
+    return ZoneInfo(time_zone or "UTC")
+
+
+def store_zone(store: Mapping[str, Any] | None) -> tzinfo:
+    """A store's time zone (``time_zone``); UTC for a store without one or not on file."""
+    return zone((store or {}).get("time_zone"))
+
+
 def local_today(time_zone: str | None, now: datetime) -> date:
     """The calendar day it is at ``now`` (aware) in ``time_zone`` (``None``: UTC)."""
-    return now.astimezone(ZoneInfo(time_zone or "UTC")).date()
+    return now.astimezone(zone(time_zone)).date()
 
 
 def local_yesterday(time_zone: str | None, now: datetime) -> date:

@@ -32,7 +32,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple, TextIO
-from zoneinfo import ZoneInfo
 
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
 from chalicelib.domain.money import format_money, round_money, to_decimal
@@ -248,11 +247,6 @@ def last_ended_period(period_type: PayPeriodType | str, today: date) -> PayPerio
     """
     current = period_for(period_type, today)
     return period_for(period_type, current.start - timedelta(days=1))
-
-
-def store_zone(store: Mapping[str, Any] | None) -> tzinfo:
-    """A store's time zone (``time_zone``, IANA); UTC for a store without one or not on file."""
-    return ZoneInfo((store or {}).get("time_zone") or "UTC")
 
 
 def registration_day(registration: TimeRegistration, tz: tzinfo = UTC) -> date:

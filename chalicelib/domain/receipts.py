@@ -38,15 +38,16 @@ import gettext
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from email import policy
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfoNotFoundError
 
+from chalicelib.domain.days import store_zone
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.inventory import NO_VARIANT
 from chalicelib.domain.schemas import DEFAULT_PARAMETERS
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 DEFAULT_LANGUAGE = "en-us"  # the language the layouts are written in: it needs no catalog
 EMAIL_RECEIPT_OPTIONS = frozenset({"Email", "Both"})
 DEFAULT_CURRENCY = "USD"
-DEFAULT_TIME_ZONE = "UTC"
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates" / "receipts"
@@ -261,7 +261,7 @@ class ReceiptFormats:
 
     locale: Locale
     currency: str
-    zone: ZoneInfo
+    zone: tzinfo
 
     @classmethod
     def of(cls, language: str, company_language: Any, store: Mapping[str, Any]) -> ReceiptFormats:
@@ -271,9 +271,9 @@ class ReceiptFormats:
 
         locale = _babel_locale(language) or _babel_locale(company_language) or Locale.parse("en_US")
         try:
-            zone = ZoneInfo(store.get("time_zone") or DEFAULT_TIME_ZONE)
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo(DEFAULT_TIME_ZONE)
+            zone = store_zone(store)
+        except (ZoneInfoNotFoundError, ValueError):  # an override's store may carry anything
+            zone = store_zone(None)
         return cls(locale, store.get("currency") or DEFAULT_CURRENCY, zone)
 
     def money(self, value: Any) -> str:

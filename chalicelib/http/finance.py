@@ -53,7 +53,7 @@ def reset_account_activity_export(result_id):
 def upload_time_registrations(store_id):
     """A store's POS uploads clock-ins and clock-outs; resending is harmless (counted as duplicates),
     a changed registration needs approval again (``approval_withdrawn`` counts those that had it)."""
-    from chalicelib.domain.pay import store_zone
+    from chalicelib.domain.days import store_zone
     from chalicelib.domain.schemas import validate_many
     from chalicelib.storage import pay, records
 

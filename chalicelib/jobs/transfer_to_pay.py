@@ -161,7 +161,8 @@ def _local_today(zone) -> date:
 
 
 def _master_data() -> tuple[dict, dict, dict]:
-    from chalicelib.domain.pay import PayType, Worker, store_zone
+    from chalicelib.domain.days import store_zone
+    from chalicelib.domain.pay import PayType, Worker
     from chalicelib.storage import records
 
     workers = {w.id: w for w in map(Worker.from_record, records.scan_entity("workers"))}

@@ -3,7 +3,7 @@ workers' or a store's registrations of a date range at once, conditionally (a re
 after it was read is not approved), at ≤ 0.05 AWS requests per registration approved."""
 import json
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
 
@@ -151,7 +151,7 @@ def test_a_registration_changed_after_it_was_read_is_not_approved_and_keeps_its_
     def read_then_the_store_resends(store_id, start, end):
         found = read(store_id, start, end)
         moved = {**shift("W-A", DAYS[0], 8), "clock_out": "2026-09-28T18:00:00Z"}  # 10 h now
-        pay.save_registrations("S1", [moved], {"W-A": "weekly"}, pay.pay.store_zone(None))
+        pay.save_registrations("S1", [moved], {"W-A": "weekly"}, UTC)  # a store without a zone
         return found
 
     monkeypatch.setattr(pay, "store_registrations", read_then_the_store_resends)
