@@ -12,7 +12,7 @@ streaming steps, each usable alone and none holding more than a window of the fi
 3. ``map_row`` turns one RMS row into a target record through a field mapping
    (``DEFAULT_MAPPINGS`` or one dropped at ``migration/mappings/<entity>.json``) and fills the
    fields RMS does not have with the defaults of DOMAIN §7.
-4. ``stage_row`` validates the record with ``schemas.validate`` and keeps each error against
+4. ``stage_row`` validates the record with its model (``models/parsing.py``) and keeps each error against
    the **source column**, which is what the operator can fix in the export.
 
 ``stage_file`` chains the four. Example::
@@ -39,8 +39,11 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from chalicelib.domain import schemas
-from chalicelib.domain.errors import DomainError, FieldError
+from chalicelib.domain.errors import DomainError, FieldError, ValidationError
+from chalicelib.domain.parameters import DEFAULT_PARAMETERS
+from chalicelib.domain.pay import PayPeriodType
+from chalicelib.domain.receipts import ReceiptOption
+from chalicelib.models.parsing import has_field, parse_record
 
 SourceColumn = str | list[str]
 """A column name, or several whose trimmed, non-empty values are joined by a space."""
@@ -79,7 +82,7 @@ COMPLETED_WITH_ERRORS = "CompletedWithErrors"
 CLEANED = "Cleaned"
 
 ROOT_CATEGORY = "ALL"
-DEFAULT_PAY_PERIOD_TYPE = "monthly"
+DEFAULT_PAY_PERIOD_TYPE = PayPeriodType.MONTHLY.value
 DEFAULT_BASE_RATE = Decimal("0")
 """RMS keeps no pay rate for a cashier; set the real rate before the first transfer to pay."""
 
@@ -129,8 +132,8 @@ _FIELD_KINDS: dict[str, dict[str, str]] = {
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "receipt_option": ("POS", "Email", "Both"),
-    "pay_period_type": ("weekly", "biweekly", "monthly"),
+    "receipt_option": tuple(option.value for option in ReceiptOption),
+    "pay_period_type": tuple(period.value for period in PayPeriodType),
 }
 
 # Target fields that have no migration default: a mapping must name them and the file must
@@ -222,7 +225,7 @@ class MigrationContext:
     """
 
     legal_entities: tuple[str, ...] = ()
-    company_language: str = schemas.DEFAULT_PARAMETERS["company_language"]
+    company_language: str = DEFAULT_PARAMETERS["company_language"]
     default_legal_entity: str | None = None
     default_org_node_id: str | None = None
     default_store_id: str | None = None
@@ -311,7 +314,7 @@ def validate_mapping(entity: str, mapping: Any) -> list[FieldError]:
                 expected = ", ".join(ENCODINGS)
                 errors.append(FieldError(target, f"unknown encoding {source!r}; expected one of: {expected}"))
         elif target not in kinds:
-            if _schema_has_field(entity, target):
+            if has_field(entity, target):
                 errors.append(FieldError(target, "is set by the migration and cannot be mapped from a column"))
             else:
                 errors.append(FieldError(target, f"is not a field of {entity}"))
@@ -349,11 +352,6 @@ def referenced_entities(entity: str) -> tuple[str, ...]:
 def source_column_label(source: SourceColumn) -> str:
     """How an error names a source: ``Price``, or ``FirstName + LastName`` for a combination."""
     return " + ".join(_columns(source))
-
-
-def _schema_has_field(entity: str, name: str) -> bool:
-    _, errors = schemas.validate(entity, {name: None})
-    return not any(e.path == name and e.message == "unknown field" for e in errors)
 
 
 def _is_source_column(source: Any) -> bool:
@@ -895,7 +893,10 @@ def stage_row(
     ]
     if EXTRA_CELLS_COLUMN in row:
         errors.append({"column": EXTRA_CELLS_COLUMN, "message": "row has more cells than the header has columns"})
-    cleaned, field_errors = schemas.validate(entity, record)
+    try:
+        cleaned, field_errors = parse_record(entity, record), []
+    except ValidationError as exc:
+        cleaned, field_errors = None, exc.errors
     for error in field_errors:
         if _field_of(error.path) not in conversion_errors:
             errors.append({"column": _column_of(mapping, error.path, defaulted), "message": error.message})
@@ -1045,7 +1046,7 @@ def _apply_defaults(entity: str, record: dict[str, Any], context: MigrationConte
         default("variants", [])
     elif entity == "customers":
         default("language", context.company_language)
-        default("receipt_option", "Email" if record.get("email") else "POS")
+        default("receipt_option", (ReceiptOption.EMAIL if record.get("email") else ReceiptOption.POS).value)
     elif entity == "workers":
         default("export_id", record.get("id"))
         default("store_id", context.default_store_id)

@@ -100,7 +100,7 @@ class Worker:
             period_type = PayPeriodType(record["pay_period_type"])
         except ValueError:
             raise ValidationError(
-                [FieldError("pay_period_type", "must be weekly, biweekly or monthly")]
+                [FieldError("pay_period_type", f"must be one of: {', '.join(PayPeriodType)}")]
             ) from None
         return cls(
             id=record["id"],

@@ -11,7 +11,7 @@ formatted by Babel for the language's locale, in the store's currency and time z
 ``parameters.receipt_templates[<language>] = {"html": ..., "text": ...}`` overrides either part for
 one language (a part it lacks is the shipped one); an override also makes its language available.
 Templates come from operator data, so they run in Jinja's sandbox and HTML output is autoescaped.
-Subject and file name default to ``schemas.DEFAULT_PARAMETERS``.
+Subject and file name default to ``parameters.DEFAULT_PARAMETERS``.
 
 Template context (every amount, quantity and date is a string already formatted for the locale):
 
@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from email import policy
 from email.message import EmailMessage
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,14 +51,24 @@ from zoneinfo import ZoneInfoNotFoundError
 from chalicelib.domain.days import store_zone
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.inventory import NO_VARIANT
-from chalicelib.domain.schemas import DEFAULT_PARAMETERS
+from chalicelib.domain.parameters import DEFAULT_PARAMETERS
+from chalicelib.domain.statements import Tender, TransactionKind
 
 if TYPE_CHECKING:
     from babel import Locale
     from jinja2.sandbox import SandboxedEnvironment
 
+
+class ReceiptOption(StrEnum):
+    """How a customer wants receipts: printed at the till, by email, or both."""
+
+    POS = "POS"
+    EMAIL = "Email"
+    BOTH = "Both"
+
+
 DEFAULT_LANGUAGE = "en-us"  # the language the layouts are written in: it needs no catalog
-EMAIL_RECEIPT_OPTIONS = frozenset({"Email", "Both"})
+EMAIL_RECEIPT_OPTIONS = frozenset({ReceiptOption.EMAIL.value, ReceiptOption.BOTH.value})
 DEFAULT_CURRENCY = "USD"
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -78,7 +89,7 @@ def N_(message: str) -> str:
     return message
 
 
-TENDER_LABELS = {"cash": N_("Cash"), "card": N_("Card"), "gift_card": N_("Gift card")}
+TENDER_LABELS = {Tender.CASH: N_("Cash"), Tender.CARD: N_("Card"), Tender.GIFT_CARD: N_("Gift card")}
 
 
 class ReceiptTemplateError(DomainError):
@@ -401,7 +412,7 @@ def _context(
         for payment in transaction.get("payments", ())
     ]
     business_date = str(transaction.get("business_date", ""))
-    is_return = transaction.get("kind") == "Return"
+    is_return = transaction.get("kind") == TransactionKind.RETURN
     created_at = transaction.get("created_at")
     helpers: dict[str, Callable[[Any], str]] = {
         "format_money": formats.money, "format_number": formats.number, "format_datetime": formats.datetime}

@@ -5,12 +5,12 @@ inventory journal that Post inventory applies (§8). Everything here is a pure f
 transactions handed in, so a rerun after a crash recomputes the same statement id, the same
 ledger lines and the same journal, and the job can write them idempotently.
 
-Sign convention (as validated by ``schemas``): Sale lines have positive quantities and amounts,
+Sign convention (as validated by ``models/uploads.py``): Sale lines have positive quantities and amounts,
 Return lines negative ones, refund payments are negative. Totals are signed sums, so a return and
 an exchange inside one transaction need no special case.
 
 Rounding: a transaction's payments may differ from its lines (net + tax) by at most one cent
-(``schemas`` accepts that; POS systems may also send line amounts finer than cents). Revenue per
+(the upload model accepts that; POS systems may also send line amounts finer than cents). Revenue per
 account and tax are rounded half-up to cents once, on the statement's sums; what the tenders
 received beyond that is posted as a "Rounding difference" line on the default revenue account, so
 the ledger always balances.
@@ -29,15 +29,41 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 from typing import Any
 
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.inventory import JOURNAL_CREATED, NO_VARIANT
 
-COMPLETED = "Completed"
+
+class TransactionKind(StrEnum):
+    """A POS transaction's kind (§10); an exchange is one of each."""
+
+    SALE = "Sale"
+    RETURN = "Return"
+
+
+class TransactionStatus(StrEnum):
+    """What happened to a POS transaction at the till; only completed ones are posted."""
+
+    COMPLETED = "Completed"
+    VOIDED = "Voided"
+    TRAINING = "Training"
+
+
+class Tender(StrEnum):
+    """How a payment was made; each has its account in the retail parameters (``accounts``)."""
+
+    CASH = "cash"
+    CARD = "card"
+    GIFT_CARD = "gift_card"
+
+
+COMPLETED = TransactionStatus.COMPLETED.value
 PAYMENT_TOLERANCE = Decimal("0.01")
-"""A transaction's payments may differ from its lines (net + tax) by at most this (as ``schemas``)."""
-POSTABLE_KINDS = frozenset({"Sale", "Return"})
+"""A transaction's payments may differ from its lines (net + tax) by at most this (the upload
+model refuses more; the statement books the difference as rounding)."""
+POSTABLE_KINDS = frozenset(kind.value for kind in TransactionKind)
 
 STATEMENT_CALCULATED = "Calculated"
 STATEMENT_POSTING = "Posting"

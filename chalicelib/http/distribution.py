@@ -53,11 +53,11 @@ def publish_assortment(assortment_id):
 
 
 def _status_param(request) -> str | None:
-    from chalicelib.domain.schemas import SESSION_STATUSES
+    from chalicelib.domain.sessions import SessionStatus
 
     status = query_param(request, "status")
-    if status is not None and status not in SESSION_STATUSES:
-        raise ValidationError([FieldError("status", f"must be one of {', '.join(SESSION_STATUSES)}")])
+    if status is not None and status not in tuple(SessionStatus):
+        raise ValidationError([FieldError("status", f"must be one of {', '.join(SessionStatus)}")])
     return status
 
 

@@ -54,7 +54,7 @@ def upload_time_registrations(store_id):
     """A store's POS uploads clock-ins and clock-outs; resending is harmless (counted as duplicates),
     a changed registration needs approval again (``approval_withdrawn`` counts those that had it)."""
     from chalicelib.domain.days import store_zone
-    from chalicelib.domain.schemas import validate_many
+    from chalicelib.models.parsing import parse_records
     from chalicelib.storage import pay, records
 
     request = bp.current_request
@@ -65,7 +65,7 @@ def upload_time_registrations(store_id):
         raise ValidationError([FieldError("registrations", "must be a non-empty list")])
     if len(items) > MAX_REGISTRATIONS:
         raise ValidationError([FieldError("registrations", f"at most {MAX_REGISTRATIONS} per request")])
-    registrations = validate_many("time-registrations", items, path="registrations")
+    registrations = parse_records("time-registrations", items, path="registrations")
     workers = records.get_by_ids("workers", {r["worker_id"] for r in registrations})
     errors = []
     for index, registration in enumerate(registrations):

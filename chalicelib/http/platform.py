@@ -97,17 +97,17 @@ def cancel_run(run_id):
 
 
 def _entity(entity: str) -> str:
-    from chalicelib.domain.schemas import ENTITIES
+    from chalicelib.models.records import ENTITY_MODELS
 
-    if entity not in ENTITIES:
-        raise NotFound(f"unknown entity {entity}; one of {', '.join(ENTITIES)}")
+    if entity not in ENTITY_MODELS:
+        raise NotFound(f"unknown entity {entity}; one of {', '.join(ENTITY_MODELS)}")
     return entity
 
 
 @bp.route("/data/{entity}", methods=["PUT"], **AUTH)
 @api
 def put_data(entity):
-    from chalicelib.domain.schemas import validate_many
+    from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
 
     request = bp.current_request
@@ -119,7 +119,7 @@ def put_data(entity):
         raise ValidationError([FieldError("items", "must be a non-empty list")])
     if len(items) > MAX_DATA_ITEMS:
         raise ValidationError([FieldError("items", f"at most {MAX_DATA_ITEMS} items per request")])
-    cleaned = validate_many(entity, items)
+    cleaned = parse_records(entity, items)
     written = records.upsert(entity, cleaned)
     return {"accepted": len(cleaned), "written": written, "unchanged": len(cleaned) - written}
 

@@ -5,6 +5,6 @@ from chalicelib.storage import records
 
 
 def retail_parameters() -> dict:
-    from chalicelib.domain.schemas import parameters_with_defaults
+    from chalicelib.domain.parameters import parameters_with_defaults
 
     return parameters_with_defaults(records.get("parameters", "default"))

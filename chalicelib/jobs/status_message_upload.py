@@ -17,7 +17,8 @@ MAX_MESSAGES = 1000
 def receive(store_id: str, messages: object) -> dict:
     """Keep the acceptable messages; returns ``{"accepted": n, "rejected": [{index, session_id, errors}]}``."""
     from chalicelib.domain.days import MAX_FUTURE, in_future
-    from chalicelib.domain.schemas import parse_datetime, validate
+    from chalicelib.models.base import parse_datetime
+    from chalicelib.models.parsing import parse_record
     from chalicelib.storage.base import iso, utcnow, write_all
     from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
 
@@ -27,7 +28,10 @@ def receive(store_id: str, messages: object) -> dict:
     rejected, valid = [], []
     for i, message in enumerate(messages):
         path = f"messages[{i}]"
-        cleaned, errors = validate("status-messages", message, path)
+        try:
+            cleaned, errors = parse_record("status-messages", message, path), []
+        except ValidationError as exc:
+            cleaned, errors = None, exc.errors
         if cleaned is not None and in_future(parse_datetime(cleaned["at"]), now):
             minutes = int(MAX_FUTURE.total_seconds() // 60)
             errors = [FieldError(f"{path}.at", f"{cleaned['at']} is more than {minutes} minutes in the future "

@@ -42,9 +42,10 @@ def upload(store_id: str, items: object) -> dict:
     """Validate and store ``items`` record by record; returns
     ``{"accepted": n, "duplicates": m, "conflicts": [...], "rejected": [...]}``."""
     from chalicelib.domain.days import local_today
+    from chalicelib.domain.parameters import parameters_with_defaults
     from chalicelib.domain.receipts import receipt_address
-    from chalicelib.domain.schemas import parameters_with_defaults, validate
     from chalicelib.domain.uploads import UploadOutcome
+    from chalicelib.models.parsing import parse_record
     from chalicelib.storage.base import iso, utcnow
     from chalicelib.storage.transactions import from_upload, insert_new, stored_hash
 
@@ -65,8 +66,11 @@ def upload(store_id: str, items: object) -> dict:
     first_at: dict[str, tuple[int, dict]] = {}
     for i, item in enumerate(items):
         path = f"transactions[{i}]"
-        cleaned, errors = validate("transactions", item, path)
-        if cleaned is not None:
+        try:
+            cleaned = parse_record("transactions", item, path)
+        except ValidationError as exc:
+            cleaned, errors = None, exc.errors
+        else:
             errors = _own_errors(store_id, path, cleaned, today, max_backdated, first_at)
         if errors:
             issues.reject(outcome, i, item, errors)

@@ -38,12 +38,13 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
+from chalicelib.domain.pay import PayPeriodType
 from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage.base import utcnow
 from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
 
-PERIOD_TYPES = ("weekly", "biweekly", "monthly")
+PERIOD_TYPES = tuple(period.value for period in PayPeriodType)
 SENT, NOTHING, WAITING, REFUSED = "sent", "nothing", "waiting", "refused"
 
 

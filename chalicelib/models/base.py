@@ -212,7 +212,8 @@ def _check_time_zone(value: Any) -> str:
 
 
 ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
-ID = matching(ID_PATTERN, "1-64 characters of letters, digits, '-', '_', '.'")
+ID_DESCRIPTION = "1-64 characters of letters, digits, '-', '_', '.'"
+ID = matching(ID_PATTERN, ID_DESCRIPTION)
 BOOLEAN = Annotated[bool, *_scalar(_check_boolean, {"type": "boolean"})]
 DATE = Annotated[str, *_scalar(_check_date, {"type": "string", "format": "date"})]
 DATETIME = Annotated[str, *_scalar(_check_datetime, {"type": "string", "format": "date-time"})]
@@ -241,11 +242,12 @@ _MESSAGES = {
 
 
 def _path(prefix: str, loc: tuple) -> str:
+    """``items[3].price``; a map's bad key is reported at the key (``receipt_templates.DE``)."""
     path = prefix
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif isinstance(part, str) and not part.startswith(("function-", "tagged-union")):
+        elif isinstance(part, str) and part != "[key]" and not part.startswith(("function-", "tagged-union")):
             path = f"{path}.{part}" if path else part
     return path
 

@@ -20,6 +20,7 @@ from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttrib
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from chalicelib.domain.statements import COMPLETED
 from chalicelib.domain.uploads import canonical_hash
 from chalicelib.storage.base import JSONAttribute, get_many, meta
 from chalicelib.storage.transact import (
@@ -31,7 +32,6 @@ from chalicelib.storage.transact import (
     write_transaction_reasons,
 )
 
-COMPLETED = "Completed"
 POSTED = "Posted"
 
 EMAIL_PENDING = "Pending"

@@ -49,12 +49,12 @@ PARAMETERS = {"id": "default", "receipt_subject": "Your receipt {receipt_id} fro
 
 
 def load_master_data() -> None:
-    from chalicelib.domain.schemas import validate_many
+    from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
 
     for entity, items in (("org-nodes", ORG_NODES), ("stores", STORES), ("categories", CATEGORIES),
                           ("products", PRODUCTS), ("customers", CUSTOMERS), ("parameters", [PARAMETERS])):
-        records.upsert(entity, validate_many(entity, items))
+        records.upsert(entity, parse_records(entity, items))
 
 
 def sale(transaction_id: str, lines: list[tuple], *, store_id: str = "S1", business_date: str = YESTERDAY,

@@ -115,7 +115,7 @@ def pdf_text(pdf: bytes) -> str:
 
 
 def test_the_receipt_shows_names_in_every_script_the_store_its_local_time_and_currency(retailer, operator):
-    from chalicelib.domain.schemas import validate_many
+    from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
     from tests.integration.retail import CUSTOMERS, PRODUCTS, STORES
 
@@ -130,7 +130,7 @@ def test_the_receipt_shows_names_in_every_script_the_store_its_local_time_and_cu
             ("stores", [{**STORES[0], **krakow}]),
             ("customers", [*CUSTOMERS, {"id": "C9", "name": "Zofia Wójcik", "email": "zofia@example.com",
                                         "language": "pl-pl", "receipt_option": "Email"}])):
-        records.upsert(entity, validate_many(entity, items))
+        records.upsert(entity, parse_records(entity, items))
     post(retailer, operator, "S1", [
         sale("T1", [("BALL", None, 1, "5.00"), ("SHIRT", "M-RED", 1, "20.00"), ("LAMP", None, 1, "40.00"),
                     ("CUP", None, 2, "3.00"), ("MUG", None, 1, "1234.50")], customer_id="C9"),

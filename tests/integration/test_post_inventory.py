@@ -50,12 +50,12 @@ def test_journal_lines_move_stock_once_and_a_second_run_changes_nothing(retailer
 
 
 def test_a_journal_with_more_items_than_one_transaction_holds_posts_completely(retailer, operator):
-    from chalicelib.domain.schemas import validate_many
+    from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
 
     products = [{"id": f"P{n:03d}", "name": f"Item {n}", "category_id": "TOYS", "price": "1.00",
                  "released_to": ["USRT"]} for n in range(120)]
-    records.upsert("products", validate_many("products", products))
+    records.upsert("products", parse_records("products", products))
     post_day(retailer, operator, "S1", [
         sale("T1", [(p["id"], None, 1, "1.00") for p in products[:60]]),
         sale("T2", [(p["id"], None, 2, "1.00") for p in products[60:]]),
@@ -98,13 +98,13 @@ def test_an_item_that_may_not_go_negative_is_refused_then_posted_once_stock_is_f
 
 
 def test_a_crash_mid_journal_then_a_rerun_posts_each_line_once(retailer, operator, monkeypatch):
-    from chalicelib.domain.schemas import validate_many
+    from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
     from chalicelib.storage.journals import InventoryJournalRecord
 
     products = [{"id": f"P{n:03d}", "name": f"Item {n}", "category_id": "TOYS", "price": "1.00",
                  "released_to": ["USRT"]} for n in range(60)]
-    records.upsert("products", validate_many("products", products))
+    records.upsert("products", parse_records("products", products))
     post_day(retailer, operator, "S1", [sale("T1", [(p["id"], None, 1, "1.00") for p in products])])
     real_write = post_inventory.write_transaction
 

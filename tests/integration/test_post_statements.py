@@ -77,12 +77,12 @@ def test_a_day_becomes_one_balanced_statement_with_its_journal(retailer, operato
 
 def test_generated_days_with_returns_balance_to_the_cent(client, operator):
     from chalicelib.datagen import generate, transactions
-    from chalicelib.domain.schemas import validate_many
+    from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
 
     retailer = generate("S", seed=7, end_date=date(2026, 11, 25))
     for entity, items in retailer.master_data().items():
-        records.upsert(entity, validate_many(entity, items))
+        records.upsert(entity, parse_records(entity, items))
     generated = list(transactions(retailer, days=3, store_ids=["S001", "S002"]))
     assert any(t["kind"] == "Return" for t in generated)
     for store_id in ("S001", "S002"):

@@ -266,7 +266,7 @@ def test_sub_cent_line_amounts_leave_a_rounding_difference_line():
 
 
 def test_a_payment_one_cent_off_posts_the_cent_as_rounding():
-    # schemas accept payments up to one cent from net + tax; the statement books that cent.
+    # the upload model accepts payments up to one cent from net + tax; the statement books that cent.
     statement = build([transaction("S1", [line(1, "BALL", 1, "10.00", "0.80")], [("cash", "10.81")])])
 
     debit, credit = balances(statement)

@@ -1,4 +1,4 @@
-"""The record validator: one valid example per record type, then the rules, one at a time."""
+"""The record models: one valid example per record type, then the rules, one at a time."""
 from __future__ import annotations
 
 import copy
@@ -8,14 +8,10 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.domain.errors import FieldError, ValidationError
-from chalicelib.domain.schemas import (
-    DEFAULT_PARAMETERS,
-    ENTITIES,
-    OTHER_RECORDS,
-    parameters_with_defaults,
-    validate,
-    validate_many,
-)
+from chalicelib.domain.parameters import DEFAULT_PARAMETERS, parameters_with_defaults
+from chalicelib.models.parsing import parse_record, parse_records
+from chalicelib.models.records import ENTITY_MODELS
+from chalicelib.models.uploads import UPLOAD_MODELS
 
 VALID: dict[str, dict] = {
     "org-nodes": {"id": "US-WEST", "name": "West", "parent_id": "US"},
@@ -99,15 +95,14 @@ def valid(entity: str, **changes) -> dict:
 
 
 def errors_of(entity: str, item, path: str = "") -> dict[str, str]:
-    cleaned, errors = validate(entity, item, path)
-    assert (cleaned is None) == bool(errors)
-    return {e.path: e.message for e in errors}
+    with pytest.raises(ValidationError) as raised:
+        parse_record(entity, item, path)
+    assert raised.value.errors
+    return {e.path: e.message for e in raised.value.errors}
 
 
 def clean(entity: str, item) -> dict:
-    cleaned, errors = validate(entity, item)
-    assert errors == []
-    return cleaned
+    return parse_record(entity, item)
 
 
 # ---------------------------------------------------------------------------
@@ -116,8 +111,8 @@ def clean(entity: str, item) -> dict:
 
 
 def test_every_record_type_has_an_example():
-    assert set(VALID) == set(ENTITIES) | set(OTHER_RECORDS)
-    assert ENTITIES == (
+    assert set(VALID) == set(ENTITY_MODELS) | set(UPLOAD_MODELS)
+    assert tuple(ENTITY_MODELS) == (
         "org-nodes", "stores", "categories", "products", "customers", "workers", "pay-types",
         "delivery-modes", "assortments", "account-export-profiles", "parameters",
     )
@@ -157,9 +152,9 @@ def test_record_must_be_an_object(entity):
 
 def test_unknown_entity_is_a_value_error():
     with pytest.raises(ValueError, match="unknown entity 'widgets'"):
-        validate("widgets", {})
+        parse_record("widgets", {})
     with pytest.raises(ValueError):
-        validate_many("widgets", [])
+        parse_records("widgets", [])
 
 
 def test_every_error_is_reported_at_once():
@@ -653,7 +648,7 @@ def _products(n: int) -> list[dict]:
 
 
 def test_batch_returns_cleaned_records():
-    cleaned = validate_many("products", _products(100))
+    cleaned = parse_records("products", _products(100))
     assert len(cleaned) == 100
     assert cleaned[57]["price"] == Decimal("57.99")
     assert cleaned[0]["variants"] == []
@@ -663,7 +658,7 @@ def test_batch_reports_the_bad_item_by_index():
     items = _products(100)
     items[57]["price"] = 57.99
     with pytest.raises(ValidationError) as raised:
-        validate_many("products", items)
+        parse_records("products", items)
     assert raised.value.errors == [
         FieldError("items[57].price", 'must not be a float; send a decimal string such as "12.30"')]
 
@@ -673,7 +668,7 @@ def test_batch_reports_every_error():
     items[2]["stopped"] = "yes"
     items[8] = "P-8"
     with pytest.raises(ValidationError) as raised:
-        validate_many("products", items, path="body.items")
+        parse_records("products", items, path="body.items")
     assert [e.path for e in raised.value.errors] == ["body.items[2].stopped", "body.items[8]"]
 
 
@@ -681,14 +676,14 @@ def test_batch_rejects_duplicate_ids():
     items = _products(5)
     items[4]["id"] = "P-001"
     with pytest.raises(ValidationError) as raised:
-        validate_many("products", items)
+        parse_records("products", items)
     assert raised.value.errors == [FieldError("items[4].id", "duplicate id 'P-001' (also at items[1])")]
 
 
 def test_batch_rejects_duplicate_transaction_ids():
     items = [valid("transactions"), valid("transactions")]
     with pytest.raises(ValidationError) as raised:
-        validate_many("transactions", items, path="transactions")
+        parse_records("transactions", items, path="transactions")
     assert raised.value.errors == [FieldError(
         "transactions[1].transaction_id", "duplicate transaction_id 'S001-T1-0001' (also at transactions[0])")]
 
@@ -696,16 +691,16 @@ def test_batch_rejects_duplicate_transaction_ids():
 def test_batch_rejects_duplicate_inventory_rows():
     items = [valid("inventory"), valid("inventory", variant_id="M"), valid("inventory", qty="3")]
     with pytest.raises(ValidationError) as raised:
-        validate_many("inventory", items)
+        parse_records("inventory", items)
     assert [e.path for e in raised.value.errors] == ["items[2]"]
 
 
 def test_batch_allows_repeated_status_messages():
-    assert len(validate_many("status-messages", [valid("status-messages")] * 2, path="messages")) == 2
+    assert len(parse_records("status-messages", [valid("status-messages")] * 2, path="messages")) == 2
 
 
 def test_batch_must_be_a_list():
     with pytest.raises(ValidationError) as raised:
-        validate_many("stores", {"id": "S1"})
+        parse_records("stores", {"id": "S1"})
     assert raised.value.errors == [FieldError("items", "must be a list")]
-    assert validate_many("stores", []) == []
+    assert parse_records("stores", []) == []
