@@ -43,6 +43,8 @@ _ID = re.compile(ID_PATTERN)
 
 
 class OrgNode(Record):
+    """An organization node (§2); a root has ``parent_id`` null."""
+
     id: ID
     name: NAME
     parent_id: ID | None
@@ -58,6 +60,8 @@ def _not_own_parent(record: OrgNode | Category) -> list[RuleError]:
 
 
 class Address(Record):
+    """A store's postal address, printed on receipts."""
+
     lines: listing(text(200), min_items=1, max_items=4)
     city: text(100)
     postal_code: text(20)
@@ -65,6 +69,8 @@ class Address(Record):
 
 
 class Store(Record):
+    """A store (§2): its legal entity, organization node, warehouse, zone and currency."""
+
     id: ID
     name: NAME
     legal_entity: ID
@@ -83,6 +89,8 @@ class Store(Record):
 
 
 class Category(Record):
+    """A product category (§12); ``ALL`` is the one root."""
+
     id: ID
     name: NAME
     parent_id: ID | None
@@ -98,12 +106,16 @@ class Category(Record):
 
 
 class Variant(Record):
+    """A variant of a product (size, color)."""
+
     id: ID
     size: text(64) | None = None
     color: text(64) | None = None
 
 
 class Product(Record):
+    """A product (§12): price, category, the legal entities it is released to, its variants."""
+
     id: ID
     name: NAME
     category_id: ID
@@ -115,6 +127,8 @@ class Product(Record):
 
 
 class Customer(Record):
+    """A customer and how they want their receipts."""
+
     id: ID
     name: NAME
     email: EMAIL | None = None
@@ -123,6 +137,8 @@ class Customer(Record):
 
 
 class Worker(Record):
+    """A worker of a store, paid per period at ``base_rate`` an hour."""
+
     id: ID
     name: NAME
     export_id: ID
@@ -132,6 +148,8 @@ class Worker(Record):
 
 
 class PayType(Record):
+    """A pay type (``REG``, ``OT``) and its id in the payroll export."""
+
     id: ID
     description: NAME | None = None
     export_id: ID
@@ -139,6 +157,8 @@ class PayType(Record):
 
 
 class ChannelLine(Record):
+    """A channel of a delivery mode or assortment: exactly one of an organization node or a store."""
+
     org_node_id: ID | None = None
     store_id: ID | None = None
 
@@ -149,6 +169,8 @@ class ChannelLine(Record):
 
 
 class ProductLine(Record):
+    """Products of a delivery mode or assortment: a category, product or ``product_id/variant_id``."""
+
     kind: choice(*ProductLineKind)
     ref: text(129)
     line_type: LINE_TYPE
@@ -164,6 +186,8 @@ class ProductLine(Record):
 
 
 class AddressLine(Record):
+    """A country, or a state of it, a delivery mode ships to or not."""
+
     country: COUNTRY
     state: text(64) | None = None
     line_type: LINE_TYPE
@@ -174,6 +198,8 @@ PRODUCT_LINES = listing(ProductLine, max_items=2000)
 
 
 class DeliveryMode(Record):
+    """A delivery mode (§3) and where it applies: channels, products, addresses."""
+
     id: ID
     name: NAME
     channel_lines: CHANNEL_LINES
@@ -182,6 +208,8 @@ class DeliveryMode(Record):
 
 
 class Assortment(Record):
+    """An assortment (§5): which products which channels carry from ``valid_from``."""
+
     read_only: ClassVar[dict[str, str]] = {
         "status": "is read-only: the system manages an assortment's status "
                   "(POST /assortments/{id}/publish to publish it)"}
@@ -200,11 +228,15 @@ class Assortment(Record):
 
 
 class ExportLine(Record):
+    """A main account and the name it is exported under."""
+
     exported_account_name: NAME
     main_account: ID
 
 
 class AccountExportProfile(Record):
+    """How account activity is exported (§3): accounts, format, file prefix, from when."""
+
     id: ID
     name: NAME
     lines: listing(ExportLine, min_items=1, unique="main_account")
@@ -222,6 +254,8 @@ Accounts = create_model(
 
 
 class ReceiptTemplate(Record):
+    """An operator's receipt layout for one language (HTML and text)."""
+
     html: text(100_000)
     text: text(100_000)
 
@@ -236,6 +270,8 @@ _DEFAULT = DEFAULT_PARAMETERS
 
 
 class Parameters(Record):
+    """The retail parameters (§11), one record with id ``default``; unset values take their defaults."""
+
     id: ID
     receipt_subject: text(200) | None = _DEFAULT["receipt_subject"]
     receipt_file_name: ID | None = _DEFAULT["receipt_file_name"]

@@ -32,6 +32,8 @@ MAX_SHIFT = timedelta(hours=24)
 
 
 class TransactionLine(Record):
+    """A line of a POS transaction; amounts are signed as its kind says."""
+
     line_no: integer(1, 100_000)
     product_id: ID
     variant_id: ID | None = None
@@ -42,6 +44,8 @@ class TransactionLine(Record):
 
 
 class Payment(Record):
+    """A payment of a POS transaction, net of change given."""
+
     tender: choice(*Tender)
     amount: MONEY
 
@@ -54,6 +58,8 @@ _SIGNS: dict[str, tuple[Callable[[Decimal], bool], str, str]] = {
 
 
 class Transaction(Record):
+    """A POS transaction (§10): its lines must add up to its payments."""
+
     batch_key: ClassVar[tuple[str, ...]] = ("transaction_id",)
 
     transaction_id: ID
@@ -90,6 +96,8 @@ class Transaction(Record):
 
 
 class TimeRegistration(Record):
+    """A worker's clock-in and clock-out, at most 24 hours apart."""
+
     read_only: ClassVar[dict[str, str]] = {
         "approved": "is read-only: an operator approves registrations (POST /time-registrations/approve)"}
     batch_key: ClassVar[tuple[str, ...]] = ("registration_id",)
@@ -109,6 +117,8 @@ class TimeRegistration(Record):
 
 
 class StatusMessage(Record):
+    """A store's report on a download session (§9)."""
+
     batch_key: ClassVar[tuple[str, ...]] = ()
 
     session_id: ID
@@ -119,6 +129,8 @@ class StatusMessage(Record):
 
 
 class InventoryRow(Record):
+    """On-hand stock of a product (or variant) in a store, as migration stages it."""
+
     batch_key: ClassVar[tuple[str, ...]] = ("store_id", "product_id", "variant_id")
 
     store_id: ID

@@ -704,3 +704,19 @@ def test_batch_must_be_a_list():
         parse_records("stores", {"id": "S1"})
     assert raised.value.errors == [FieldError("items", "must be a list")]
     assert parse_records("stores", []) == []
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def test_app_and_the_authorizer_load_no_model():
+    """The models (and pydantic) load when a route first needs them, never on a cold start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app, chalicelib.auth, chalicelib.jobs.parameters; "
+            "print(sorted(m for m in sys.modules if m.startswith(('chalicelib.models', 'pydantic'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
