@@ -432,6 +432,18 @@ def test_product_variants():
         "variants[0].weight": "unknown field"}
 
 
+def test_list_and_map_sizes():
+    lines = [{"store_id": f"S{i}"} for i in range(2001)]
+    assert errors_of("delivery-modes", valid("delivery-modes", channel_lines=lines)) == {
+        "channel_lines": "must have at most 2000 items"}
+    languages = [first + second for first in "abcde" for second in "abcdefghijklmnopqrstuvwxyz"][:101]
+    templates = {language: {"html": "x", "text": "x"} for language in languages}
+    assert errors_of("parameters", {"id": "default", "receipt_templates": templates}) == {
+        "receipt_templates": "must have at most 100 entries"}
+    assert errors_of("parameters", {"id": "default", "receipt_templates": []}) == {
+        "receipt_templates": "must be an object"}
+
+
 def test_product_released_to():
     assert clean("products", valid("products", released_to=[]))["released_to"] == []
     assert errors_of("products", valid("products", released_to=["USRT", "bad id"])) == {
