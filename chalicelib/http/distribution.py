@@ -40,7 +40,7 @@ def publish_assortment(assortment_id, body):
 @operation(bp, "GET", "/download-sessions", query="SessionsQuery", response="SessionList",
            order="a store's: newest first by seq; one status's: latest change first; all: in table order")
 def list_sessions(query):
-    """Newest first: a store's sessions by ``seq``, or one status's by last change, or all."""
+    """Download sessions of a store, of a status, or all."""
     from chalicelib.storage import download_sessions as storage
 
     store_id, status, limit, cursor = query.store_id, query.status, query.limit, query.cursor
