@@ -9,7 +9,7 @@ envelope (not a list, empty, more than 1,000: the route's model) is all or nothi
 """
 from __future__ import annotations
 
-from chalicelib.domain.errors import FieldError
+from chalicelib.domain.errors import FieldError, ValidationError
 
 
 def receive(store_id: str, messages: list) -> dict:

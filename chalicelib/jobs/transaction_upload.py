@@ -20,7 +20,7 @@ Rejections and conflicts are kept 30 days as upload issues (``storage/upload_iss
 """
 from __future__ import annotations
 
-from chalicelib.domain.errors import DomainError, FieldError
+from chalicelib.domain.errors import DomainError, FieldError, ValidationError
 from chalicelib.storage import records
 
 
