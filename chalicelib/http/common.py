@@ -54,6 +54,26 @@ GATEWAY_ERRORS = {
 }
 
 
+# What Chalice answers itself in the function, before any route runs (a body that is not JSON, a
+# method the route lacks): its ``{"Code", "Message"}`` becomes the contract's error document.
+CHALICE_ERRORS = {
+    "UnsupportedMediaType": ("unsupported_media_type", "; send Content-Type: application/json"),
+    "MethodNotAllowedError": ("method_not_allowed", ""),
+    "BadRequest": ("bad_request", ""),
+    "InternalServerError": ("internal_error", ""),
+}
+
+
+@bp.middleware("http")
+def contract_errors(event, get_response):
+    response = get_response(event)
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"} and body["Code"] in CHALICE_ERRORS:
+        code, hint = CHALICE_ERRORS[body["Code"]]
+        response.body = error_body(code, body["Message"] + hint)
+    return response
+
+
 def _unauthorized():
     """401 for a missing, unknown or revoked token.
 
@@ -140,6 +160,10 @@ def read_body(request, allowed: set[str], required: set[str] = frozenset(), limi
             body = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
         except ValueError as exc:
             raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+        except RecursionError:  # far deeper than MAX_JSON_DEPTH
+            raise _too_deep() from None
+        if nesting_depth(body) > MAX_JSON_DEPTH:
+            raise _too_deep()
     if not isinstance(body, dict):
         raise ValidationError([FieldError("", "body must be a JSON object")])
     errors = [FieldError(k, "unknown field") for k in body if k not in allowed]
@@ -147,6 +171,28 @@ def read_body(request, allowed: set[str], required: set[str] = frozenset(), limi
     if errors:
         raise ValidationError(errors)
     return body
+
+
+# No request model nests objects and lists this deep (a product's variants are at 4); deeper bodies
+# are refused before any model walks them (Python's recursion limit would make them a 500).
+MAX_JSON_DEPTH = 16
+
+
+def nesting_depth(value: Any) -> int:
+    """How many objects and lists ``value`` nests (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "invalid_json", f"body is nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _reject_constant(name: str):
