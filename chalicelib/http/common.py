@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,13 +210,23 @@ def idempotency_key(request) -> str | None:
     return f"http#{key}"
 
 
+def request_digest(request, body: dict) -> str:
+    """The digest of a request's path parameters and canonical body (keys sorted, no spacing; a
+    decimal never equal to a string), kept on the run that its ``Idempotency-Key`` names."""
+    canonical = json.dumps({"path": request.uri_params or {}, "body": body}, sort_keys=True,
+                           separators=(",", ":"), default=repr)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 RETRY_AFTER_SECONDS = 30
 
 
-def run_started(run, created: bool, more: Callable[[], dict] | None = None) -> Response:
+def run_started(run, created: bool, more: Callable[[], dict] | None = None, digest: str | None = None) -> Response:
     """Answer a submitted run: a new one is dispatched (inline where no Lambda exists, so it has
-    executed by now) and answered ``202 {"run"}``; one an idempotency key found, ``200``.
-    ``more()`` adds to the answer what the run may have changed (read after the dispatch).
+    executed by now) and answered ``202 {"run"}``; one an idempotency key found, ``200``, when
+    the request's ``digest`` is the run's (else ``422 idempotency_key_reused``: the key was used
+    for another body). ``more()`` adds to the answer what the run may have changed (read after
+    the dispatch).
 
     A run the key finds still ``Waiting`` (the request that created it died before handing it
     over, or its hand-over was throttled) is dispatched again and answered ``202``: the runtime's
@@ -225,6 +236,10 @@ def run_started(run, created: bool, more: Callable[[], dict] | None = None) -> R
     from chalicelib.jobs import runtime
     from chalicelib.storage import faults
 
+    if not created and digest and run.request_digest and run.request_digest != digest:
+        raise ApiError(422, "idempotency_key_reused",
+                       f"this Idempotency-Key started run {run.run_id} with a different body; "
+                       "use a new key for a new request")
     dispatch = created or run.status == "Waiting"
     if dispatch:
         try:

@@ -15,6 +15,7 @@ from chalicelib.http.common import (
     list_response,
     query_param,
     read_body,
+    request_digest,
     require_operator,
     run_started,
 )
@@ -66,9 +67,11 @@ def copy_to_target(job_id):
     if rows == "errors" and job.failed_rows is None:
         raise Conflict(f"staging job {job_id} has no failed rows to retry: nothing of {job.source_key} "
                        "has been copied yet; copy rows: all")
+    digest = request_digest(request, body)
     run, created = runtime.submit(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
-                                  requested_by=who.token_id, idempotency_key=idempotency_key(request))
-    return run_started(run, created, lambda: {"job": _staging_job(job_id).to_api()})
+                                  requested_by=who.token_id, idempotency_key=idempotency_key(request),
+                                  request_digest=digest)
+    return run_started(run, created, lambda: {"job": _staging_job(job_id).to_api()}, digest)
 
 
 def _staging_job(job_id: str):

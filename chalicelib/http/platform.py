@@ -15,6 +15,7 @@ from chalicelib.http.common import (
     list_response,
     query_param,
     read_body,
+    request_digest,
     require_operator,
     run_started,
 )
@@ -53,9 +54,11 @@ def start_run(job):
     request = bp.current_request
     who = require_operator(request)
     body = read_body(request, allowed={"params", "dry_run"})
+    digest = request_digest(request, body)
     run, created = runtime.submit(job, body.get("params"), trigger="manual", requested_by=who.token_id,
-                                  dry_run=body.get("dry_run", False), idempotency_key=idempotency_key(request))
-    return run_started(run, created)
+                                  dry_run=body.get("dry_run", False), idempotency_key=idempotency_key(request),
+                                  request_digest=digest)
+    return run_started(run, created, digest=digest)
 
 
 @bp.route("/jobs/{job}/runs", methods=["GET"], **AUTH)
