@@ -84,7 +84,7 @@ def test_unknown_fields_are_rejected(client, operator):
 
 
 def test_oversized_body_is_rejected_with_413(client, operator):
-    big = [{**_store(f"S{i}"), "name": "x" * 1000} for i in range(1100)]
+    big = [{**_store(f"S{i}"), "name": "x" * 4000} for i in range(1100)]
     r = client.http.put("/data/stores", headers=operator, body=json.dumps({"items": big}))
     assert r.status_code == 413
     assert r.json_body["error"]["code"] == "payload_too_large"
