@@ -25,3 +25,71 @@ def test_nesting_deeper_than_any_model_gets_400_not_500(client, operator):
     assert r.status_code == 200, r.body
     r = client.http.put("/data/products", headers=operator, body=json.dumps({"items": items}))
     assert r.status_code == 200, r.body
+
+
+def test_a_reused_idempotency_key_with_another_body_gets_422_naming_the_run(client, operator):
+    headers = {**operator, "Idempotency-Key": "2026-11-25-purge"}
+    body = {"params": {"older_than_days": 30}, "dry_run": True}
+    first = client.http.post("/jobs/purge-run-history/runs", headers=headers, body=json.dumps(body))
+    assert first.status_code == 202
+    run_id = first.json_body["run"]["run_id"]
+    # the same body, keys in another order and spaced otherwise: the same request
+    again = client.http.post("/jobs/purge-run-history/runs", headers=headers,
+                             body='{ "dry_run": true, "params": {"older_than_days": 30} }')
+    assert again.status_code == 200 and again.json_body["run"]["run_id"] == run_id
+
+    other = client.http.post("/jobs/purge-run-history/runs", headers=headers,
+                             body=json.dumps({"params": {"older_than_days": 60}, "dry_run": True}))
+    assert other.status_code == 422
+    error = other.json_body["error"]
+    assert error["code"] == "idempotency_key_reused" and run_id in error["message"]
+    history = client.http.get("/jobs/purge-run-history/runs", headers=operator).json_body["runs"]
+    assert [r["run_id"] for r in history] == [run_id]  # nothing else started
+
+
+def test_the_operators_session_list_is_last_change_first_across_pages(client, operator):
+    from chalicelib.storage.download_sessions import DownloadSession
+
+    changes = {"AS-1": ("Applied", "2026-11-20T10:00:00Z"), "AS-2": ("Available", "2026-11-25T10:00:00Z"),
+               "AS-3": ("Applied", "2026-11-23T10:00:00Z"), "DM-4": ("Canceled", "2026-11-21T10:00:00Z"),
+               "DM-5": ("Requested", "2026-11-24T10:00:00Z"), "AS-6": ("Available", "2026-11-22T10:00:00Z"),
+               "AS-7": ("Suspended", "2026-11-19T10:00:00Z")}
+    for seq, (session_id, (status, at)) in enumerate(changes.items(), 1):
+        DownloadSession(session_id, store_id="S1", data_group="assortments", seq=seq, status=status,
+                        created_at=at, changed_at=at).save()
+    seen, cursor = [], None
+    for _ in range(5):
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = client.http.get(f"/download-sessions{query}", headers=operator).json_body
+        seen += [s["session_id"] for s in body["sessions"]]
+        cursor = body["cursor"]
+        if not cursor:
+            break
+    assert seen == sorted(changes, key=lambda s: changes[s][1], reverse=True)
+
+
+def test_the_largest_allowed_data_request_is_accepted_and_a_byte_more_is_413(client, operator):
+    from chalicelib import settings
+
+    limit = settings.max_body_bytes()
+    assert limit == 4 * 1024 * 1024
+    r = client.http.put("/data/categories", headers=operator,
+                        body=json.dumps({"items": [{"id": "ALL", "name": "All", "parent_id": None}]}))
+    assert r.status_code == 200
+    # 1,000 products (the item limit), each at the longest name and with 15 variants at the longest
+    # size and colour, padded with whitespace to exactly the body limit
+    items = [{"id": f"P{i:04d}", "name": "N" * 200, "category_id": "ALL", "price": "1234.56",
+              "released_to": ["USRT"],
+              "variants": [{"id": f"V{v:02d}", "size": "S" * 64, "color": "C" * 64} for v in range(15)]}
+             for i in range(1000)]
+    body = json.dumps({"items": items})
+    assert len(body) < limit
+    largest = body + " " * (limit - len(body))
+    r = client.http.put("/data/products", headers=operator, body=largest)
+    assert r.status_code == 200, r.body[:500]
+    assert r.json_body["accepted"] == 1000
+
+    r = client.http.put("/data/products", headers=operator, body=largest + " ")
+    assert r.status_code == 413
+    assert r.json_body["error"]["code"] == "payload_too_large"
+    assert r.json_body["error"]["message"] == f"body exceeds {limit} bytes"
