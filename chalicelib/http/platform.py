@@ -6,6 +6,7 @@ from chalice import Blueprint
 from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
     AUTH,
+    Conflict,
     NotFound,
     api,
     decode_cursor,
@@ -123,8 +124,31 @@ def put_data(entity):
     if len(items) > MAX_DATA_ITEMS:
         raise ValidationError([FieldError("items", f"at most {MAX_DATA_ITEMS} items per request")])
     cleaned = validate_many(entity, items)
+    _check_references(entity, cleaned)
     written = records.upsert(entity, cleaned)
     return {"accepted": len(cleaned), "written": written, "unchanged": len(cleaned) - written}
+
+
+def _check_references(entity: str, items: list[dict]) -> None:
+    """400 for a reference to a record neither stored nor in the request, or a cycle in a tree."""
+    from chalicelib.domain.references import reference_errors
+    from chalicelib.storage import records
+
+    errors = reference_errors(entity, items, records.get_by_ids)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _refuse_referred(entity: str, record_id: str) -> None:
+    """409 for deleting the parameters or a record that others refer to, naming them."""
+    from chalicelib.storage import records
+
+    if entity == "parameters":
+        raise Conflict("the parameters record is required; change it with PUT /data/parameters")
+    referrers = records.referrers(entity, record_id)
+    if referrers:
+        named = "; ".join(f"{source} {', '.join(ids)}" for source, ids in referrers.items())
+        raise Conflict(f"{entity} {record_id} is referred to by {named}: change or delete them first")
 
 
 @bp.route("/data/{entity}", methods=["GET"], **AUTH)
@@ -156,7 +180,9 @@ def delete_data(entity, record_id):
     from chalicelib.storage import records
 
     require_operator(bp.current_request)
-    if not records.delete(_entity(entity), record_id):
+    entity = _entity(entity)
+    _refuse_referred(entity, record_id)
+    if not records.delete(entity, record_id):
         raise NotFound(f"{entity} {record_id} not found")
     return json_response({"deleted": record_id})
 

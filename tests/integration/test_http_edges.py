@@ -93,3 +93,70 @@ def test_the_largest_allowed_data_request_is_accepted_and_a_byte_more_is_413(cli
     assert r.status_code == 413
     assert r.json_body["error"]["code"] == "payload_too_large"
     assert r.json_body["error"]["message"] == f"body exceeds {limit} bytes"
+
+
+def _put(client, operator, entity: str, items: list[dict]):
+    return client.http.put(f"/data/{entity}", headers=operator, body=json.dumps({"items": items}))
+
+
+def _node(id_, parent):
+    return {"id": id_, "name": f"Node {id_}", "parent_id": parent}
+
+
+def _fields(response) -> dict[str, str]:
+    assert response.status_code == 400, response.body
+    return {d["field"]: d["message"] for d in response.json_body["error"]["details"]}
+
+
+def test_data_references_name_stored_records_or_the_same_requests(client, operator):
+    # a tree in one request, parents after their children: resolved against the request itself
+    assert _put(client, operator, "org-nodes", [_node("D1", "HQ"), _node("HQ", None)]).status_code == 200
+    r = _put(client, operator, "org-nodes", [_node("D2", "HQ"), _node("D3", "NOWHERE")])
+    assert _fields(r) == {"items[1].parent_id": "unknown org node NOWHERE"}
+    assert client.http.get("/data/org-nodes/D2", headers=operator).status_code == 404  # nothing written
+
+    stores = [{"id": f"S{i}", "name": "Store", "legal_entity": "USRT", "org_node_id": "D1"} for i in range(5)]
+    stores[3]["org_node_id"] = "D9"
+    assert _fields(_put(client, operator, "stores", stores)) == {"items[3].org_node_id": "unknown org node D9"}
+
+    assert _put(client, operator, "categories", [{"id": "ALL", "name": "All", "parent_id": None}]).status_code == 200
+    products = [{"id": f"P{i}", "name": "Scarf", "category_id": "ALL", "price": "1.00", "released_to": ["USRT"]}
+                for i in range(5)]
+    products[3]["category_id"] = "X"
+    assert _fields(_put(client, operator, "products", products)) == {"items[3].category_id": "unknown category X"}
+    products[3]["category_id"] = "ALL"
+    assert _put(client, operator, "products", products).status_code == 200
+
+
+def test_an_org_node_cycle_is_refused(client, operator):
+    tree = [_node("HQ", None), _node("D1", "HQ"), _node("R1", "D1")]
+    assert _put(client, operator, "org-nodes", tree).status_code == 200
+    # moving D1 under its own descendant R1: the stored R1 points back to D1
+    r = _put(client, operator, "org-nodes", [_node("D1", "R1")])
+    assert _fields(r) == {"items[0].parent_id": "makes a cycle: D1 → R1 → D1"}
+    r = _put(client, operator, "org-nodes", [_node("A", "B"), _node("B", "A")])
+    assert set(_fields(r)) == {"items[0].parent_id", "items[1].parent_id"}
+    assert client.http.get("/data/org-nodes/D1", headers=operator).json_body["parent_id"] == "HQ"
+
+
+def test_deleting_a_record_others_refer_to_is_409_naming_them(client, operator):
+    _put(client, operator, "org-nodes", [_node("HQ", None), _node("D1", "HQ")])
+    _put(client, operator, "stores", [{"id": s, "name": "Store", "legal_entity": "USRT", "org_node_id": "D1"}
+                                      for s in ("S1", "S2")])
+    _put(client, operator, "categories", [{"id": "ALL", "name": "All", "parent_id": None}])
+    _put(client, operator, "products", [{"id": "P1", "name": "Scarf", "category_id": "ALL", "price": "1.00",
+                                         "released_to": ["USRT"]}])
+    _put(client, operator, "parameters", [{"id": "default"}])
+    refused = {
+        "/data/org-nodes/HQ": "org-nodes D1",  # the tree root
+        "/data/org-nodes/D1": "stores S1, S2",
+        "/data/categories/ALL": "products P1",
+        "/data/parameters/default": "parameters record is required",
+    }
+    for path, named in refused.items():
+        r = client.http.delete(path, headers=operator)
+        assert r.status_code == 409, path
+        assert r.json_body["error"]["code"] == "conflict" and named in r.json_body["error"]["message"], path
+        assert client.http.get(path, headers=operator).status_code == 200, path
+    for path in ("/data/stores/S1", "/data/stores/S2", "/data/org-nodes/D1", "/data/org-nodes/HQ"):
+        assert client.http.delete(path, headers=operator).status_code == 200, path

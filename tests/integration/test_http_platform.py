@@ -68,6 +68,8 @@ def test_one_invalid_item_in_a_hundred_writes_nothing(client, operator):
 
 
 def test_decimals_are_kept_exact(client, operator):
+    client.http.put("/data/categories", headers=operator,
+                    body=json.dumps({"items": [{"id": "ALL", "name": "All", "parent_id": None}]}))
     item = {"id": "P1", "name": "Scarf", "category_id": "ALL", "price": 19.99, "released_to": ["USRT"]}
     r = client.http.put("/data/products", headers=operator, body=json.dumps({"items": [item]}))
     assert r.status_code == 200, r.body
