@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: catalogs catalogs-update demo serve test crash lint openapi bench package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve token test crash lint openapi bench package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ demo: $(STAMP) catalogs  ## run every job on the embedded local stack; outputs i
 
 serve: $(STAMP) catalogs  ## keep the local stack running: HTTP API, schedules, migration drops
 	$(PY) -m devstack serve
+
+# With make serve running: make token ROLE=operator | make token ROLE=store STORE=S001. STORE counts
+# only on the command line: the shell's $$STORE is the store token that make serve's export line sets.
+TOKEN_STORE = $(if $(filter command line,$(origin STORE)),--store-id "$(STORE)")
+token: $(STAMP)  ## mint a token on the running local stack (ROLE=operator|store, STORE=<store id>, LABEL=...)
+	$(PY) -m devstack tokens create --role "$(ROLE)" $(TOKEN_STORE) --label "$(or $(LABEL),make token)"
 
 test: $(STAMP) catalogs  ## the test suite (unit and integration, moto in process)
 	$(PY) -m pytest -n 2 -q

@@ -64,8 +64,10 @@ def list_tokens() -> list[dict]:
     return sorted((t.to_api() for t in ApiToken.scan()), key=lambda t: t["created_at"])
 
 
-def revoke(token_id: str) -> bool:
+def revoke(token_id: str) -> dict | None:
+    """Revoke the token ``token_id``; its record as revoked, or None when there is no such token."""
     for record in ApiToken.scan(ApiToken.token_id == token_id):
-        record.update(actions=[ApiToken.revoked_at.set(iso())])
-        return True
-    return False
+        if not record.revoked_at:
+            record.update(actions=[ApiToken.revoked_at.set(iso())])
+        return record.to_api()
+    return None

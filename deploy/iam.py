@@ -51,7 +51,7 @@ ROUTES: dict[str, Resources] = {
     # /health, /jobs, /runs, /data, /stores/{id}: master data and run history.
     "chalicelib.http.platform": Resources(tables={MasterRecord: "write", RunRecord: "read"}),
     "chalicelib.http.distribution": Resources(
-        tables={DownloadSession: "write+scan", StoreState: "write", StatusMessageRecord: "write"},
+        tables={DownloadSession: "write", StoreState: "write", StatusMessageRecord: "write"},
         objects={"data/packages/": "write"}),
     "chalicelib.http.finance": Resources(tables={AccountActivityResult: "write", TimeRegistration: "write",
                                                  PayBacklog: "write", PayItem: "read"}),

@@ -1,4 +1,6 @@
-"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M]``."""
+"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M] | tokens ...``
+
+``tokens`` is ``python -m chalicelib tokens ...`` against the running ``make serve``."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--scale", default="S", choices=["S", "M", "L"])
     bench = sub.add_parser("bench", help="measure every job")
     bench.add_argument("--scale", default="M", choices=["S", "M", "L"])
-    args = parser.parse_args(argv)
+    sub.add_parser("tokens", help="python -m chalicelib tokens ... against the running make serve", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "tokens":
+        from devstack.serve import tokens
+
+        return tokens(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         from devstack.demo import main as run
 

@@ -14,10 +14,10 @@ MAPPING_KEY = "migration/mappings/products.json"
 RMS_HEADER = "ItemLookupCode,Description,ExtendedDescription,CategoryID,Price,Inactive"
 
 
-def rms_products_export(demo: Demo) -> bytes:
+def rms_products_export(retailer) -> bytes:
     """An RMS Item export as RMS writes it on Windows: Windows-1252, CRLF, accented names, and
     four bad rows (a price with a comma, no description, an unknown category, a bad flag)."""
-    categories = [c["id"] for c in demo.retailer.categories if c.get("parent_id") not in (None, "ALL")]
+    categories = [c["id"] for c in retailer.categories if c.get("parent_id") not in (None, "ALL")]
     names = ["Crème fraîche jar", "Café crème mug", "Piñata kit", "Jalapeño sauce", "Smörgåsbord tray",
              "Naïve art print", "Façade poster", "Über-soft towel", "Crêpe pan", "Brûlée torch"]
     lines = [RMS_HEADER]
@@ -38,7 +38,7 @@ def drop_rms_export(demo: Demo) -> None:
     from chalicelib import settings
     from chalicelib.storage import aws
 
-    data = rms_products_export(demo)
+    data = rms_products_export(demo.retailer)
     (demo.out / "migration").mkdir(exist_ok=True)
     (demo.out / "migration" / "rms-items.csv").write_bytes(data)
     aws.client("s3").put_object(Bucket=settings.migration_bucket(), Key=DATA_KEY, Body=data)

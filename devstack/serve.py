@@ -1,31 +1,108 @@
 """``make serve``: the local stack kept running — the HTTP API on localhost, schedules fired on
-their cron, files dropped into the local migration bucket handled."""
+their cron, files dropped into the local migration bucket handled.
+
+Chalice's local server answers what API Gateway answers itself (no token, a route the token may
+not use, no such route) in API Gateway's own words; here they are the contract's error documents,
+as the deployed gateway responses make them (``http.common.GATEWAY_ERRORS``), and a token is never
+echoed. The running stack's endpoints are written to ``LOCAL_STACK_FILE`` (default
+``.local-stack.json`` in the project) for ``make token``.
+"""
 from __future__ import annotations
 
+import functools
+import json
+import os
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException, NotAuthorizedError
+
+from chalicelib import localenv
 from devstack.cron import is_due
 from devstack.stack import local_stack
 
-
-def _scheduled_functions(app) -> dict[str, str]:
-    from chalicelib.jobs.registry import all_jobs
-
-    names = {job.name.replace("-", "_"): job.schedule for job in all_jobs()}
-    return {name: expr for name, expr in names.items() if name in app.handler_map}
+# Any key pair is accepted by moto; these are printed for the aws CLI line (never a real one).
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def main(port: int = 8000, scale: str = "S") -> int:
+def state_file() -> Path:
+    return Path(os.environ.get("LOCAL_STACK_FILE") or localenv.PROJECT_DIR / ".local-stack.json")
+
+
+class ContractRequestHandler(ChaliceRequestHandler):
+    """Chalice's local request handler answering the gateway's own errors as the deployed API does."""
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        from chalicelib.http.common import GATEWAY_ERRORS, error_body
+
+        kind = error.headers.get("x-amzn-ErrorType")
+        if isinstance(error, NotAuthorizedError):
+            status, body = GATEWAY_ERRORS["UNAUTHORIZED"]
+        elif isinstance(error, ForbiddenError) and kind == "AccessDeniedException":
+            status, body = GATEWAY_ERRORS["ACCESS_DENIED"]
+        elif isinstance(error, ForbiddenError):  # no such route (API Gateway: "Missing Authentication Token")
+            status, body = GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"]
+        else:  # the authorizer answered nothing
+            status, body = 500, error_body("internal_error", "internal error; see the logs")
+        self._send_http_response(status, {"Content-Type": "application/json"}, json.dumps(body))
+
+
+def start_api(app, port: int):
+    """The HTTP API on 127.0.0.1:``port`` in a daemon thread; returns the server (``shutdown()``)."""
     from chalice.cli.factory import CLIFactory
     from chalice.local import create_local_server
 
+    config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
+    server = create_local_server(app, config, "127.0.0.1", port)
+    server.server.RequestHandlerClass = functools.partial(ContractRequestHandler, app_object=app, config=config)
+    threading.Thread(target=server.server.serve_forever, daemon=True).start()
+    return server
+
+
+def banner(base: str, endpoint: str, operator: str, store: str, store_id: str, sample: Path) -> str:
+    from chalicelib import settings
+
+    credentials = " ".join(f"{name}={value}" for name, value in LOCAL_CREDENTIALS.items())
+    return f"""retail-sync local stack
+  API            {base}   (moto: {endpoint}, dashboard {endpoint}/moto-api/)
+  operator token {operator}
+  store token    {store}   (store {store_id})
+  more tokens    make token ROLE=operator | make token ROLE=store STORE={store_id}
+
+  export OPERATOR={operator} STORE={store}
+  curl {base}/health
+  curl -H "Authorization: Bearer $OPERATOR" {base}/jobs
+  curl -X POST -H "Authorization: Bearer $OPERATOR" -H 'Content-Type: application/json' \\
+       -d '{{"params": {{}}}}' {base}/jobs/purge-run-history/runs
+  curl -H "Authorization: Bearer $STORE" {base}/stores/{store_id}
+  {credentials} aws --endpoint-url {endpoint} s3 cp {sample} s3://{settings.migration_bucket()}/migration/data/products/
+
+Schedules fire on their cron (UTC); Ctrl-C stops."""
+
+
+def tokens(argv: list[str]) -> int:
+    """``python -m chalicelib tokens <argv>`` pointed at the running local stack."""
+    import sys
+
+    from chalicelib.__main__ import main as cli
+
+    state = state_file()
+    if not state.exists():
+        print(f"no local stack is running ({state} is missing): start it with `make serve`", file=sys.stderr)
+        return 2
+    localenv.apply("local", endpoint=json.loads(state.read_text())["endpoint"])
+    return cli(["tokens", *argv])
+
+
+def main(port: int = 8000, scale: str = "S") -> int:
     import app
-    from chalicelib import localenv
     from chalicelib.auth import issue_token
     from chalicelib.datagen import generate
     from chalicelib.storage import records
+    from devstack.demo_migration import rms_products_export
 
     with local_stack() as stack:
         retailer = generate(scale)
@@ -35,22 +112,14 @@ def main(port: int = 8000, scale: str = "S") -> int:
         operator = issue_token("operator", label="make serve")
         store_id = retailer.stores[0]["id"]
         store = issue_token("store", store_id=store_id, label=f"POS {store_id}")
-        config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
-        server = create_local_server(app.app, config, "127.0.0.1", port)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        sample = Path("demo-output", "rms-items.csv").resolve()
+        sample.parent.mkdir(exist_ok=True)
+        sample.write_bytes(rms_products_export(retailer))
+        server = start_api(app.app, port)
         base = f"http://127.0.0.1:{port}"
-        print(f"""retail-sync local stack
-  API            {base}   (moto: {stack.endpoint}, dashboard {stack.endpoint}/moto-api/)
-  operator token {operator}
-  store token    {store}   (store {store_id})
-
-  curl {base}/health
-  curl -H 'Authorization: Bearer {operator}' {base}/jobs
-  curl -X POST -H 'Authorization: Bearer {operator}' -d '{{"params": {{}}}}' {base}/jobs/purge-run-history/runs
-  curl -H 'Authorization: Bearer {store}' {base}/stores/{store_id}
-  aws --endpoint-url {stack.endpoint} s3 cp products.csv s3://retail-sync-local-migration/migration/data/products/
-
-Schedules fire on their cron (UTC); Ctrl-C stops.""", flush=True)
+        state = state_file()
+        state.write_text(json.dumps({"api": base, "endpoint": stack.endpoint}))
+        print(banner(base, stack.endpoint, operator, store, store_id, sample), flush=True)
         schedules = _scheduled_functions(app.app)
         last_minute = None
         try:
@@ -68,5 +137,13 @@ Schedules fire on their cron (UTC); Ctrl-C stops.""", flush=True)
         except KeyboardInterrupt:
             print("stopping", flush=True)
         finally:
+            state.unlink(missing_ok=True)
             server.shutdown()
     return 0
+
+
+def _scheduled_functions(app) -> dict[str, str]:
+    from chalicelib.jobs.registry import all_jobs
+
+    names = {job.name.replace("-", "_"): job.schedule for job in all_jobs()}
+    return {name: expr for name, expr in names.items() if name in app.handler_map}

@@ -62,6 +62,14 @@ def store_headers(store_id: str) -> dict:
             "Content-Type": "application/json"}
 
 
+def bare_stores(store_ids, org_node: str = "HQ") -> dict[str, list[dict]]:
+    """The records a worker's or an upload's store refers to: an org node and stores under it
+    (``PUT /data`` refuses a reference to a record that does not exist), entity by entity."""
+    return {"org-nodes": [{"id": org_node, "name": "Head office", "parent_id": None}],
+            "stores": [{"id": s, "name": f"Store {s}", "legal_entity": "USRT", "org_node_id": org_node}
+                       for s in store_ids]}
+
+
 def schedule_event(client, event_id: str = "evt-1") -> dict:
     """A scheduled EventBridge delivery (chalice's test client has no schedule generator)."""
     event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,26 @@ GATEWAY_ERRORS = {
     "MISSING_AUTHENTICATION_TOKEN": (404, error_body("not_found", "no such route")),
     "REQUEST_TOO_LARGE": (413, error_body("payload_too_large", "body exceeds the API Gateway limit")),
 }
+
+
+# What Chalice answers itself in the function, before any route runs (a body that is not JSON, a
+# method the route lacks): its ``{"Code", "Message"}`` becomes the contract's error document.
+CHALICE_ERRORS = {
+    "UnsupportedMediaType": ("unsupported_media_type", "; send Content-Type: application/json"),
+    "MethodNotAllowedError": ("method_not_allowed", ""),
+    "BadRequest": ("bad_request", ""),
+    "InternalServerError": ("internal_error", ""),
+}
+
+
+@bp.middleware("http")
+def contract_errors(event, get_response):
+    response = get_response(event)
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"} and body["Code"] in CHALICE_ERRORS:
+        code, hint = CHALICE_ERRORS[body["Code"]]
+        response.body = error_body(code, body["Message"] + hint)
+    return response
 
 
 def _unauthorized():
@@ -141,6 +162,10 @@ def read_body(request, model: str, limit: int | None = None):
             body = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
         except ValueError as exc:
             raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+        except RecursionError:  # far deeper than MAX_JSON_DEPTH
+            raise _too_deep() from None
+        if nesting_depth(body) > MAX_JSON_DEPTH:
+            raise _too_deep()
     return _parse(model, body)
 
 
@@ -161,6 +186,28 @@ def _parse(model: str, data: dict):
     return parse(getattr(models, model), data)
 
 
+# No request model nests objects and lists this deep (a product's variants are at 4); deeper bodies
+# are refused before any model walks them (Python's recursion limit would make them a 500).
+MAX_JSON_DEPTH = 16
+
+
+def nesting_depth(value: Any) -> int:
+    """How many objects and lists ``value`` nests (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "invalid_json", f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
@@ -175,13 +222,23 @@ def idempotency_key(request) -> str | None:
     return f"http#{key}"
 
 
+def request_digest(request, body) -> str:
+    """The digest of a request's path parameters and its parsed body (the route's model, in its
+    JSON form with keys sorted), kept on the run that its ``Idempotency-Key`` names."""
+    canonical = json.dumps({"path": request.uri_params or {}, "body": body.model_dump(mode="json")},
+                           sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 RETRY_AFTER_SECONDS = 30
 
 
-def run_started(run, created: bool, more: Callable[[], dict] | None = None) -> Response:
+def run_started(run, created: bool, more: Callable[[], dict] | None = None, digest: str | None = None) -> Response:
     """Answer a submitted run: a new one is dispatched (inline where no Lambda exists, so it has
-    executed by now) and answered ``202 {"run"}``; one an idempotency key found, ``200``.
-    ``more()`` adds to the answer what the run may have changed (read after the dispatch).
+    executed by now) and answered ``202 {"run"}``; one an idempotency key found, ``200``, when
+    the request's ``digest`` is the run's (else ``422 idempotency_key_reused``: the key was used
+    for another body). ``more()`` adds to the answer what the run may have changed (read after
+    the dispatch).
 
     A run the key finds still ``Waiting`` (the request that created it died before handing it
     over, or its hand-over was throttled) is dispatched again and answered ``202``: the runtime's
@@ -191,6 +248,10 @@ def run_started(run, created: bool, more: Callable[[], dict] | None = None) -> R
     from chalicelib.jobs import runtime
     from chalicelib.storage import faults
 
+    if not created and digest and run.request_digest and run.request_digest != digest:
+        raise ApiError(422, "idempotency_key_reused",
+                       f"this Idempotency-Key started run {run.run_id} with a different body; "
+                       "use a new key for a new request")
     dispatch = created or run.status == "Waiting"
     if dispatch:
         try:

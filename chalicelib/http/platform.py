@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib.domain.errors import ValidationError
 from chalicelib.http.common import (
+    Conflict,
     NotFound,
     idempotency_key,
     json_response,
     list_response,
     operation,
     principal,
+    request_digest,
     run_started,
 )
 
@@ -44,9 +47,11 @@ def start_run(job, body):
     from chalicelib.jobs import runtime
 
     request = bp.current_request
+    digest = request_digest(request, body)
     run, created = runtime.submit(job, body.params, trigger="manual", requested_by=principal(request).token_id,
-                                  dry_run=body.dry_run, idempotency_key=idempotency_key(request))
-    return run_started(run, created)
+                                  dry_run=body.dry_run, idempotency_key=idempotency_key(request),
+                                  request_digest=digest)
+    return run_started(run, created, digest=digest)
 
 
 @operation(bp, "GET", "/jobs/{job}/runs", query="RunHistoryQuery", response="RunList", errors=(404,),
@@ -100,8 +105,31 @@ def put_data(entity, body):
 
     entity = _entity(entity)
     cleaned = parse_records(entity, body.items)
+    _check_references(entity, cleaned)
     written = records.upsert(entity, cleaned)
     return {"accepted": len(cleaned), "written": written, "unchanged": len(cleaned) - written}
+
+
+def _check_references(entity: str, items: list[dict]) -> None:
+    """400 for a reference to a record neither stored nor in the request, or a cycle in a tree."""
+    from chalicelib.domain.references import reference_errors
+    from chalicelib.storage import records
+
+    errors = reference_errors(entity, items, records.get_by_ids)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _refuse_referred(entity: str, record_id: str) -> None:
+    """409 for deleting the parameters or a record that others refer to, naming them."""
+    from chalicelib.storage import records
+
+    if entity == "parameters":
+        raise Conflict("the parameters record is required; change it with PUT /data/parameters")
+    referrers = records.referrers(entity, record_id)
+    if referrers:
+        named = "; ".join(f"{source} {', '.join(ids)}" for source, ids in referrers.items())
+        raise Conflict(f"{entity} {record_id} is referred to by {named}: change or delete them first")
 
 
 @operation(bp, "GET", "/data/{entity}", query="DataListQuery", response="ItemList", errors=(404,),
@@ -130,7 +158,9 @@ def delete_data(entity, record_id):
     """Delete one record → ``{"deleted": id}``."""
     from chalicelib.storage import records
 
-    if not records.delete(_entity(entity), record_id):
+    entity = _entity(entity)
+    _refuse_referred(entity, record_id)
+    if not records.delete(entity, record_id):
         raise NotFound(f"{entity} {record_id} not found")
     return json_response({"deleted": record_id})
 

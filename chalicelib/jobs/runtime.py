@@ -212,7 +212,7 @@ class JobContext:
 # --- submitting ---------------------------------------------------------------------------
 
 def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str | None = None,
-           dry_run: bool = False, idempotency_key: str | None = None,
+           dry_run: bool = False, idempotency_key: str | None = None, request_digest: str | None = None,
            parent_run_id: str | None = None, lock_scope: str | None = None,
            resume_open: bool = False) -> tuple[RunRecord, bool]:
     """Record a run ``Waiting``; returns (run, created). A known idempotency key returns the
@@ -235,7 +235,8 @@ def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str
             return get_run(claim_key(job.name, idempotency_key, unfinished.run_id)), False
     run = RunRecord(new_run_id(), job=job.name, created_at=iso(), status="Waiting", trigger=trigger,
                     params=cleaned, dry_run=dry_run, requested_by=requested_by,
-                    idempotency_key=idempotency_key, parent_run_id=parent_run_id, lock_scope=scope)
+                    idempotency_key=idempotency_key, request_digest=request_digest, parent_run_id=parent_run_id,
+                    lock_scope=scope)
     stored = create_run(run)
     return stored, stored.run_id == run.run_id
 

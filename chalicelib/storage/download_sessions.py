@@ -19,8 +19,11 @@ Tables and indexes, each serving a query a job or route makes (never a scan on a
 from __future__ import annotations
 
 import hashlib
+import heapq
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -196,10 +199,29 @@ def sessions_in_status(status: str, limit: int, cursor: dict | None) -> tuple[li
 
 
 def all_sessions(limit: int, cursor: dict | None) -> tuple[list[DownloadSession], dict | None]:
-    """The unfiltered operator list: a paged scan (an operator's page, never a job's path)."""
-    results = DownloadSession.scan(limit=limit, last_evaluated_key=cursor)
-    items = list(results)
-    return items, results.last_evaluated_key if len(items) == limit else None
+    """The unfiltered operator list, last change first (as one status's list): the ``by_status``
+    pages of every status merged, one query per status with sessions left (an operator's page,
+    never a job's path). The cursor holds where each status's list stands (null: at its start)."""
+    positions = cursor if cursor is not None else dict.fromkeys(SessionStatus)
+    pages = {}
+    for status, start in positions.items():
+        results = DownloadSession.by_status.query(status, scan_index_forward=False, limit=limit,
+                                                  last_evaluated_key=start)
+        pages[status] = (list(results), results.last_evaluated_key)
+    items = list(islice(heapq.merge(*(page for page, _ in pages.values()), key=lambda s: s.changed_at,
+                                    reverse=True), limit))
+    taken = Counter(session.status for session in items)
+    following = {}
+    for status, (page, more) in pages.items():
+        if taken[status] < len(page) or more:
+            following[status] = _status_key(page[taken[status] - 1]) if taken[status] else positions[status]
+    return items, following or None
+
+
+def _status_key(session: DownloadSession) -> dict:
+    """Where a ``by_status`` query resumes after ``session``."""
+    return {"session_id": {"S": session.session_id}, "status": {"S": session.status},
+            "changed_at": {"S": session.changed_at}}
 
 
 def started_sessions(group: str) -> dict[str, list[DownloadSession]]:

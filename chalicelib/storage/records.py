@@ -1,7 +1,9 @@
 """Master data (the ``/data`` entities) in one table: ``entity`` + ``id``, the record as JSON.
 
-Entities that jobs look up by a parent carry a sparse ``ref`` key (``products#<category>``,
-``stores#<org node>``, ``workers#<store>``) queried through the ``by_ref`` index.
+Records that refer to another (``domain/references.py``) carry a sparse ``ref`` key
+(``products#<category>``, ``stores#<org node>``, ``workers#<store>``, ``org-nodes#<parent>``,
+``categories#<parent>``) queried through the ``by_ref`` index: jobs look records up by their parent,
+and ``DELETE /data`` finds what refers to a record.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.domain.references import REFERENCES, referring
 from chalicelib.storage.base import JSONAttribute, dumps, get_many, iso, meta, write_all
 from chalicelib.storage.faults import condition_failed
 
-_REF_FIELD = {"products": "category_id", "stores": "org_node_id", "workers": "store_id"}
+_REF_FIELD = {entity: field for entity, (field, _) in REFERENCES.items()}
 PAGE_SIZE = 1000
 
 
@@ -37,29 +40,33 @@ class MasterRecord(Model):
     by_ref = RecordsByRef()
 
 
-def _make(entity: str, record: dict, now: str) -> MasterRecord:
+def _ref(entity: str, record: dict) -> str | None:
     field = _REF_FIELD.get(entity)
-    ref = f"{entity}#{record[field]}" if field and record.get(field) else None
-    return MasterRecord(entity, record["id"], data=record, updated_at=now, ref=ref)
+    return f"{entity}#{record[field]}" if field and record.get(field) else None
+
+
+def _make(entity: str, record: dict, now: str) -> MasterRecord:
+    return MasterRecord(entity, record["id"], data=record, updated_at=now, ref=_ref(entity, record))
 
 
 def upsert(entity: str, records: list[dict]) -> int:
     """Write the records that differ from what is stored; returns how many were written.
 
     Assortments are system-managed: editing one makes it ``Draft`` again (DOMAIN §5), while an
-    unchanged one keeps its status.
+    unchanged one keeps its status. A record stored before its entity had a ``ref`` gets it.
     """
-    existing = {r.id: r.data for r in get_many(MasterRecord, [(entity, r["id"]) for r in records])}
+    existing = {r.id: r for r in get_many(MasterRecord, [(entity, r["id"]) for r in records])}
     now = iso()
     changed = []
     for record in records:
-        old = existing.get(record["id"])
+        stored = existing.get(record["id"])
+        old = stored.data if stored is not None else None
         if entity == "assortments":
             old_body = {k: v for k, v in (old or {}).items() if k != "status"}
             if old is not None and dumps(old_body) == dumps(record):
                 continue
             record = {**record, "status": "Draft"}
-        elif old is not None and dumps(old) == dumps(record):
+        elif old is not None and dumps(old) == dumps(record) and stored.ref == _ref(entity, record):
             continue
         changed.append(_make(entity, record, now))
     return write_all(MasterRecord, puts=changed)
@@ -112,6 +119,17 @@ def scan_entity(entity: str) -> Iterator[dict]:
     """Every record of ``entity`` (a query on the partition key, 1 MB pages)."""
     for item in MasterRecord.query(entity, page_size=PAGE_SIZE):
         yield item.data
+
+
+def referrers(entity: str, record_id: str, limit: int = 10) -> dict[str, list[str]]:
+    """The ids (at most ``limit`` of each entity) of the records that refer to ``entity``
+    ``record_id``, by entity: one ``by_ref`` query per entity that may refer to it."""
+    found = {}
+    for source, _ in referring(entity):
+        ids = [r.id for r in MasterRecord.by_ref.query(f"{source}#{record_id}", limit=limit, page_size=limit)]
+        if ids:
+            found[source] = ids
+    return found
 
 
 def by_ref(entity: str, parent_id: str) -> Iterator[dict]:

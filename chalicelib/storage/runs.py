@@ -72,6 +72,7 @@ class RunRecord(Model):
     hops = NumberAttribute(default=0)
     cancel_requested = BooleanAttribute(default=False)
     idempotency_key = UnicodeAttribute(null=True)
+    request_digest = UnicodeAttribute(null=True)  # of the HTTP request's canonical body (a reused key)
     lock_scope = UnicodeAttribute(default="all")
     parent_run_id = UnicodeAttribute(null=True)
     # A fan-out parent: its shards not ended yet (each shard adds one as it is created, and takes

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from tests.conftest import store_headers
+from tests.conftest import bare_stores, store_headers
 from tests.crash.harness import Invocation, World
 
 TODAY = date.today()
@@ -175,6 +175,8 @@ def _status_reported(world: World) -> None:
 # --- payroll ---------------------------------------------------------------------------------------
 
 def _time_registered(world: World) -> None:
+    for entity, items in bare_stores(["S1"]).items():
+        put(world, entity, items)
     put(world, "workers", [{"id": "W1", "name": "Wendy Weekly", "export_id": "E100", "store_id": "S1",
                             "pay_period_type": "weekly", "base_rate": "20.00"}])
     put(world, "pay-types", [{"id": "REG", "export_id": "100", "include_in_export": True},

@@ -34,6 +34,10 @@ def put_stores(client, operator):
               {"id": "S2", "name": "Dallas", "legal_entity": "USRT", "org_node_id": "D1", "currency": "USD"},
               {"id": "S-CA", "name": "Toronto", "legal_entity": "CART", "org_node_id": "D2", "currency": "CAD",
                "time_zone": "America/Toronto"}]
+    nodes = [{"id": "HQ", "name": "Contoso", "parent_id": None}, {"id": "D1", "name": "Texas", "parent_id": "HQ"},
+             {"id": "D2", "name": "Ontario", "parent_id": "HQ"}]
+    response = client.http.put("/data/org-nodes", headers=operator, body=json.dumps({"items": nodes}))
+    assert response.status_code == 200, response.body
     response = client.http.put("/data/stores", headers=operator, body=json.dumps({"items": stores}))
     assert response.status_code == 200, response.body
 

@@ -68,6 +68,8 @@ def test_one_invalid_item_in_a_hundred_writes_nothing(client, operator):
 
 
 def test_decimals_are_kept_exact(client, operator):
+    client.http.put("/data/categories", headers=operator,
+                    body=json.dumps({"items": [{"id": "ALL", "name": "All", "parent_id": None}]}))
     item = {"id": "P1", "name": "Scarf", "category_id": "ALL", "price": 19.99, "released_to": ["USRT"]}
     r = client.http.put("/data/products", headers=operator, body=json.dumps({"items": [item]}))
     assert r.status_code == 200, r.body
@@ -84,7 +86,7 @@ def test_unknown_fields_are_rejected(client, operator):
 
 
 def test_oversized_body_is_rejected_with_413(client, operator):
-    big = [{**_store(f"S{i}"), "name": "x" * 1000} for i in range(1100)]
+    big = [{**_store(f"S{i}"), "name": "x" * 4000} for i in range(1100)]
     r = client.http.put("/data/stores", headers=operator, body=json.dumps({"items": big}))
     assert r.status_code == 413
     assert r.json_body["error"]["code"] == "payload_too_large"

@@ -7,7 +7,7 @@ from datetime import UTC, date, timedelta
 
 import pytest
 
-from tests.conftest import store_headers
+from tests.conftest import bare_stores, store_headers
 from tests.integration.test_transfer_to_pay import shift, transfer, upload
 
 DAYS = [date(2026, 9, 28) + timedelta(days=i) for i in range(14)]  # two weeks, Monday to Sunday
@@ -32,7 +32,8 @@ WRITES = ("dynamodb.TransactWriteItems", "dynamodb.BatchWriteItem", "dynamodb.Pu
 
 @pytest.fixture
 def setup(client, operator):
-    for entity, items in (("workers", WORKERS), ("pay-types", PAY_TYPES)):
+    data = {**bare_stores(["S1", "S2", "S9"]), "workers": WORKERS, "pay-types": PAY_TYPES}
+    for entity, items in data.items():
         response = client.http.put(f"/data/{entity}", headers=operator, body=json.dumps({"items": items}))
         assert response.status_code == 200, response.body
     s1 = [shift(w, day, 8) for w in ("W-A", "W-B", "W-C") for day in DAYS[:7]]

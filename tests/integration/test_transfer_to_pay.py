@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from tests.conftest import run_directly, store_headers
+from tests.conftest import bare_stores, run_directly, store_headers
 from tests.unit.test_pay import adds_up
 
 TODAY = date(2026, 10, 5)  # a Monday: the week 2026-09-28..10-04 has just ended, across a month boundary
@@ -42,7 +42,8 @@ def today(monkeypatch):
 
 @pytest.fixture
 def setup(client, operator, today):
-    for entity, items in (("workers", WORKERS), ("pay-types", PAY_TYPES)):
+    data = {**bare_stores(["S1", "S2"]), "workers": WORKERS, "pay-types": PAY_TYPES}
+    for entity, items in data.items():
         response = client.http.put(f"/data/{entity}", headers=operator, body=json.dumps({"items": items}))
         assert response.status_code == 200, response.body
     return client
@@ -272,7 +273,7 @@ def test_unapproved_registrations_hold_back_only_their_own_week(setup, operator)
 
 def test_days_and_the_end_of_a_week_are_the_stores_local_ones(setup, operator, today):
     client = setup
-    store = {"id": "S-NY", "name": "New York", "legal_entity": "US01", "org_node_id": "N1",
+    store = {"id": "S-NY", "name": "New York", "legal_entity": "US01", "org_node_id": "HQ",
              "time_zone": "America/New_York"}
     worker = {"id": "W-NY", "name": "Nora York", "export_id": "E500", "store_id": "S-NY",
               "pay_period_type": "weekly", "base_rate": "20.00"}
