@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 
+from chalicelib.domain.statements import Tender
+
 DEFAULT_PARAMETERS: dict = {
     "id": "default",
     "receipt_subject": "Your receipt from {store_name}",
@@ -17,9 +19,9 @@ DEFAULT_PARAMETERS: dict = {
     "accounts": {
         "revenue_default": "401100",
         "tax": "222000",
-        "cash": "110100",
-        "card": "110200",
-        "gift_card": "110300",
+        Tender.CASH.value: "110100",  # one account per tender: the statement debits it
+        Tender.CARD.value: "110200",
+        Tender.GIFT_CARD.value: "110300",
     },
     "try_count": 3,
     "stale_after_hours": 24,

@@ -25,7 +25,7 @@ from typing import Annotated, Any, ClassVar, NoReturn, get_args
 
 import pydantic
 import pydantic_core
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic.fields import FieldInfo
 
 from chalicelib.models.base import StrictModel, decimal, integer, text
@@ -59,6 +59,8 @@ def _nullable(field: FieldInfo) -> bool:
 
 class Record(StrictModel):
     """A record type of the contract (see the module docstring)."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: a route pays only for the records it takes
 
     read_only: ClassVar[dict[str, str]] = {}
     """Field → why it cannot be sent."""
