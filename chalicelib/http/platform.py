@@ -41,7 +41,7 @@ def list_jobs():
 
 
 @operation(bp, "POST", "/jobs/{job}/runs", body="StartRun", response="RunAnswer", status=202,
-           errors=(404, 409, 503), idempotency_key=True)
+           errors=(404, 503), idempotency_key=True)
 def start_run(job, body):
     """Start a run of the job (200 with the run an ``Idempotency-Key`` already started)."""
     from chalicelib.jobs import runtime
@@ -96,7 +96,7 @@ def _entity(entity: str) -> str:
     return entity
 
 
-@operation(bp, "PUT", "/data/{entity}", body="DataItems", records="entities", errors=(404,))
+@operation(bp, "PUT", "/data/{entity}", body="DataItems", records="entities", response="DataWritten", errors=(404,))
 def put_data(entity, body):
     """Validate every item, then upsert them all; one invalid item answers 400 and writes nothing.
     Answers ``{"accepted", "written", "unchanged"}`` (an unchanged record is not written)."""
@@ -153,7 +153,7 @@ def get_data(entity, record_id):
     return record
 
 
-@operation(bp, "DELETE", "/data/{entity}/{record_id}", errors=(404,))
+@operation(bp, "DELETE", "/data/{entity}/{record_id}", response="Deleted", errors=(404,))
 def delete_data(entity, record_id):
     """Delete one record → ``{"deleted": id}``."""
     from chalicelib.storage import records

@@ -148,11 +148,13 @@ class AccountActivityQuery(StrictModel):
 
 
 class TimeRegistrationQuery(StrictModel):
+    """A store's or a worker's registrations (``store_id`` or ``worker_id`` is required)."""
+
     status: choice(*REGISTRATION_STATUSES) = None
     store_id: ID = None
     worker_id: ID = None
-    start: DATE = Field(alias="from")
-    end: DATE = Field(alias="to")
+    start: DATE = Field(alias="from", description="the first day (the store's local day)")
+    end: DATE = Field(alias="to", description=f"the last day: at most {MAX_BATCH_DAYS} days from the first")
     limit: page_size(500) = 100
     cursor: AFTER_CURSOR = None
 
@@ -202,6 +204,8 @@ class UploadIssuesQuery(StrictModel):
 
 
 class StatementsQuery(StrictModel):
+    """A store's statements (of one business date), or one business date's (one of the two is required)."""
+
     store_id: ID = None
     business_date: DATE = None
     limit: page_size(500) = 50
@@ -248,8 +252,9 @@ class Approval(StrictModel):
     worker_id: ID = None
     worker_ids: list[ID] = Field(None, description=f"1 to {MAX_APPROVAL_WORKERS} worker ids, each once")
     store_id: ID = None
-    start: DATE = Field(alias="from")
-    end: DATE = Field(alias="to")
+    start: DATE = Field(alias="from", description="the first day (the store's local days)")
+    end: DATE = Field(alias="to", description=f"the last day: at most {MAX_WORKER_DAYS} days from the first for "
+                                              f"worker_id, {MAX_BATCH_DAYS} for worker_ids or store_id")
 
     @field_validator("worker_ids", mode="before")
     @classmethod
@@ -355,6 +360,56 @@ class RunAnswer(StrictModel):
 class RunAndStagingJob(StrictModel):
     run: Run
     job: dict[str, Any] = Field(description="the staging job, as GET /migration/jobs/{job_id} answers it")
+
+
+class DataWritten(StrictModel):
+    accepted: int
+    written: int = Field(description="the records that were new or changed")
+    unchanged: int
+
+
+class Deleted(StrictModel):
+    deleted: str = Field(description="the id of the record deleted")
+
+
+class TransactionOutcome(StrictModel):
+    """Each record's outcome (DOMAIN §13): new, an identical resend, another version of a stored id, invalid."""
+
+    accepted: int
+    duplicates: int
+    conflicts: list[dict[str, Any]] = Field(description="by index: the transaction id and the upload issue kept")
+    rejected: list[dict[str, Any]] = Field(description="by index: the field errors and the upload issue kept")
+
+
+class RegistrationOutcome(StrictModel):
+    accepted: int
+    updated: int = Field(description="resent with other times: their approval is withdrawn")
+    duplicates: int
+    approval_withdrawn: int
+
+
+class MessageRejection(StrictModel):
+    index: int
+    session_id: str | None
+    errors: list[FieldProblem]
+
+
+class MessageOutcome(StrictModel):
+    accepted: int
+    rejected: list[MessageRejection]
+
+
+class ApprovalOutcome(StrictModel):
+    """The request's selector and days, and what was approved."""
+
+    worker_id: str | None = None
+    worker_ids: list[str] | None = None
+    store_id: str | None = None
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+    approved: int
+    already_approved: int
+    not_approved: list[dict[str, Any]] = Field(description="{registration_id, worker_id, reason}")
 
 
 class Job(StrictModel):
