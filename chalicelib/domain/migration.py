@@ -39,11 +39,11 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from chalicelib.domain.errors import DomainError, FieldError, ValidationError
+from chalicelib.domain.errors import DomainError, FieldError
 from chalicelib.domain.parameters import DEFAULT_PARAMETERS
 from chalicelib.domain.pay import PayPeriodType
 from chalicelib.domain.receipts import ReceiptOption
-from chalicelib.models.parsing import has_field, parse_record
+from chalicelib.models.parsing import check_record, has_field
 
 SourceColumn = str | list[str]
 """A column name, or several whose trimmed, non-empty values are joined by a space."""
@@ -893,10 +893,7 @@ def stage_row(
     ]
     if EXTRA_CELLS_COLUMN in row:
         errors.append({"column": EXTRA_CELLS_COLUMN, "message": "row has more cells than the header has columns"})
-    try:
-        cleaned, field_errors = parse_record(entity, record), []
-    except ValidationError as exc:
-        cleaned, field_errors = None, exc.errors
+    cleaned, field_errors = check_record(entity, record)
     for error in field_errors:
         if _field_of(error.path) not in conversion_errors:
             errors.append({"column": _column_of(mapping, error.path, defaulted), "message": error.message})

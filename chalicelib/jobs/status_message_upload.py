@@ -9,14 +9,14 @@ envelope (not a list, empty, more than 1,000: the route's model) is all or nothi
 """
 from __future__ import annotations
 
-from chalicelib.domain.errors import FieldError, ValidationError
+from chalicelib.domain.errors import FieldError
 
 
 def receive(store_id: str, messages: list) -> dict:
     """Keep the acceptable messages; returns ``{"accepted": n, "rejected": [{index, session_id, errors}]}``."""
     from chalicelib.domain.days import MAX_FUTURE, in_future
     from chalicelib.models.base import parse_datetime
-    from chalicelib.models.parsing import parse_record
+    from chalicelib.models.parsing import check_record
     from chalicelib.storage.base import iso, utcnow, write_all
     from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
 
@@ -24,10 +24,7 @@ def receive(store_id: str, messages: list) -> dict:
     rejected, valid = [], []
     for i, message in enumerate(messages):
         path = f"messages[{i}]"
-        try:
-            cleaned, errors = parse_record("status-messages", message, path), []
-        except ValidationError as exc:
-            cleaned, errors = None, exc.errors
+        cleaned, errors = check_record("status-messages", message, path)
         if cleaned is not None and in_future(parse_datetime(cleaned["at"]), now):
             minutes = int(MAX_FUTURE.total_seconds() // 60)
             errors = [FieldError(f"{path}.at", f"{cleaned['at']} is more than {minutes} minutes in the future "

@@ -20,7 +20,7 @@ Rejections and conflicts are kept 30 days as upload issues (``storage/upload_iss
 """
 from __future__ import annotations
 
-from chalicelib.domain.errors import DomainError, FieldError, ValidationError
+from chalicelib.domain.errors import DomainError, FieldError
 from chalicelib.storage import records
 
 
@@ -43,7 +43,7 @@ def upload(store_id: str, items: list) -> dict:
     from chalicelib.domain.parameters import parameters_with_defaults
     from chalicelib.domain.receipts import receipt_address
     from chalicelib.domain.uploads import UploadOutcome
-    from chalicelib.models.parsing import parse_record
+    from chalicelib.models.parsing import check_record
     from chalicelib.storage.base import iso, utcnow
     from chalicelib.storage.transactions import from_upload, insert_new, stored_hash
 
@@ -60,11 +60,8 @@ def upload(store_id: str, items: list) -> dict:
     first_at: dict[str, tuple[int, dict]] = {}
     for i, item in enumerate(items):
         path = f"transactions[{i}]"
-        try:
-            cleaned = parse_record("transactions", item, path)
-        except ValidationError as exc:
-            cleaned, errors = None, exc.errors
-        else:
+        cleaned, errors = check_record("transactions", item, path)
+        if cleaned is not None:
             errors = _own_errors(store_id, path, cleaned, today, max_backdated, first_at)
         if errors:
             issues.reject(outcome, i, item, errors)

@@ -20,7 +20,7 @@ from chalicelib.models.common import Record
 from chalicelib.models.records import ENTITY_MODELS
 from chalicelib.models.uploads import UPLOAD_MODELS
 
-__all__ = ["has_field", "parse_record", "parse_records"]
+__all__ = ["check_record", "has_field", "parse_record", "parse_records"]
 
 _MODELS: dict[str, type[StrictModel]] = {**ENTITY_MODELS, **UPLOAD_MODELS}
 
@@ -42,6 +42,15 @@ def parse_record(entity: str, item: Any, path: str = "") -> dict:
     ``ValidationError`` naming every offending field, prefixed by ``path`` (``items[3].price``).
     Raises ``ValueError`` for an unknown ``entity``."""
     return parse(_model(entity), item, path).model_dump()
+
+
+def check_record(entity: str, item: Any, path: str = "") -> tuple[dict | None, list[FieldError]]:
+    """``parse_record`` for callers that keep going past a refused record (per-record outcomes):
+    ``(cleaned, [])`` or ``(None, its field errors)``."""
+    try:
+        return parse_record(entity, item, path), []
+    except ValidationError as exc:
+        return None, exc.errors
 
 
 def parse_records(entity: str, items: Any, path: str = "items") -> list[dict]:
