@@ -1,4 +1,4 @@
-"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M]``."""
+"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M] | importtime [--runs N]``."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--scale", default="S", choices=["S", "M", "L"])
     bench = sub.add_parser("bench", help="measure every job")
     bench.add_argument("--scale", default="M", choices=["S", "M", "L"])
+    importtime = sub.add_parser("importtime", help="import app beside its unavoidable libraries: medians, ratio")
+    importtime.add_argument("--runs", type=int, default=21)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from devstack.demo import main as run
@@ -24,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.serve import main as run
 
         return run(args.port, args.scale)
+    if args.command == "importtime":
+        from devstack.importtime import main as run
+
+        return run(args.runs)
     from devstack.bench import main as run
 
     return run(args.scale)

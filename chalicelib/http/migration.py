@@ -51,7 +51,8 @@ def copy_to_target(job_id):
     """Starts a ``copy-migration-to-target`` run → ``202 {"run": Run, "job": StagingJob}``
     (inline on the local stack, so the job shows the outcome; deployed, it runs in ``run_job``)."""
     from chalicelib.jobs import runtime
-    from chalicelib.jobs.copy_migration_to_target import NAME, ROWS, copy_refusal
+    from chalicelib.jobs.copy_migration_to_target import NAME, copy_refusal
+    from chalicelib.models.params import COPY_ROWS as ROWS
 
     request = bp.current_request
     who = require_operator(request)

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from chalicelib.jobs.migration_context import COPYING, migration_context, run_is_alive
-from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.jobs.stage_migration_file import describe_errors
 from chalicelib.storage import migration as staging
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from chalicelib.domain.migration import RowRanges, StagedRow
 
 NAME = "copy-migration-to-target"
-ROWS = ("all", "errors")
 
 
 def run(ctx: JobContext) -> str:
@@ -143,20 +141,3 @@ def _finish(ctx: JobContext, job: staging.StagingJob, failed: RowRanges) -> str:
         staging.StagingJob.copied_at.set(iso()), staging.StagingJob.updated_at.set(iso()),
     ])
     return f"staging job {job.job_id} {message}"
-
-
-JOB = register(Job(
-    name=NAME,
-    title="Copy migration to target",
-    description="Upserts a staging job's valid rows into the live tables (POST /migration/jobs/{id}/copy-to-target).",
-    schedule="",  # started over HTTP for one staging job
-    run=run,
-    params={
-        "staging_job_id": Param("str", required=True, help="the staging job to copy"),
-        "rows": Param("choice", default="all", choices=ROWS,
-                      help="all valid rows, or only the rows that failed the last copy"),
-    },
-    lock_scope=lambda params: params["staging_job_id"],
-    resources=Resources(tables={staging.StagingJob: "write", staging.StagingRow: "write", records.MasterRecord: "write",
-                               OnHand: "write"}),
-))

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import io
 
-from chalicelib.jobs.registry import Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.storage.account_activity import AccountActivityResult
 
 PAGE = 25  # results carry their lines (up to ~100 KB each); pages stay under DynamoDB's 1 MB
 
@@ -75,14 +73,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return exc.message + ": " + "; ".join(f"{e.path} {e.message}" for e in exc.errors)
     return str(exc) if isinstance(exc, ProfileMissing) else f"{type(exc).__name__}: {exc}"
-
-
-JOB = register(Job(
-    name="export-account-activity",
-    title="Export account activity",
-    description="Writes every account activity result not yet exported to S3 as XML or CSV "
-                "(<file_prefix><result_id>.<ext> in the profile's folder) and marks it exported.",
-    schedule="cron(30 2 * * ? *)",
-    run=run,
-    resources=Resources(tables={AccountActivityResult: "write"}, objects={"data/account-activity/": "write"}),
-))

@@ -25,11 +25,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.storage.account_activity import AccountActivityCursor, AccountActivityResult
+from chalicelib.storage.account_activity import AccountActivityCursor
 from chalicelib.storage.base import utcnow
-from chalicelib.storage.ledger import LedgerLine, LedgerSequence
+from chalicelib.storage.ledger import LedgerLine
 
 PAGE = 1000
 
@@ -329,21 +328,3 @@ def _iso(day: date | None) -> str | None:
 
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
-
-
-JOB = register(Job(
-    name="generate-account-activity",
-    title="Generate account activity",
-    description="Adds up ledger debits and credits per mapped account for each account export profile, "
-                "from the day after its previous result through the profile's yesterday (today is never "
-                "included); ledger lines posted late for dates already covered go into an adjustment result.",
-    schedule="cron(0 2 * * ? *)",
-    run=run,
-    params={
-        "profile_ids": Param("ids", help="only these account export profiles"),
-        "from_date": Param("date", help="restate from this date (a new result outside the chain)"),
-        "to_date": Param("date", help="restate through this date, before today (a new result outside the chain)"),
-    },
-    resources=Resources(tables={AccountActivityResult: "write", AccountActivityCursor: "write",
-                               LedgerLine: "read", LedgerSequence: "read+scan"}),
-))

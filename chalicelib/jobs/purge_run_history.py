@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chalicelib.jobs.registry import Job, Param, all_jobs, register
+from chalicelib.jobs.registry import all_jobs
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage.base import BatchWriter, iso, utcnow
 from chalicelib.storage.runs import FINAL_STATUSES, RunRecord
@@ -35,13 +35,3 @@ def run(ctx: JobContext) -> str:
             deleted += len(old)
     verb = "would delete" if ctx.dry_run else "deleted"
     return f"{verb} {deleted} run record(s) created before {cutoff[:10]} ({days} days)"
-
-
-JOB = register(Job(
-    name="purge-run-history",
-    title="Purge run history",
-    description="Deletes finished run records older than run_history_retention_days (default 90).",
-    schedule="cron(30 4 * * ? *)",
-    run=run,
-    params={"older_than_days": Param("int", minimum=1, help="override the retention parameter")},
-))

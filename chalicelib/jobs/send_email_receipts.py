@@ -30,7 +30,6 @@ from datetime import timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import clock, settings
-from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws, faults, records
 from chalicelib.storage.base import iso, update_if, utcnow
@@ -231,16 +230,3 @@ class _ReceiptSender:
 
 def _without_addresses(text: str) -> str:
     return _ADDRESS.sub("<address>", text)[:300]
-
-
-JOB = register(Job(
-    name="send-email-receipts",
-    title="Send email receipts",
-    description="Emails the receipts customers asked for (HTML, text and a PDF) once their transactions are "
-                "posted; each receipt is claimed before it is sent, so none goes twice.",
-    schedule="cron(0/15 * * * ? *)",
-    run=run,
-    params={"include_unposted": Param("bool", default=False,
-                                      help="also send receipts of completed transactions not posted yet")},
-    resources=Resources(tables={PosTransaction: "write"}, email=True),
-))

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from chalicelib import settings
 from chalicelib.jobs.migration_context import STAGING, migration_context
-from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws
 from chalicelib.storage import migration as staging
@@ -179,23 +178,3 @@ def _finish(ctx: JobContext, job: staging.StagingJob) -> str:
                             staging.StagingJob.rows.set(rows), staging.StagingJob.errors.set(errors),
                             staging.StagingJob.updated_at.set(iso())])
     return f"staging job {job.job_id} {message}"
-
-
-JOB = register(Job(
-    name=NAME,
-    title="Stage migration file",
-    description="Reads an RMS export dropped at migration/data/<entity>/<name>.csv into staging rows, each "
-                "validated with its errors (started by the drop; start it again to re-stage an object).",
-    schedule="",  # event-driven: on_migration_drop starts it
-    run=run,
-    params={
-        "key": Param("str", required=True, help="the object key, e.g. migration/data/products/items.csv"),
-        "bucket": Param("str", help="default: the migration bucket"),
-        "etag": Param("str", help="the ETag the drop notification named (set by on_migration_drop)"),
-    },
-    # A new upload of a file still being staged is staged beside it, not refused.
-    lock_scope=lambda params: f"{params.get('bucket', '')}/{params['key']}#{params.get('etag', '')}",
-    resources=Resources(
-        tables={staging.StagingJob: "write", staging.StagingRow: "write", staging.EntityMapping: "read"},
-        objects={"migration/migration/": "read"}),
-))

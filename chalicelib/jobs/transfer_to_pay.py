@@ -38,10 +38,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
-from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage.base import utcnow
-from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
 
 PERIOD_TYPES = ("weekly", "biweekly", "monthly")
 SENT, NOTHING, WAITING, REFUSED = "sent", "nothing", "waiting", "refused"
@@ -414,27 +412,3 @@ def _clear_settled(ctx: JobContext, entries: list, outcomes: dict, workers: dict
 
 def _label(period_type: str, period) -> str:
     return f"{period_type} {period.start.isoformat()}..{period.end.isoformat()}"
-
-
-JOB = register(Job(
-    name="transfer-to-pay",
-    title="Transfer to pay",
-    description="Exports approved worked time per worker, pay type and day as a payroll CSV per period type "
-                "and period: every ended period's pay items not yet transferred; late and changed ones in a "
-                "supplementary file for their period.",
-    schedule="cron(0 3 * * ? *)",
-    run=run,
-    params={
-        "pay_date": Param("date", help="transfer the periods containing this date (default: every ended "
-                                       "period with pay items not yet transferred)"),
-        "period_type": Param("choice", choices=PERIOD_TYPES, help="only this pay period type (default: all)"),
-        "include_already_exported": Param("bool", default=False,
-                                          help="export pay items transferred before again (without pay_date: "
-                                               "each type's most recently ended period)"),
-        "accept_errors": Param("bool", default=False,
-                               help="export approved registrations even if the period has unapproved ones"),
-    },
-    resources=Resources(tables={PayItem: "write", PayTransfer: "write", TimeRegistration: "read",
-                                PayBacklog: "write"},
-                        objects={"data/payroll/": "write"}),
-))
