@@ -22,10 +22,10 @@ def main(port: int = 8000, scale: str = "S") -> int:
     from chalice.local import create_local_server
 
     import app
-    from chalicelib import localenv
     from chalicelib.auth import issue_token
-    from chalicelib.datagen import generate
     from chalicelib.storage import records
+    from devstack import localenv
+    from devstack.datagen import generate
 
     with local_stack() as stack:
         retailer = generate(scale)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chalicelib.domain.migration import CLEANED, COMPLETED, COMPLETED_WITH_ERRORS
 from chalicelib.jobs.migration_context import is_busy
 from chalicelib.jobs.registry import SCHEDULED_CLEAN_UP_DAYS
 from chalicelib.jobs.runtime import JobContext, JobFailed, JobNotRun
@@ -29,8 +30,6 @@ NAME = "clean-up-staging"
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.domain.migration import CLEANED, COMPLETED, COMPLETED_WITH_ERRORS
-
     jobs = _matching_jobs(ctx)
     if not ctx.state.get("checked"):
         _refuse_while_busy(ctx, jobs)
@@ -91,8 +90,6 @@ def _refuse_while_busy(ctx: JobContext, jobs: list[staging.StagingJob]) -> None:
 def _mark(ctx: JobContext, job: staging.StagingJob, scope: str, rows: int, before: int) -> None:
     """Record ``cleaned_rows`` and, unless only errors were cleaned, the job ``Cleaned``. The rows
     the scope covers are gone now, whichever run deleted them: never fewer than the job holds."""
-    from chalicelib.domain.migration import CLEANED
-
     ctx.output("staging-job", job_id=job.job_id, entity=job.entity, rows_deleted=rows)
     if ctx.dry_run:
         return

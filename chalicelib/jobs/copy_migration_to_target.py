@@ -14,6 +14,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from chalicelib.domain.migration import (
+    COMPLETED,
+    COMPLETED_WITH_ERRORS,
+    STAGED,
+    STAGED_WITH_ERRORS,
+    RowRanges,
+    copy_status,
+    stage_row,
+    uses_decimal_comma,
+)
 from chalicelib.jobs.migration_context import COPYING, migration_context, run_is_alive
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.jobs.stage_migration_file import describe_errors
@@ -29,8 +39,6 @@ NAME = "copy-migration-to-target"
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.domain.migration import RowRanges, stage_row, uses_decimal_comma
-
     job = staging.get_job(ctx.params["staging_job_id"])
     if job is None:
         raise JobFailed(f"staging job {ctx.params['staging_job_id']} not found")
@@ -58,8 +66,6 @@ def run(ctx: JobContext) -> str:
 
 def copy_refusal(job: staging.StagingJob, run_id: str | None = None) -> str | None:
     """Why ``job`` cannot be copied now (``None``: it can); ``run_id``: the copy run asking."""
-    from chalicelib.domain.migration import COMPLETED, COMPLETED_WITH_ERRORS, STAGED, STAGED_WITH_ERRORS
-
     if job.status in (STAGED, STAGED_WITH_ERRORS, COMPLETED, COMPLETED_WITH_ERRORS):
         return None
     if job.status == COPYING and (job.copy_run_id == run_id or not run_is_alive(job.copy_run_id)):
@@ -126,8 +132,6 @@ def _set_on_hand(lines: list[dict]) -> int:
 
 
 def _finish(ctx: JobContext, job: staging.StagingJob, failed: RowRanges) -> str:
-    from chalicelib.domain.migration import copy_status
-
     copied = ctx.state.get("copied", 0)
     failures = ctx.counters.get("failed", 0)
     status = copy_status(copied, failures)

@@ -31,6 +31,7 @@ from chalicelib.domain.inventory import JOURNAL_POSTED
 from chalicelib.domain.statements import STATEMENT_POSTED as POSTED
 from chalicelib.domain.statements import STATEMENT_POSTING as POSTING
 from chalicelib.domain.statements import Statement, build_statement
+from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.jobs.targeting import target_store_ids
 from chalicelib.storage import records
@@ -51,8 +52,6 @@ class CannotPost(DomainError):
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.jobs.parameters import retail_parameters
-
     poster = _Poster(ctx, ctx.params.get("through_date"), retail_parameters()["accounts"])
     store_ids = target_store_ids(ctx)
     for store_id in store_ids:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.registry import all_jobs
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage.base import BatchWriter, iso, utcnow
@@ -12,8 +13,6 @@ PAGE = 200
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.jobs.parameters import retail_parameters
-
     days = ctx.params.get("older_than_days") or retail_parameters()["run_history_retention_days"]
     cutoff = iso(utcnow() - timedelta(days=days))
     deleted = 0

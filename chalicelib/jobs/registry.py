@@ -111,12 +111,12 @@ class Job:
         every offending parameter. A scheduled job asked for its defaults answers from the table."""
         if self.schedule and (params is None or params == {}):
             return dict(self.defaults)
-        from chalicelib.models.params import clean
+        from chalicelib.models.params import clean  # pydantic: not for the scheduled tick
 
         return clean(self.params_model(), params, self.defaults, f"invalid parameters for job {self.name}")
 
     def describe(self) -> dict:
-        from chalicelib.models.params import describe
+        from chalicelib.models.params import describe  # pydantic: GET /jobs only
 
         return {"name": self.name, "title": self.title, "description": self.description,
                 "schedule": self.schedule, "params": describe(self.params_model(), self.defaults)}

@@ -30,6 +30,8 @@ from datetime import timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import clock, settings
+from chalicelib.domain.receipts import ReceiptTemplateError, build_mime, receipt_address, render_receipt
+from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws, faults, records
 from chalicelib.storage.base import iso, update_if, utcnow
@@ -59,8 +61,6 @@ class _Throttled(Exception):
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.jobs.parameters import retail_parameters
-
     include_unposted = bool(ctx.params.get("include_unposted"))
     sender = _ReceiptSender(ctx, retail_parameters(), include_unposted)
     throttled = False
@@ -115,8 +115,6 @@ class _ReceiptSender:
             self._send(receipt, customers.get(receipt.data.get("customer_id")), stale_before)
 
     def _send(self, receipt: PosTransaction, customer: dict | None, stale_before: str) -> None:
-        from chalicelib.domain.receipts import ReceiptTemplateError, build_mime, receipt_address, render_receipt
-
         address = receipt_address(receipt.data, customer)
         if self.ctx.dry_run:
             self.sent += address is not None

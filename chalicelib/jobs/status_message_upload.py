@@ -9,18 +9,17 @@ envelope (not a list, empty, more than ``MAX_MESSAGES``) is all or nothing (400)
 """
 from __future__ import annotations
 
+from chalicelib.domain.days import MAX_FUTURE, in_future
 from chalicelib.domain.errors import FieldError, ValidationError
+from chalicelib.domain.schemas import parse_datetime, validate
+from chalicelib.storage.base import iso, utcnow, write_all
+from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
 
 MAX_MESSAGES = 1000
 
 
 def receive(store_id: str, messages: object) -> dict:
     """Keep the acceptable messages; returns ``{"accepted": n, "rejected": [{index, session_id, errors}]}``."""
-    from chalicelib.domain.days import MAX_FUTURE, in_future
-    from chalicelib.domain.schemas import parse_datetime, validate
-    from chalicelib.storage.base import iso, utcnow, write_all
-    from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
-
     if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
         raise ValidationError([FieldError("messages", f"must be a list of 1 to {MAX_MESSAGES} messages")])
     now = utcnow()

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.domain.catalog import OrgTree
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage import records
 
 
 def target_store_ids(ctx: JobContext) -> list[str]:
     """The stores this run works on, sorted; unknown ids are reported as warnings."""
-    from chalicelib.domain.catalog import OrgTree
-
     if ctx.run.parent_run_id:  # a shard: exactly its store
         return list(ctx.params["store_ids"])
     store_ids, node_ids = ctx.params.get("store_ids"), ctx.params.get("org_node_ids")

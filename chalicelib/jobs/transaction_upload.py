@@ -20,8 +20,25 @@ Rejections and conflicts are kept 30 days as upload issues (``storage/upload_iss
 """
 from __future__ import annotations
 
+from chalicelib.domain.days import business_date_problem, local_today
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
+from chalicelib.domain.receipts import receipt_address
+from chalicelib.domain.schemas import parameters_with_defaults, validate
+from chalicelib.domain.uploads import UploadOutcome, canonical_hash
 from chalicelib.storage import records
+from chalicelib.storage.base import iso, utcnow
+from chalicelib.storage.statements import in_range
+from chalicelib.storage.transact import Put
+from chalicelib.storage.transactions import POSTED, from_upload, get_one, insert_new, replace_version, stored_hash
+from chalicelib.storage.upload_issues import (
+    ACCEPTED,
+    CONFLICT,
+    REJECTED,
+    get_issue,
+    new_issue,
+    save_issues,
+    store_issues,
+)
 
 MAX_TRANSACTIONS = 500
 
@@ -41,13 +58,6 @@ class IssueConflict(DomainError):
 def upload(store_id: str, items: object) -> dict:
     """Validate and store ``items`` record by record; returns
     ``{"accepted": n, "duplicates": m, "conflicts": [...], "rejected": [...]}``."""
-    from chalicelib.domain.days import local_today
-    from chalicelib.domain.receipts import receipt_address
-    from chalicelib.domain.schemas import parameters_with_defaults, validate
-    from chalicelib.domain.uploads import UploadOutcome
-    from chalicelib.storage.base import iso, utcnow
-    from chalicelib.storage.transactions import from_upload, insert_new, stored_hash
-
     if not isinstance(items, list) or not items:
         raise ValidationError([FieldError("transactions", "must be a non-empty list")])
     if len(items) > MAX_TRANSACTIONS:
@@ -106,8 +116,6 @@ class _Issues:
         self.store_id, self.now, self.items = store_id, now, []
 
     def reject(self, outcome, index: int, record: object, errors: list[FieldError]) -> None:
-        from chalicelib.storage.upload_issues import REJECTED, new_issue
-
         reasons = [e.to_dict() for e in errors]
         transaction_id = record.get("transaction_id") if isinstance(record, dict) else None
         if not isinstance(transaction_id, str):
@@ -118,9 +126,6 @@ class _Issues:
         outcome.reject(index, transaction_id, reasons, issue.issue_id)
 
     def conflict(self, outcome, index: int, item, old) -> None:
-        from chalicelib.storage.transactions import POSTED
-        from chalicelib.storage.upload_issues import CONFLICT, new_issue
-
         if old.status == POSTED:
             remedy = (f"it is already posted (statement {old.statement_id}): void it and send the correction "
                       "under a new transaction id")
@@ -135,8 +140,6 @@ class _Issues:
         outcome.conflict(index, item.transaction_id, issue.issue_id, message)
 
     def save(self) -> None:
-        from chalicelib.storage.upload_issues import save_issues
-
         if self.items:
             save_issues(self.items)
 
@@ -144,9 +147,6 @@ class _Issues:
 def _own_errors(store_id: str, path: str, transaction: dict, today, max_backdated: int,
                 first_at: dict[str, tuple[int, dict]]) -> list[FieldError]:
     """What is wrong with a schema-valid record on its own: store, date, a repeated id."""
-    from chalicelib.domain.days import business_date_problem
-    from chalicelib.domain.uploads import canonical_hash
-
     errors = []
     if transaction["store_id"] != store_id:
         errors.append(FieldError(f"{path}.store_id", f"must be {store_id}, the store of the request path"))
@@ -183,8 +183,6 @@ def _line_errors(path: str, line: dict, product: dict | None) -> list[FieldError
 
 
 def list_issues(store_id: str, kind: str | None, limit: int, cursor: dict | None) -> tuple[list[dict], dict | None]:
-    from chalicelib.storage.upload_issues import store_issues
-
     items, next_key = store_issues(store_id, kind, limit, cursor)
     return [issue.to_api() for issue in items], next_key
 
@@ -196,12 +194,6 @@ def accept_issue(store_id: str, issue_id: str, accepted_by: str) -> dict:
     accept, and a posted original cannot change (409 for both): the store voids it and sends the
     correction under a new id.
     """
-    from chalicelib.domain.receipts import receipt_address
-    from chalicelib.storage.base import iso
-    from chalicelib.storage.transact import Put
-    from chalicelib.storage.transactions import from_upload, get_one, replace_version, stored_hash
-    from chalicelib.storage.upload_issues import ACCEPTED, CONFLICT, get_issue
-
     issue = get_issue(store_id, issue_id)
     if issue is None:
         raise IssueNotFound(f"upload issue {issue_id} of store {store_id} not found")
@@ -236,9 +228,6 @@ def accept_issue(store_id: str, issue_id: str, accepted_by: str) -> dict:
 
 def _posted_or_posting(current) -> str | None:
     """Why a stored transaction can no longer be replaced, or None."""
-    from chalicelib.storage.statements import in_range
-    from chalicelib.storage.transactions import POSTED
-
     if current.status == POSTED or current.statement_id:
         return f"is already posted (statement {current.statement_id})"
     for statement in in_range(current.store_id, current.business_date, current.business_date):

@@ -38,8 +38,28 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
+from chalicelib import clock, settings
+from chalicelib.domain.days import store_zone
+from chalicelib.domain.pay import (
+    ExportedItem,
+    PayLine,
+    PayPeriod,
+    PayType,
+    UnknownPayType,
+    Worker,
+    check_unapproved,
+    daily_hours,
+    last_ended_period,
+    pay_lines,
+    period_for,
+    reconcile,
+    write_pay_csv,
+)
 from chalicelib.jobs.runtime import JobContext, JobFailed
-from chalicelib.storage.base import utcnow
+from chalicelib.storage import exports, records
+from chalicelib.storage import pay as store
+from chalicelib.storage.base import iso, utcnow
+from chalicelib.storage.pay import registrations_on
 
 PERIOD_TYPES = ("weekly", "biweekly", "monthly")
 SENT, NOTHING, WAITING, REFUSED = "sent", "nothing", "waiting", "refused"
@@ -94,8 +114,6 @@ def _summary(plans: list[dict], outcomes: dict) -> str:
 def _plans(ctx: JobContext, workers: dict, zones: dict) -> tuple[list[dict], list]:
     """The periods to transfer, each with the workers' days to look at (``None``: all of them),
     and the backlog entries read (empty when ``pay_date`` names the periods)."""
-    from chalicelib.domain.pay import last_ended_period, period_for
-
     types = [ctx.params["period_type"]] if ctx.params.get("period_type") else list(PERIOD_TYPES)
     earliest_today = min([_local_today(zone) for zone in zones.values()] + [_local_today(None)])
     if ctx.params.get("pay_date") or ctx.params.get("include_already_exported"):
@@ -115,9 +133,6 @@ def _plans(ctx: JobContext, workers: dict, zones: dict) -> tuple[list[dict], lis
 
 
 def _backlog_plans(ctx: JobContext, types: list[str], workers: dict, zones: dict) -> tuple[list[dict], list]:
-    from chalicelib.domain.pay import period_for
-    from chalicelib.storage import pay as store
-
     latest_today = max([_local_today(zone) for zone in zones.values()] + [_local_today(None)])
     entries, unknown = [], set()
     scopes: dict[tuple[str, date], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -159,10 +174,6 @@ def _local_today(zone) -> date:
 
 
 def _master_data() -> tuple[dict, dict, dict]:
-    from chalicelib.domain.days import store_zone
-    from chalicelib.domain.pay import PayType, Worker
-    from chalicelib.storage import records
-
     workers = {w.id: w for w in map(Worker.from_record, records.scan_entity("workers"))}
     pay_types = {t.id: t for t in map(PayType.from_record, records.scan_entity("pay-types"))}
     stores_of_workers = {w.store_id for w in workers.values()}
@@ -172,8 +183,6 @@ def _master_data() -> tuple[dict, dict, dict]:
 
 def _read_registrations(ctx: JobContext, plan: dict, workers: dict, cache: dict) -> list:
     """The plan's registrations: those of its workers on its days (``by_day``, each day read once)."""
-    from chalicelib.storage.pay import registrations_on
-
     scope = plan["scope"]
     if scope is None:
         start, end = date.fromisoformat(plan["start"]), date.fromisoformat(plan["end"])
@@ -205,8 +214,6 @@ def _read_registrations(ctx: JobContext, plan: dict, workers: dict, cache: dict)
 
 def _transfer(ctx: JobContext, plan: dict, workers: dict, pay_types: dict, registrations: list) -> dict:
     """Transfer one period type's period; returns its outcome (text, status, workers held back)."""
-    from chalicelib.domain.pay import PayPeriod, UnknownPayType, check_unapproved
-
     period = PayPeriod(date.fromisoformat(plan["start"]), date.fromisoformat(plan["end"]))
     label = _label(plan["period_type"], period)
     unapproved = check_unapproved(registrations)
@@ -228,8 +235,6 @@ def _transfer(ctx: JobContext, plan: dict, workers: dict, pay_types: dict, regis
 def _pay_lines(plan: dict, registrations: list, workers: dict, pay_types: dict, period) -> tuple[list, set]:
     """The period's pay lines now, and the pay items looked at: (worker, pay type, day) for each
     worker-day in scope (an item with no line now may have been sent before)."""
-    from chalicelib.domain.pay import daily_hours, pay_lines
-
     per_worker: dict[str, dict] = defaultdict(dict)
     for (worker_id, day), hours in daily_hours(registrations).items():
         per_worker[worker_id][day] = hours
@@ -247,12 +252,6 @@ def _pay_lines(plan: dict, registrations: list, workers: dict, pay_types: dict, 
 
 def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evaluated: set,
             workers: dict, pay_types: dict) -> dict:
-    from chalicelib import settings
-    from chalicelib.domain.pay import PayLine, reconcile, write_pay_csv
-    from chalicelib.storage import exports
-    from chalicelib.storage import pay as store
-    from chalicelib.storage.base import iso
-
     keys = {PayLine.key(*item) for item in evaluated} | {line.item_key for line in lines}
     observed = store.pay_items(keys)
     exported = _exported_state(ctx, observed)
@@ -316,8 +315,6 @@ def _restore_unsent(observed: dict, final: dict, transfer, key: str, stamp: str)
     """The markers a dead run wrote for the transfer this run takes over that its file will not
     hold (the registration changed since): put back to what payroll has (their previous state),
     or deleted when payroll has nothing of them, so the transfer's ``done`` claims only what it sent."""
-    from chalicelib.storage import pay as store
-
     puts, deletes = [], []
     for item_key, item in observed.items():
         if item_key in final or (item.period_type, item.transfer_id) != (transfer.period_type, transfer.transfer_id):
@@ -339,9 +336,6 @@ def _earlier_files(ctx: JobContext, plan: dict) -> tuple[list, object]:
     here, whoever started it. One whose file is missing is the period's next file still to write:
     the run that writes it now takes its transfer id and file name, so a run that died mid-export
     leaves neither a second name for the same file nor an orphan object."""
-    from chalicelib.storage import exports
-    from chalicelib.storage import pay as store
-
     sent, abandoned = [], None
     for transfer in store.period_transfers(plan["period_type"], plan["start"]):
         if not transfer.export_key:
@@ -361,10 +355,6 @@ def _exported_state(ctx: JobContext, observed: dict) -> dict:
     """What payroll has of each observed pay item (``ExportedItem``): the item as marked if its
     transfer finished, or is pending with its file in S3 (that run died after writing it; its
     transfer is closed now), else what it had before (that run died before writing its file)."""
-    from chalicelib.domain.pay import ExportedItem
-    from chalicelib.storage import exports
-    from chalicelib.storage import pay as store
-
     others = observed  # this run's own items too: a resumed run counts what it already sent
     found = store.transfers({(item.period_type, item.transfer_id) for item in others.values()})
     sent_by = {}
@@ -386,11 +376,6 @@ def _exported_state(ctx: JobContext, observed: dict) -> dict:
 def _clear_settled(ctx: JobContext, entries: list, outcomes: dict, workers: dict) -> None:
     """Delete the backlog entries whose days all went out (or had nothing new) this run, once
     they are older than the index lag they wait for; the rest stay for the next run."""
-    from chalicelib import clock
-    from chalicelib.domain.pay import period_for
-    from chalicelib.storage import pay as store
-    from chalicelib.storage.base import iso
-
     # The wall clock the entries were stamped with (``now()`` is the business clock).
     settled_before = iso(datetime.fromtimestamp(clock.now(), UTC) - timedelta(seconds=store.SETTLE_SECONDS))
     settled = []
