@@ -8,7 +8,7 @@ The schedules are spelled out here (Chalice reads them at import) so that import
 no job: each must equal its job's ``schedule`` in the job table (``chalicelib/jobs/registry.py``),
 which a test checks.
 """
-from chalice import Chalice, ConvertToMiddleware
+from chalice import Chalice
 
 from chalicelib.http import common, distribution, finance, migration, platform, store_ops
 from chalicelib.jobs.triggers import (
@@ -18,10 +18,10 @@ from chalicelib.jobs.triggers import (
     on_schedule,
     on_shard_messages,
 )
-from chalicelib.observability import logger
+from chalicelib.observability import lambda_context_middleware
 
 app = Chalice(app_name="retail-sync")
-app.register_middleware(ConvertToMiddleware(logger().inject_lambda_context))
+app.register_middleware(lambda_context_middleware)
 app.register_blueprint(common.bp)
 app.register_blueprint(platform.bp)
 app.register_blueprint(finance.bp)

@@ -29,3 +29,14 @@ def test_a_fan_out_submits_its_shards_without_cleaning_their_parameters(aws, mon
     parent = runtime.get_run(parent.run_id)
     assert parent.status == "Ended", parent.message
     assert "3 shard(s) ended" in parent.message
+
+
+def test_log_lines_still_carry_the_lambda_context(client, operator):
+    """Powertools loads with the first event now, not with ``import app``: the middleware still
+    puts the function's context into the keys of every log line."""
+    from chalicelib.observability import logger
+
+    logger().remove_keys(["function_name", "function_request_id"])
+    started = client.http.post("/jobs/purge-run-history/runs", headers=operator, body=json.dumps({"params": {}}))
+    assert started.status_code == 202, started.body
+    assert logger().get_current_keys().get("function_name") == "api_handler"
