@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: catalogs catalogs-update demo serve token test crash lint openapi bench package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve token test crash lint openapi bench import-time package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ openapi: $(STAMP)  ## regenerate the committed contract docs/openapi.json from t
 
 bench: $(STAMP) catalogs  ## make bench SCALE=M: per-job requests, time and memory into BENCHMARKS.md
 	$(PY) -m devstack bench --scale $(SCALE)
+
+import-time: $(STAMP)  ## make import-time [RUNS=21]: median `import app` beside chalice, pynamodb.models, boto3
+	$(PY) -m devstack importtime --runs $(or $(RUNS),21)
 
 # The AWS provider comes from a local filesystem mirror (no registry access): found at run time,
 # the folder holding registry.terraform.io/; TF_PROVIDER_MIRROR=<dir> overrides the search.

@@ -3,8 +3,12 @@
 Functions (names are the interface contract): one scheduled function per batch job, ``run_job``
 (executes and continues runs), ``run_shard`` (per-store shards from SQS), ``on_migration_drop``
 (files dropped in the migration bucket) and ``api_handler`` (every HTTP route).
+
+The schedules are spelled out here (Chalice reads them at import) so that importing the app loads
+no job: each must equal its job's ``schedule`` in the job table (``chalicelib/jobs/registry.py``),
+which a test checks.
 """
-from chalice import Chalice, ConvertToMiddleware
+from chalice import Chalice
 
 from chalicelib.http import common, distribution, finance, migration, platform, store_ops
 from chalicelib.jobs.triggers import (
@@ -13,12 +17,11 @@ from chalicelib.jobs.triggers import (
     on_run_job,
     on_schedule,
     on_shard_messages,
-    schedule_of,
 )
-from chalicelib.observability import logger
+from chalicelib.observability import lambda_context_middleware
 
 app = Chalice(app_name="retail-sync")
-app.register_middleware(ConvertToMiddleware(logger().inject_lambda_context))
+app.register_middleware(lambda_context_middleware)
 app.register_blueprint(common.bp)
 app.register_blueprint(platform.bp)
 app.register_blueprint(finance.bp)
@@ -32,42 +35,42 @@ SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the s
 MIGRATION_BUCKET = "retail-sync-dev-migration"
 
 
-@app.schedule(schedule_of("purge-run-history"), name="purge_run_history")
+@app.schedule("cron(30 4 * * ? *)", name="purge_run_history")
 def purge_run_history(event):
     return on_schedule("purge-run-history", event)
 
 
-@app.schedule(schedule_of("generate-account-activity"), name="generate_account_activity")
+@app.schedule("cron(0 2 * * ? *)", name="generate_account_activity")
 def generate_account_activity(event):
     return on_schedule("generate-account-activity", event)
 
 
-@app.schedule(schedule_of("export-account-activity"), name="export_account_activity")
+@app.schedule("cron(30 2 * * ? *)", name="export_account_activity")
 def export_account_activity(event):
     return on_schedule("export-account-activity", event)
 
 
-@app.schedule(schedule_of("transfer-to-pay"), name="transfer_to_pay")
+@app.schedule("cron(0 3 * * ? *)", name="transfer_to_pay")
 def transfer_to_pay(event):
     return on_schedule("transfer-to-pay", event)
 
 
-@app.schedule(schedule_of("process-assortments"), name="process_assortments")
+@app.schedule("cron(5 * * * ? *)", name="process_assortments")
 def process_assortments(event):
     return on_schedule("process-assortments", event)
 
 
-@app.schedule(schedule_of("process-delivery-modes"), name="process_delivery_modes")
+@app.schedule("cron(15 2 * * ? *)", name="process_delivery_modes")
 def process_delivery_modes(event):
     return on_schedule("process-delivery-modes", event)
 
 
-@app.schedule(schedule_of("process-status-messages"), name="process_status_messages")
+@app.schedule("cron(0/15 * * * ? *)", name="process_status_messages")
 def process_status_messages(event):
     return on_schedule("process-status-messages", event)
 
 
-@app.schedule(schedule_of("clean-up-staging"), name="clean_up_staging")
+@app.schedule("cron(0 3 ? * SUN *)", name="clean_up_staging")
 def clean_up_staging(event):
     return on_schedule("clean-up-staging", event)
 
@@ -81,17 +84,17 @@ def on_migration_drop(event):
 on_migration_drop.event_class = MigrationDropEvent  # S3's test event has no records
 
 
-@app.schedule(schedule_of("post-statements"), name="post_statements")
+@app.schedule("cron(0 1 * * ? *)", name="post_statements")
 def post_statements(event):
     return on_schedule("post-statements", event)
 
 
-@app.schedule(schedule_of("post-inventory"), name="post_inventory")
+@app.schedule("cron(0/30 * * * ? *)", name="post_inventory")
 def post_inventory(event):
     return on_schedule("post-inventory", event)
 
 
-@app.schedule(schedule_of("send-email-receipts"), name="send_email_receipts")
+@app.schedule("cron(0/15 * * * ? *)", name="send_email_receipts")
 def send_email_receipts(event):
     return on_schedule("send-email-receipts", event)
 

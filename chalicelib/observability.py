@@ -9,9 +9,23 @@ from chalicelib.settings import APP_NAME
 
 @lru_cache(maxsize=1)
 def logger():
-    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools import Logger  # on first use: not at every function's import of app
 
     return Logger(service=APP_NAME)
+
+
+def lambda_context_middleware(event, get_response):
+    """Chalice middleware ("all"): the Lambda context in every log line (Powertools'
+    ``inject_lambda_context``). Powertools loads with the first event, not when ``app`` is
+    imported; the token authorizer, which Chalice runs without middleware, never loads it."""
+    return _inject_lambda_context()(event, get_response)
+
+
+@lru_cache(maxsize=1)
+def _inject_lambda_context():
+    from chalice import ConvertToMiddleware
+
+    return ConvertToMiddleware(logger().inject_lambda_context)
 
 
 def emit_run_metrics(job: str, status: str, seconds: float, counters: dict) -> None:

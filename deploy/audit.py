@@ -241,9 +241,9 @@ def replay_demo(out: Path, scale: str = "S", extra_steps=()) -> tuple[Audit, lis
     from moto.moto_api._internal.models import moto_api_backend
 
     from chalicelib.auth import issue_token
-    from chalicelib.datagen import generate
     from chalicelib.storage.runs import RunRecord
     from devstack import demo as demo_steps
+    from devstack.datagen import generate
     from devstack.stack import local_stack
 
     saved = dict(os.environ)

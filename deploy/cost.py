@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from chalicelib.datagen import SCALES
-from chalicelib.localenv import PROJECT_DIR
+from devstack.datagen import SCALES
+from devstack.localenv import PROJECT_DIR
 
 PRICES_AS_OF = "us-east-1 list prices as published on aws.amazon.com/pricing (2025; unchanged to our knowledge)"
 PRICES = {

@@ -18,11 +18,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from chalicelib.localenv import PROJECT_DIR
 from deploy import appmodel, chalice_tf, stack
 from deploy.catalogs import compile_catalogs
 from deploy.catalogs import sources as catalog_sources
 from deploy.stage import Stage, stage_names
+from devstack.localenv import PROJECT_DIR
 
 VARIABLES_DIR = PROJECT_DIR / "deploy" / "terraform"
 BUILD_DIR = PROJECT_DIR / "build" / "terraform"

@@ -5,10 +5,10 @@ the failure queue, the SES sender identity, alarms, variables and outputs. Gener
 ``stack.tf.json`` so a new model or bucket needs no hand-written HCL."""
 from __future__ import annotations
 
-from chalicelib.localenv import PROJECT_DIR
 from chalicelib.settings import APP_NAME
 from chalicelib.storage.tables import ALL_MODELS
 from deploy.stage import BUCKETS, Stage, table_base, tf_key
+from devstack.localenv import PROJECT_DIR
 
 STATE_DIR = PROJECT_DIR / ".terraform-state"
 # SQS visibility must outlast the consumer's run with retries (AWS: at least 6 x the timeout).

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from chalicelib import localenv, settings
+from chalicelib import settings
 from chalicelib.storage.tables import ALL_MODELS
+from devstack import localenv
 
 # Buckets and queues the deployment owns, by the key that declarations and Terraform use.
 BUCKETS = {"data": settings.data_bucket, "migration": settings.migration_bucket}

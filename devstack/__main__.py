@@ -1,4 +1,5 @@
-"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M] | tokens ...``
+"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M]``,
+``python -m devstack importtime [--runs N] | tokens ...``.
 
 ``tokens`` is ``python -m chalicelib tokens ...`` against the running ``make serve``."""
 from __future__ import annotations
@@ -17,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--scale", default="S", choices=["S", "M", "L"])
     bench = sub.add_parser("bench", help="measure every job")
     bench.add_argument("--scale", default="M", choices=["S", "M", "L"])
+    importtime = sub.add_parser("importtime", help="import app beside its unavoidable libraries: medians, ratio")
+    importtime.add_argument("--runs", type=int, default=21)
     sub.add_parser("tokens", help="python -m chalicelib tokens ... against the running make serve", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "tokens":
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.serve import main as run
 
         return run(args.port, args.scale)
+    if args.command == "importtime":
+        from devstack.importtime import main as run
+
+        return run(args.runs)
     from devstack.bench import main as run
 
     return run(args.scale)

@@ -131,7 +131,7 @@ def write_report(bench: Bench, started: float) -> None:
 
 def main(scale: str = "M") -> int:
     from chalicelib.auth import issue_token
-    from chalicelib.datagen import generate
+    from devstack.datagen import generate
 
     started = time.monotonic()
     print(f"retail-sync bench, scale {scale}", flush=True)

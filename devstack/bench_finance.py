@@ -27,7 +27,7 @@ REVENUE = ("401000", "401100", "401150", "401200", "401350", "401400")
 
 
 def account_activity(bench: Bench) -> None:
-    from chalicelib.datagen import SCALES
+    from devstack.datagen import SCALES
 
     days = SCALES[bench.scale].days
     end = bench.retailer.end_date
@@ -45,7 +45,7 @@ def account_activity(bench: Bench) -> None:
 
 
 def transfer_to_pay(bench: Bench) -> None:
-    from chalicelib.datagen import time_registrations
+    from devstack.datagen import time_registrations
 
     registrations = list(time_registrations(bench.retailer))
     bench.measure("upload time registrations (store route)", "registrations",
@@ -123,9 +123,9 @@ def _upload(bench: Bench, registrations: list[dict]) -> dict:
 def _approve(bench: Bench) -> dict:
     """The operator approves store by store (the batch form), over the scale's days in windows of
     at most 62 (the route's limit); the local days reach a day either side of the UTC ones."""
-    from chalicelib.datagen import SCALES
     from chalicelib.http.finance import MAX_BATCH_DAYS
     from chalicelib.storage.metering import metered
+    from devstack.datagen import SCALES
 
     end = bench.retailer.end_date
     first = end - timedelta(days=SCALES[bench.scale].days + 1)

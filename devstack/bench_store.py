@@ -45,7 +45,7 @@ def store_operations(bench: Any) -> None:
 
 def run_apart(job: str) -> dict:
     """Run ``job`` in a child process against the local stack; returns its run with ``peak_mb``."""
-    from chalicelib import localenv
+    from devstack import localenv
 
     child = subprocess.run([sys.executable, "-m", "devstack.bench_store", job], cwd=localenv.PROJECT_DIR,
                            env=os.environ.copy(), capture_output=True, text=True)

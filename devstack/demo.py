@@ -109,7 +109,7 @@ STEPS = [
 
 def main(scale: str = "S") -> int:
     from chalicelib.auth import issue_token
-    from chalicelib.datagen import generate
+    from devstack.datagen import generate
 
     started = time.monotonic()
     shutil.rmtree(OUTPUT, ignore_errors=True)

@@ -29,7 +29,7 @@ def late_statement(demo: Demo) -> None:
     """A store uploads a sale two days late, for a date the results already cover: posting it
     numbers its ledger lines after the results' marks, and the next generate run puts them into
     an adjustment result (``-adj1``), which the export writes as its own file."""
-    from chalicelib.datagen import transactions
+    from devstack.datagen import transactions
 
     store = next(s for s in demo.retailer.stores if s["legal_entity"] == "USRT")
     late_day = demo.today - timedelta(days=2)
@@ -55,7 +55,7 @@ def late_statement(demo: Demo) -> None:
 
 def upload_time_registrations(demo: Demo) -> None:
     """Each store's POS uploads its workers' clock-ins and clock-outs (a resend is harmless)."""
-    from chalicelib.datagen import time_registrations
+    from devstack.datagen import time_registrations
 
     store_of = {w["id"]: w["store_id"] for w in demo.retailer.workers}
     by_store: dict[str, list[dict]] = defaultdict(list)
@@ -95,7 +95,7 @@ def late_pay_lines(demo: Demo) -> None:
     """After the week went to payroll, a store uploads a forgotten shift and corrects another one;
     the operator approves both; the next transfer sends a supplementary file for that week (the
     new line, and the corrected one as a reversal plus the new line); a second run finds nothing."""
-    from chalicelib.datagen import time_registrations
+    from devstack.datagen import time_registrations
 
     week = _held_week(demo)
     weekly = [w for w in demo.retailer.workers if w["pay_period_type"] == "weekly"]

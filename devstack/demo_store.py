@@ -48,9 +48,9 @@ def _late_and_changed(demo: Any, store_id: str, batch: list[dict]) -> None:
 def seed_stock(demo: Any) -> None:
     """Starting stock: enough of every item the stores sold, except one item that may not go
     negative, left one short so that post inventory refuses its last line."""
-    from chalicelib.datagen import transactions
     from chalicelib.storage.base import write_all
     from chalicelib.storage.inventory import OnHand, item_key
+    from devstack.datagen import transactions
 
     warehouse = {store["id"]: store.get("warehouse_id") or store["id"] for store in demo.retailer.stores}
     strict = {p["id"] for p in demo.retailer.products if not p.get("allow_negative_inventory", True)}
@@ -103,7 +103,7 @@ def send_receipts(demo: Any) -> None:
 
 def store_batches(retailer: Any) -> Iterator[tuple[str, list[dict]]]:
     """The generated transactions as each store uploads them: its own, at most 500 a request."""
-    from chalicelib.datagen import transactions
+    from devstack.datagen import transactions
 
     for store_id, stream in groupby(transactions(retailer), key=lambda t: t["store_id"]):
         batch: list[dict] = []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException, NotAuthorizedError
 
-from chalicelib import localenv
+from devstack import localenv
 from devstack.cron import is_due
 from devstack.stack import local_stack
 
@@ -100,8 +100,8 @@ def tokens(argv: list[str]) -> int:
 def main(port: int = 8000, scale: str = "S") -> int:
     import app
     from chalicelib.auth import issue_token
-    from chalicelib.datagen import generate
     from chalicelib.storage import records
+    from devstack.datagen import generate
     from devstack.demo_migration import rms_products_export
 
     with local_stack() as stack:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import localenv
+from devstack import localenv
 
 MIGRATION_DROP_QUEUE = "migration-drops"
 

@@ -8,7 +8,7 @@ os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing",
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402  (must precede the application's imports)
 
-from chalicelib import localenv  # noqa: E402
+from devstack import localenv  # noqa: E402
 
 localenv.apply("local")
 

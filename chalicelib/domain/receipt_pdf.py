@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fpdf import FPDF
+    from fpdf import FPDF  # on the first PDF only
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
 FONT_FAMILY = "DejaVuSans"
@@ -29,7 +29,7 @@ MISSING_GLYPH = "\ufffd"
 @lru_cache(maxsize=1)
 def drawable() -> frozenset[int]:
     """Code points both shipped faces have a glyph for."""
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTFont  # fontTools and fpdf2 load on the first PDF only
 
     faces = [set(TTFont(FONT_DIR / name, lazy=True).getBestCmap()) for name in FONT_FILES.values()]
     return frozenset(set.intersection(*faces))

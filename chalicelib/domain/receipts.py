@@ -52,6 +52,7 @@ from chalicelib.domain.days import store_zone
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.inventory import NO_VARIANT
 from chalicelib.domain.parameters import DEFAULT_PARAMETERS
+from chalicelib.domain.receipt_pdf import render_pdf
 from chalicelib.domain.statements import Tender, TransactionKind
 
 if TYPE_CHECKING:
@@ -189,8 +190,6 @@ def render_receipt(
     ``{business_date}`` and ``{customer_name}``; other placeholders stay as written. Raises
     :class:`ReceiptTemplateError` when a template does not compile or render.
     """
-    from chalicelib.domain.receipt_pdf import render_pdf
-
     parameters = parameters or {}
     language = choose_language(customer, parameters)
     translations = catalog(language)
@@ -257,7 +256,7 @@ def catalog(language: str) -> gettext.NullTranslations:
 
 
 def _babel_locale(language: Any) -> Locale | None:
-    from babel import Locale, UnknownLocaleError
+    from babel import Locale, UnknownLocaleError  # on first render only (see _environment)
 
     tag = normalize_language(language)
     try:
@@ -278,7 +277,7 @@ class ReceiptFormats:
     def of(cls, language: str, company_language: Any, store: Mapping[str, Any]) -> ReceiptFormats:
         """The language's locale, else the company language's, else en_US (an override may name a
         language Babel does not know)."""
-        from babel import Locale
+        from babel import Locale  # on first render only (see _environment)
 
         locale = _babel_locale(language) or _babel_locale(company_language) or Locale.parse("en_US")
         try:
@@ -288,19 +287,19 @@ class ReceiptFormats:
         return cls(locale, store.get("currency") or DEFAULT_CURRENCY, zone)
 
     def money(self, value: Any) -> str:
-        from babel.numbers import format_currency
+        from babel.numbers import format_currency  # on first render only (see _environment)
 
         amount = _cents(value)
         return format_currency(amount if amount else abs(amount), self.currency, locale=self.locale)  # never "-0"
 
     def number(self, value: Any) -> str:
         """A quantity as entered, without trailing zeros: ``2.000`` → ``2``, ``1.50`` → ``1,5`` (de)."""
-        from babel.numbers import format_decimal
+        from babel.numbers import format_decimal  # on first render only (see _environment)
 
         return format_decimal(Decimal(value).normalize(), locale=self.locale, decimal_quantization=False)
 
     def date(self, value: date | str) -> str:
-        from babel.dates import format_date
+        from babel.dates import format_date  # on first render only (see _environment)
 
         try:
             return format_date(date.fromisoformat(str(value)), "medium", locale=self.locale)
@@ -309,7 +308,7 @@ class ReceiptFormats:
 
     def datetime(self, value: datetime | str) -> str:
         """An instant (aware, or UTC when naive or ``...Z``) as the store's local date and time."""
-        from babel.dates import format_date, format_time, get_datetime_format
+        from babel.dates import format_date, format_time, get_datetime_format  # on first render only (see _environment)
 
         try:
             moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -321,12 +320,12 @@ class ReceiptFormats:
             "{0}", format_time(local, "short", locale=self.locale))
 
     def currency_name(self) -> str:
-        from babel.numbers import get_currency_name
+        from babel.numbers import get_currency_name  # on first render only (see _environment)
 
         return get_currency_name(self.currency, locale=self.locale)
 
     def currency_symbol(self) -> str:
-        from babel.numbers import get_currency_symbol
+        from babel.numbers import get_currency_symbol  # on first render only (see _environment)
 
         return get_currency_symbol(self.currency, locale=self.locale)
 
@@ -368,7 +367,7 @@ def _environment(language: str, override_sources: tuple[tuple[str, str], ...]) -
 
 
 def _render(environment: SandboxedEnvironment, language: str, part: str, context: Mapping[str, Any]) -> str:
-    from jinja2 import TemplateError
+    from jinja2 import TemplateError  # on first render only (see _environment)
 
     try:
         return environment.get_template(PARTS[part]).render(context)

@@ -19,23 +19,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chalicelib.domain.migration import CLEANED, COMPLETED, COMPLETED_WITH_ERRORS
 from chalicelib.jobs.migration_context import is_busy
-from chalicelib.jobs.registry import Job, Param, Resources, register
+from chalicelib.jobs.registry import SCHEDULED_CLEAN_UP_DAYS
 from chalicelib.jobs.runtime import JobContext, JobFailed, JobNotRun
 from chalicelib.storage import migration as staging
 from chalicelib.storage.base import iso, utcnow
 
 NAME = "clean-up-staging"
-SCHEDULED_OLDER_THAN_DAYS = 30
-SCOPES = ("all", "copied", "errors")
-# The domain's MIGRATION_ENTITIES, spelled out so registering the job needs no domain import
-# (cold start); a test keeps the two equal.
-ENTITIES = ("stores", "customers", "workers", "categories", "products", "inventory", staging.UNKNOWN_ENTITY)
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.domain.migration import CLEANED, COMPLETED, COMPLETED_WITH_ERRORS
-
     jobs = _matching_jobs(ctx)
     if not ctx.state.get("checked"):
         _refuse_while_busy(ctx, jobs)
@@ -69,7 +63,7 @@ def _matching_jobs(ctx: JobContext) -> list[staging.StagingJob]:
     """The staging jobs the params select, oldest first."""
     days = ctx.params.get("older_than_days")
     if days is None and ctx.run.trigger == "schedule":
-        days = SCHEDULED_OLDER_THAN_DAYS
+        days = SCHEDULED_CLEAN_UP_DAYS
     before = iso(utcnow() - timedelta(days=days)) if days is not None else None
     entity, job_id = ctx.params.get("entity"), ctx.params.get("staging_job_id")
     if job_id is None:
@@ -96,8 +90,6 @@ def _refuse_while_busy(ctx: JobContext, jobs: list[staging.StagingJob]) -> None:
 def _mark(ctx: JobContext, job: staging.StagingJob, scope: str, rows: int, before: int) -> None:
     """Record ``cleaned_rows`` and, unless only errors were cleaned, the job ``Cleaned``. The rows
     the scope covers are gone now, whichever run deleted them: never fewer than the job holds."""
-    from chalicelib.domain.migration import CLEANED
-
     ctx.output("staging-job", job_id=job.job_id, entity=job.entity, rows_deleted=rows)
     if ctx.dry_run:
         return
@@ -123,24 +115,3 @@ def _report(ctx: JobContext, jobs: list[staging.StagingJob], deleted: dict[str, 
     total = sum(deleted.values())
     summary = f"{verb} {total} staging row(s) of {len(deleted)} staging job(s)"
     return summary + (": " + "; ".join(parts) if parts else "")
-
-
-JOB = register(Job(
-    name=NAME,
-    title="Clean up staging",
-    description="Deletes migration staging rows (never live data) and marks their staging jobs Cleaned; weekly "
-                f"for jobs older than {SCHEDULED_OLDER_THAN_DAYS} days, and for an entity when its mapping is dropped.",
-    schedule="cron(0 3 ? * SUN *)",
-    run=run,
-    params={
-        "entity": Param("choice", choices=ENTITIES, help="only this entity"),
-        "staging_job_id": Param("str", help="only this staging job"),
-        "scope": Param("choice", default="all", choices=SCOPES,
-                       help="all rows; only jobs copied to target; only rows with errors"),
-        "older_than_days": Param("int", minimum=0, help="only jobs created longer ago "
-                                 f"(the weekly schedule: {SCHEDULED_OLDER_THAN_DAYS})"),
-    },
-    # Different entities clean in parallel (several mappings dropped at once); deletes are idempotent.
-    lock_scope=lambda params: params.get("entity") or "all",
-    resources=Resources(tables={staging.StagingJob: "write", staging.StagingRow: "write"}),
-))

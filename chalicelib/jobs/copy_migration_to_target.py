@@ -14,8 +14,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from chalicelib.domain.migration import (
+    COMPLETED,
+    COMPLETED_WITH_ERRORS,
+    STAGED,
+    STAGED_WITH_ERRORS,
+    RowRanges,
+    copy_status,
+    stage_row,
+    uses_decimal_comma,
+)
 from chalicelib.jobs.migration_context import COPYING, migration_context, run_is_alive
-from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.jobs.stage_migration_file import describe_errors
 from chalicelib.storage import migration as staging
@@ -27,12 +36,9 @@ if TYPE_CHECKING:
     from chalicelib.domain.migration import RowRanges, StagedRow
 
 NAME = "copy-migration-to-target"
-ROWS = ("all", "errors")
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.domain.migration import RowRanges, stage_row, uses_decimal_comma
-
     job = staging.get_job(ctx.params["staging_job_id"])
     if job is None:
         raise JobFailed(f"staging job {ctx.params['staging_job_id']} not found")
@@ -60,8 +66,6 @@ def run(ctx: JobContext) -> str:
 
 def copy_refusal(job: staging.StagingJob, run_id: str | None = None) -> str | None:
     """Why ``job`` cannot be copied now (``None``: it can); ``run_id``: the copy run asking."""
-    from chalicelib.domain.migration import COMPLETED, COMPLETED_WITH_ERRORS, STAGED, STAGED_WITH_ERRORS
-
     if job.status in (STAGED, STAGED_WITH_ERRORS, COMPLETED, COMPLETED_WITH_ERRORS):
         return None
     if job.status == COPYING and (job.copy_run_id == run_id or not run_is_alive(job.copy_run_id)):
@@ -128,8 +132,6 @@ def _set_on_hand(lines: list[dict]) -> int:
 
 
 def _finish(ctx: JobContext, job: staging.StagingJob, failed: RowRanges) -> str:
-    from chalicelib.domain.migration import copy_status
-
     copied = ctx.state.get("copied", 0)
     failures = ctx.counters.get("failed", 0)
     status = copy_status(copied, failures)
@@ -143,20 +145,3 @@ def _finish(ctx: JobContext, job: staging.StagingJob, failed: RowRanges) -> str:
         staging.StagingJob.copied_at.set(iso()), staging.StagingJob.updated_at.set(iso()),
     ])
     return f"staging job {job.job_id} {message}"
-
-
-JOB = register(Job(
-    name=NAME,
-    title="Copy migration to target",
-    description="Upserts a staging job's valid rows into the live tables (POST /migration/jobs/{id}/copy-to-target).",
-    schedule="",  # started over HTTP for one staging job
-    run=run,
-    params={
-        "staging_job_id": Param("str", required=True, help="the staging job to copy"),
-        "rows": Param("choice", default="all", choices=ROWS,
-                      help="all valid rows, or only the rows that failed the last copy"),
-    },
-    lock_scope=lambda params: params["staging_job_id"],
-    resources=Resources(tables={staging.StagingJob: "write", staging.StagingRow: "write", records.MasterRecord: "write",
-                               OnHand: "write"}),
-))

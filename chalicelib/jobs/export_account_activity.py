@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import io
 
-from chalicelib.jobs.registry import Job, Resources, register
+from chalicelib import settings
+from chalicelib.domain.account_activity import AccountExportProfile, FileFormat, export_key, write_csv, write_xml
+from chalicelib.domain.errors import ValidationError
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.storage.account_activity import AccountActivityResult
+from chalicelib.storage import account_activity as results
+from chalicelib.storage import exports, records
 
 PAGE = 25  # results carry their lines (up to ~100 KB each); pages stay under DynamoDB's 1 MB
 
@@ -23,9 +26,6 @@ class ProfileMissing(Exception):
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.storage import account_activity as results
-    from chalicelib.storage import records
-
     profiles = {p["id"]: p for p in records.scan_entity("account-export-profiles")}
     exported = 0
     for page in ctx.pages("unexported", lambda cursor: results.unexported_page(PAGE, cursor)):
@@ -42,11 +42,6 @@ def run(ctx: JobContext) -> str:
 
 
 def _export(ctx: JobContext, result, profile_record: dict | None) -> int:
-    from chalicelib import settings
-    from chalicelib.domain.account_activity import AccountExportProfile, FileFormat, export_key, write_csv, write_xml
-    from chalicelib.storage import account_activity as results
-    from chalicelib.storage import exports
-
     if profile_record is None:
         raise ProfileMissing(f"account export profile {result.profile_id} no longer exists")
     profile = AccountExportProfile.from_record(profile_record)
@@ -70,19 +65,6 @@ def _export(ctx: JobContext, result, profile_record: dict | None) -> int:
 
 
 def _reason(exc: Exception) -> str:
-    from chalicelib.domain.errors import ValidationError
-
     if isinstance(exc, ValidationError):
         return exc.message + ": " + "; ".join(f"{e.path} {e.message}" for e in exc.errors)
     return str(exc) if isinstance(exc, ProfileMissing) else f"{type(exc).__name__}: {exc}"
-
-
-JOB = register(Job(
-    name="export-account-activity",
-    title="Export account activity",
-    description="Writes every account activity result not yet exported to S3 as XML or CSV "
-                "(<file_prefix><result_id>.<ext> in the profile's folder) and marks it exported.",
-    schedule="cron(30 2 * * ? *)",
-    run=run,
-    resources=Resources(tables={AccountActivityResult: "write"}, objects={"data/account-activity/": "write"}),
-))

@@ -25,11 +25,26 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from chalicelib.jobs.registry import Job, Param, Resources, register
+from chalicelib.domain.account_activity import (
+    AccountExportProfile,
+    AccountTotal,
+    ChainCursor,
+    DateRange,
+    LineFate,
+    adjustment_id,
+    complete_blocks,
+    line_fate,
+    requested_range,
+    result_lines,
+    unbalanced_warning,
+)
+from chalicelib.domain.account_activity import LedgerLine as Line
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.storage.account_activity import AccountActivityCursor, AccountActivityResult
+from chalicelib.storage import account_activity as results
+from chalicelib.storage import ledger, records
+from chalicelib.storage.account_activity import AccountActivityCursor
 from chalicelib.storage.base import utcnow
-from chalicelib.storage.ledger import LedgerLine, LedgerSequence
+from chalicelib.storage.ledger import LedgerLine, legal_entities
 
 PAGE = 1000
 
@@ -56,10 +71,6 @@ def run(ctx: JobContext) -> str:
 def _plans(ctx: JobContext) -> list[dict]:
     """One plan per profile in scope: its range, legal entities and cursor (ranges checked first,
     so a bad override fails the run before anything is read)."""
-    from chalicelib.domain.account_activity import AccountExportProfile, requested_range
-    from chalicelib.storage import account_activity as results
-    from chalicelib.storage import records
-
     wanted = ctx.params.get("profile_ids")
     if wanted:
         found = records.get_by_ids("account-export-profiles", wanted)
@@ -72,7 +83,6 @@ def _plans(ctx: JobContext) -> list[dict]:
     restatement = bool(from_date or to_date)
     ctx.state["restatement"] = restatement
     moment = now()
-    from chalicelib.storage.ledger import legal_entities
 
     currencies: dict[str, set[str]] = {entity: set() for entity in legal_entities()}
     for store in records.scan_entity("stores"):
@@ -127,13 +137,9 @@ def _read_sequence(ctx: JobContext, plans: list[dict]) -> None:
 def _sequence_page(cursor: dict | None, entities: list[str], starts: dict) -> tuple[tuple, dict | None]:
     """The complete statement blocks of one page of one legal entity, from a number on; the next
     cursor continues after them, or moves to the next legal entity at a hole or the end."""
-    from chalicelib.domain.account_activity import LedgerLine as Line
-    from chalicelib.domain.account_activity import complete_blocks
-    from chalicelib.storage.ledger import lines_from
-
     index, first = (cursor["i"], cursor["from"]) if cursor else (0, starts[entities[0]])
     entity = entities[index]
-    found, more = lines_from(entity, first, PAGE)
+    found, more = ledger.lines_from(entity, first, PAGE)  # through the module: tests stand in for the index
     blocks = complete_blocks((Line.from_record(line.to_dict()) for line in found), first)
     if more and not blocks.gap and blocks.lines:
         following = {"i": index, "from": blocks.reached + 1}
@@ -145,8 +151,6 @@ def _sequence_page(cursor: dict | None, entities: list[str], starts: dict) -> tu
 
 
 def _sort_lines(plan: dict, acc: dict, entity: str, lines: list) -> None:
-    from chalicelib.domain.account_activity import AccountExportProfile, LineFate, line_fate
-
     profile = AccountExportProfile.from_record(plan["profile"])
     cursor = _cursor(plan)
     first = cursor.first_unread(entity)
@@ -170,15 +174,6 @@ def _sort_lines(plan: dict, acc: dict, entity: str, lines: list) -> None:
 
 
 def _write_chain(ctx: JobContext, plans: list[dict]) -> str:
-    from chalicelib.domain.account_activity import (
-        AccountExportProfile,
-        DateRange,
-        adjustment_id,
-        result_lines,
-        unbalanced_warning,
-    )
-    from chalicelib.storage import account_activity as results
-
     created, existing, late_lines = [], [], 0
     for plan in plans:
         profile = AccountExportProfile.from_record(plan["profile"])
@@ -229,9 +224,6 @@ def _write_chain(ctx: JobContext, plans: list[dict]) -> str:
 
 def _restate(ctx: JobContext, plans: list[dict]) -> str:
     """Totals of each plan's range as of now, read by posting date (the ``by_date`` index)."""
-    from chalicelib.domain.account_activity import AccountExportProfile, result_lines, unbalanced_warning
-    from chalicelib.storage import account_activity as results
-
     ctx.state.setdefault("acc", {p["profile"]["id"]: _new_accumulator() for p in plans})
     first = min(p["from_date"] for p in plans)
     last = max(p["to_date"] for p in plans)
@@ -264,8 +256,6 @@ def _restate(ctx: JobContext, plans: list[dict]) -> str:
 
 def _date_page(cursor: dict | None, first: str, last: str) -> tuple[tuple[str, list], dict | None]:
     """One page of one posting date's ledger lines, and the cursor of the next page or date."""
-    from chalicelib.domain.account_activity import LedgerLine as Line
-
     day, key = (cursor["day"], cursor["key"]) if cursor else (first, None)
     page = LedgerLine.by_date.query(day, limit=PAGE, page_size=PAGE, last_evaluated_key=key)
     lines = [Line.from_record(line.to_dict()) for line in page]
@@ -305,14 +295,10 @@ def _add(totals: dict, line) -> None:
 
 
 def _load(saved: dict) -> dict:
-    from chalicelib.domain.account_activity import AccountTotal
-
     return {account: AccountTotal(Decimal(debit), Decimal(credit)) for account, (debit, credit) in saved.items()}
 
 
 def _cursor(plan: dict):
-    from chalicelib.domain.account_activity import ChainCursor
-
     saved = plan["cursor"]
     return ChainCursor(_date(saved.get("to_date")), saved.get("through", {}), saved.get("reread_from", {}),
                        saved.get("adjustments", 0))
@@ -329,21 +315,3 @@ def _iso(day: date | None) -> str | None:
 
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
-
-
-JOB = register(Job(
-    name="generate-account-activity",
-    title="Generate account activity",
-    description="Adds up ledger debits and credits per mapped account for each account export profile, "
-                "from the day after its previous result through the profile's yesterday (today is never "
-                "included); ledger lines posted late for dates already covered go into an adjustment result.",
-    schedule="cron(0 2 * * ? *)",
-    run=run,
-    params={
-        "profile_ids": Param("ids", help="only these account export profiles"),
-        "from_date": Param("date", help="restate from this date (a new result outside the chain)"),
-        "to_date": Param("date", help="restate through this date, before today (a new result outside the chain)"),
-    },
-    resources=Resources(tables={AccountActivityResult: "write", AccountActivityCursor: "write",
-                               LedgerLine: "read", LedgerSequence: "read+scan"}),
-))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chalicelib import clock
+from chalicelib.domain.migration import MigrationContext, referenced_entities
+from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.storage import records
 from chalicelib.storage.migration import StagingJob
 from chalicelib.storage.runs import RunRecord, lock_owner
@@ -23,9 +25,6 @@ def migration_context(entity: str, *, decimal_comma: bool = False) -> MigrationC
     Defaults that need a single answer get one only when HQ has exactly one: the legal entity
     of migrated stores, their organization node (the root) and a worker's store.
     """
-    from chalicelib.domain.migration import MigrationContext, referenced_entities
-    from chalicelib.jobs.parameters import retail_parameters
-
     stores = list(records.scan_entity("stores"))
     legal_entities = sorted({s["legal_entity"] for s in stores if s.get("legal_entity")})
     nodes = list(records.scan_entity("org-nodes")) if entity == "stores" else []

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from chalicelib.domain.migration import FAILED, DropKey, parse_drop_key, validate_mapping
-from chalicelib.jobs import runtime
+from chalicelib.jobs import clean_up_staging, runtime, stage_migration_file
 from chalicelib.observability import logger
 from chalicelib.storage import aws
 from chalicelib.storage import migration as staging
@@ -73,11 +73,9 @@ def _object_etag(bucket: str, key: str, notified: str) -> str:
 
 
 def _stage(bucket: str, drop: DropKey, etag: str, lambda_context: Any) -> dict:
-    from chalicelib.jobs.stage_migration_file import NAME
-
     version = staging.current_mapping(drop.entity)[0] if drop.kind == "data" else 0
     run = runtime.run_on_event(
-        NAME, {"key": drop.key, "bucket": bucket, "etag": etag or None},
+        stage_migration_file.NAME, {"key": drop.key, "bucket": bucket, "etag": etag or None},
         idempotency_key=f"s3#{bucket}/{drop.key}#{etag}#mapping-{version}", lambda_context=lambda_context,
         requested_by="s3",
     )
@@ -96,9 +94,8 @@ def _apply_mapping(bucket: str, drop: DropKey, notified_etag: str, lambda_contex
         job = _record_rejected_mapping(bucket, drop, etag, version, reason)
         return {"key": drop.key, "mapping_version": version, "status": staging.REJECTED,
                 "staging_job_id": job.job_id, "message": job.message}
-    from chalicelib.jobs.clean_up_staging import NAME
 
-    run = runtime.run_on_event(NAME, {"entity": drop.entity, "scope": "all"},
+    run = runtime.run_on_event(clean_up_staging.NAME, {"entity": drop.entity, "scope": "all"},
                                idempotency_key=f"s3#{bucket}/{drop.key}#{etag}", lambda_context=lambda_context,
                                requested_by="s3")
     return {"key": drop.key, "mapping_version": version, "status": staging.APPLIED,

@@ -14,7 +14,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from chalicelib.domain.inventory import JOURNAL_POSTED, PostingPlan, StockKey, plan_journal_posting, stock_key
-from chalicelib.jobs.registry import STORE_TARGETING, Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.jobs.targeting import store_shards, target_store_ids
 from chalicelib.storage import records
@@ -169,16 +168,3 @@ def _on_hand(warehouse_id: str, keys: set[StockKey]) -> dict[StockKey, Decimal]:
     """Current on-hand of ``keys`` (strongly consistent: the plan decides on it)."""
     found = get_many(OnHand, [(warehouse_id, item_key(*key)) for key in keys], consistent_read=True)
     return {(item.product_id, item.variant_id): item.qty for item in found}
-
-
-JOB = register(Job(
-    name="post-inventory",
-    title="Post inventory",
-    description="Applies the inventory journals of posted statements to on-hand stock, every line exactly once; "
-                "items that may not go negative are refused with the AX message and posted on a rerun.",
-    schedule="cron(0/30 * * * ? *)",
-    run=run,
-    params=dict(STORE_TARGETING),
-    shards=stores_with_open_journals,
-    resources=Resources(tables={InventoryJournalRecord: "write+scan", JournalLinePosting: "write", OnHand: "write"}),
-))

@@ -31,13 +31,13 @@ from chalicelib.domain.inventory import JOURNAL_POSTED
 from chalicelib.domain.statements import STATEMENT_POSTED as POSTED
 from chalicelib.domain.statements import STATEMENT_POSTING as POSTING
 from chalicelib.domain.statements import Statement, build_statement
-from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, Resources, register
+from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.jobs.targeting import store_shards, target_store_ids
+from chalicelib.jobs.targeting import target_store_ids
 from chalicelib.storage import records
 from chalicelib.storage.base import iso, utcnow
 from chalicelib.storage.journals import InventoryJournalRecord
-from chalicelib.storage.ledger import LedgerLine, LedgerSequence, SequenceContended, make_line, write_numbered
+from chalicelib.storage.ledger import SequenceContended, make_line, write_numbered
 from chalicelib.storage.statements import StatementRecord, in_range, statement_key
 from chalicelib.storage.transact import MAX_ACTIONS, Put, Update, write_transaction
 from chalicelib.storage.transactions import PosTransaction, is_unposted, mark_posted, read_consistent, unposted_keys
@@ -52,8 +52,6 @@ class CannotPost(DomainError):
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.jobs.parameters import retail_parameters
-
     poster = _Poster(ctx, ctx.params.get("through_date"), retail_parameters()["accounts"])
     store_ids = target_store_ids(ctx)
     for store_id in store_ids:
@@ -210,19 +208,3 @@ def _mark_transactions(statement: StatementRecord, transactions: list[PosTransac
         if write_transaction(updates=chunk):
             raise CannotPost(f"statement {statement.statement_id}: a transaction was posted or the "
                                     "statement finished by someone else; left for the next run")
-
-
-JOB = register(Job(
-    name="post-statements",
-    title="Post statements",
-    description="Turns each store's completed transactions of each business date into a statement: balanced "
-                "ledger lines, an inventory journal, transactions Posted and their receipts ready to send.",
-    schedule="cron(0 1 * * ? *)",
-    run=run,
-    params={**STORE_TARGETING,
-            "through_date": Param("date", help="post business dates up to this one (default: yesterday "
-                                               "in each store's time zone)")},
-    shards=store_shards,
-    resources=Resources(tables={PosTransaction: "write", StatementRecord: "write", LedgerLine: "write",
-                               LedgerSequence: "write", InventoryJournalRecord: "write"}),
-))

@@ -27,20 +27,17 @@ from chalicelib.jobs.distribution import (
     sessions_sent,
     store_pages,
 )
-from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, Resources, register, targeted_stores
 from chalicelib.jobs.runtime import JobContext
+from chalicelib.jobs.targeting import targeted_stores
 from chalicelib.storage import records
 from chalicelib.storage.base import utcnow
 from chalicelib.storage.distribution import (
     BucketedAssortment,
-    StoreState,
     assortment_state,
     read_assortment_chunks,
     read_assortment_digests,
     stray_chunks,
 )
-from chalicelib.storage.download_sessions import DownloadSession
-from chalicelib.storage.records import MasterRecord
 
 GROUP = "assortments"
 VISIBLE = frozenset({"Published", "InProgress"})
@@ -138,22 +135,3 @@ def _promote(ctx: JobContext, in_progress: list[dict], processed: set[str], tree
         if ctx.dry_run or records.replace("assortments", assortment, {**assortment, "status": status}):
             (published if status == "Published" else expired).append(assortment["id"])
     return published, expired
-
-
-JOB = register(Job(
-    name="process-assortments",
-    title="Process assortments",
-    description="Explodes published assortments into the products each store may sell, writes only what "
-                "changed and sends each changed store a download session (data group assortments); "
-                "publishes InProgress assortments and expires ended ones.",
-    schedule="cron(5 * * * ? *)",
-    run=run,
-    params={
-        "assortment_ids": Param("ids", help="only the stores these assortments cover (publishing passes its id)"),
-        "full_sync": Param("bool", default=False, help="send every targeted store its whole assortment"),
-        "rerun_of": Param("str", help="the session the new one replaces (POST /download-sessions/{id}/rerun)"),
-        **STORE_TARGETING,
-    },
-    resources=Resources(tables={StoreState: "write", DownloadSession: "write", MasterRecord: "write"},
-                        objects={"data/packages/": "write"}),
-))

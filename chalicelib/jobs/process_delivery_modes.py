@@ -22,12 +22,11 @@ from chalicelib.jobs.distribution import (
     sessions_sent,
     store_pages,
 )
-from chalicelib.jobs.registry import STORE_TARGETING, Job, Param, Resources, register, targeted_stores
 from chalicelib.jobs.runtime import JobContext
+from chalicelib.jobs.targeting import targeted_stores
 from chalicelib.storage import records
 from chalicelib.storage.base import dumps
-from chalicelib.storage.distribution import StoreState, mode_state, read_mode_digests
-from chalicelib.storage.download_sessions import DownloadSession
+from chalicelib.storage.distribution import mode_state, read_mode_digests
 
 GROUP = "delivery-modes"
 
@@ -71,19 +70,3 @@ def _send_page(ctx: JobContext, sender: Sender, page: list[str], wanted: dict[st
         whole = store_id in full or stored[store_id].digests is None
         changes[store_id] = StoreChange(rows, whole, mode_state(store_id, wanted[store_id], ctx.run_id))
     sender.send(page, changes, stored)
-
-
-JOB = register(Job(
-    name="process-delivery-modes",
-    title="Process delivery modes",
-    description="Explodes delivery modes into stores, products and addresses, writes only what changed "
-                "and sends each changed store a download session (data group delivery-modes).",
-    schedule="cron(15 2 * * ? *)",
-    run=run,
-    params={
-        "full_sync": Param("bool", default=False, help="send every targeted store all its delivery modes"),
-        "rerun_of": Param("str", help="the session the new one replaces (POST /download-sessions/{id}/rerun)"),
-        **STORE_TARGETING,
-    },
-    resources=Resources(tables={StoreState: "write", DownloadSession: "write"}, objects={"data/packages/": "write"}),
-))

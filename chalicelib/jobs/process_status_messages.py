@@ -34,7 +34,6 @@ from chalicelib.domain.sessions import (
 )
 from chalicelib.jobs.distribution import state_actions, transaction
 from chalicelib.jobs.parameters import retail_parameters
-from chalicelib.jobs.registry import Job, Resources, register
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage.base import iso, parse_iso, utcnow, write_all
 from chalicelib.storage.download_sessions import (
@@ -221,16 +220,3 @@ def _purge_batch(ctx: JobContext, batch: list) -> int:
         write_all(DownloadSession, deletes=batch)
         ctx.checkpoint()
     return len(batch)
-
-
-JOB = register(Job(
-    name="process-status-messages",
-    title="Process status messages",
-    description="Applies the status messages stores posted to their download sessions (DOMAIN §9 moves, "
-                "try count and Suspended), flags stale sessions and purges final ones past the retention "
-                "period with their packages.",
-    schedule="cron(0/15 * * * ? *)",
-    run=run,
-    resources=Resources(tables={DownloadSession: "write", StatusMessageRecord: "write"},
-                        objects={"data/packages/": "delete"}),
-))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chalicelib.jobs.registry import Job, Param, all_jobs, register
+from chalicelib.jobs.parameters import retail_parameters
+from chalicelib.jobs.registry import all_jobs
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage.base import BatchWriter, iso, utcnow
 from chalicelib.storage.runs import FINAL_STATUSES, RunRecord
@@ -12,8 +13,6 @@ PAGE = 200
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.jobs.parameters import retail_parameters
-
     days = ctx.params.get("older_than_days") or retail_parameters()["run_history_retention_days"]
     cutoff = iso(utcnow() - timedelta(days=days))
     deleted = 0
@@ -35,13 +34,3 @@ def run(ctx: JobContext) -> str:
             deleted += len(old)
     verb = "would delete" if ctx.dry_run else "deleted"
     return f"{verb} {deleted} run record(s) created before {cutoff[:10]} ({days} days)"
-
-
-JOB = register(Job(
-    name="purge-run-history",
-    title="Purge run history",
-    description="Deletes finished run records older than run_history_retention_days (default 90).",
-    schedule="cron(30 4 * * ? *)",
-    run=run,
-    params={"older_than_days": Param("int", minimum=1, help="override the retention parameter")},
-))

@@ -1,15 +1,32 @@
-"""The job registry: every batch job's name, title, schedule, parameters and implementation."""
+"""The job table: every batch job's name, title, description, schedule, parameters, lock scope,
+shards, AWS resources and where its implementation lives — listed here, nothing registers itself.
+
+A job's code (``run``, ``shards``) is named by ``"module:function"`` and imported when a run
+executes, and its parameters model (a class of :mod:`chalicelib.models.params`) when a run is
+submitted with parameters or the job is described (``GET /jobs``). Reading the table therefore
+loads no job module and no pydantic (only the storage models ``resources`` names): the scheduled
+tick takes its parameters from ``defaults`` (plain data) and a stored run's are already clean.
+``app.py`` spells every schedule out literally (Chalice reads them at import); a test keeps both
+equal.
+"""
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from importlib import import_module
 from typing import Any
 
-from chalicelib.domain.errors import FieldError, ValidationError
-
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+from chalicelib.storage.account_activity import AccountActivityCursor, AccountActivityResult
+from chalicelib.storage.distribution import StoreState
+from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
+from chalicelib.storage.inventory import OnHand
+from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
+from chalicelib.storage.ledger import LedgerLine, LedgerSequence
+from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
+from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
+from chalicelib.storage.records import MasterRecord
+from chalicelib.storage.statements import StatementRecord
+from chalicelib.storage.transactions import PosTransaction
 
 
 @dataclass(frozen=True)
@@ -33,135 +50,248 @@ class Resources:
 
 
 @dataclass(frozen=True)
-class Param:
-    """One run parameter. ``kind``: bool, int, str, date, ids (list of ids) or choice."""
+class Ref:
+    """A function named by ``"package.module:function"``, imported on its first call."""
 
-    kind: str
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    minimum: int | None = None
-    help: str = ""
-    required: bool = False
+    path: str
 
-    def clean(self, value: Any, path: str) -> tuple[Any, list[FieldError]]:
-        if value is None:
-            return self.default, [FieldError(path, "is required")] if self.required else []
-        if self.kind == "bool":
-            ok = isinstance(value, bool)
-            return value, [] if ok else [FieldError(path, "must be true or false")]
-        if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                return value, [FieldError(path, "must be an integer")]
-            if self.minimum is not None and value < self.minimum:
-                return value, [FieldError(path, f"must be at least {self.minimum}")]
-            return value, []
-        if self.kind == "date":
-            try:
-                return date.fromisoformat(value).isoformat(), [] if len(value) == 10 else [
-                    FieldError(path, "must be a date YYYY-MM-DD")]
-            except (TypeError, ValueError):
-                return value, [FieldError(path, "must be a date YYYY-MM-DD")]
-        if self.kind == "ids":
-            if not isinstance(value, list) or not all(isinstance(v, str) and _ID.match(v) for v in value):
-                return value, [FieldError(path, "must be a list of ids")]
-            return sorted(set(value)), []
-        if self.kind == "choice":
-            if value not in self.choices:
-                return value, [FieldError(path, f"must be one of {', '.join(self.choices)}")]
-            return value, []
-        if not isinstance(value, str) or not value:
-            return value, [FieldError(path, "must be a non-empty string")]
-        return value, []
+    def resolve(self) -> Callable:
+        module, _, name = self.path.partition(":")
+        return getattr(import_module(module), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
 
 
-STORE_TARGETING = {
-    "store_ids": Param("ids", help="only these stores"),
-    "org_node_ids": Param("ids", help="only stores under these organization nodes"),
-}
-
-
-def targeted_stores(params: dict, org_tree: Any) -> tuple[set[str] | None, list[str]]:
-    """The stores a run's ``store_ids``/``org_node_ids`` name (their union; a node means every
-    store below it, resolved now so new stores are picked up), or ``None`` when the run targets
-    every store. Unknown ids are returned as warnings, not errors."""
-    store_ids, node_ids = params.get("store_ids") or [], params.get("org_node_ids") or []
-    if not store_ids and not node_ids:
-        return None, []
-    chosen: set[str] = set()
-    warnings = []
-    for store_id in store_ids:
-        if org_tree.has_store(store_id):
-            chosen.add(store_id)
-        else:
-            warnings.append(f"unknown store {store_id}")
-    for node_id in node_ids:
-        if org_tree.has_node(node_id):
-            chosen |= org_tree.stores_under(node_id)
-        else:
-            warnings.append(f"unknown org node {node_id}")
-    return chosen, warnings
+def _whole_job(params: dict) -> str:
+    return "all"
 
 
 @dataclass
 class Job:
+    """One job. ``run`` and ``shards`` are callables or ``"module:function"`` references;
+    ``params`` is the parameters model (a class, or its name in :mod:`chalicelib.models.params`);
+    ``defaults`` are the values of the parameters left out, as plain data."""
+
     name: str
     title: str
     description: str
-    schedule: str
-    run: Callable
-    params: dict[str, Param] = field(default_factory=dict)
+    schedule: str  # "" for a job started by a request or an event
+    run: Callable | str
+    params: type | str = "Params"
+    defaults: dict = field(default_factory=dict)
     # Runs whose scopes are equal never execute at once; the default serialises the whole job.
-    lock_scope: Callable[[dict], str] = lambda params: "all"
+    lock_scope: Callable[[dict], str] = _whole_job
     # For per-store fan-out: returns the shard keys (store ids) of a run, or None to run whole.
-    shards: Callable | None = None
+    shards: Callable | str | None = None
     # What the job touches in AWS beyond the runtime; the default is nothing more.
     resources: Resources = field(default_factory=Resources)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.run, str):
+            self.run = Ref(self.run)
+        if isinstance(self.shards, str):
+            self.shards = Ref(self.shards)
+
+    @property
+    def implementation(self) -> str:
+        """The module that holds the job's code."""
+        run = self.run
+        return run.path.partition(":")[0] if isinstance(run, Ref) else run.__module__
+
+    def params_model(self) -> type:
+        if not isinstance(self.params, str):
+            return self.params
+        from chalicelib.models import params  # pydantic: only where parameters are read or described
+
+        return getattr(params, self.params)
+
     def clean_params(self, params: Any) -> dict:
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise ValidationError([FieldError("params", "must be an object")])
-        errors = [FieldError(f"params.{name}", "unknown parameter") for name in params if name not in self.params]
-        cleaned = {}
-        for name, spec in self.params.items():
-            value, problems = spec.clean(params.get(name), f"params.{name}")
-            errors.extend(problems)
-            if value is not None:
-                cleaned[name] = value
-        if errors:
-            raise ValidationError(errors, f"invalid parameters for job {self.name}")
-        return cleaned
+        """The run's parameters validated, defaults filled in; raises ``ValidationError`` naming
+        every offending parameter. A scheduled job asked for its defaults answers from the table."""
+        if self.schedule and (params is None or params == {}):
+            return dict(self.defaults)
+        from chalicelib.models.params import clean  # pydantic: not for the scheduled tick
+
+        return clean(self.params_model(), params, self.defaults, f"invalid parameters for job {self.name}")
 
     def describe(self) -> dict:
+        from chalicelib.models.params import describe  # pydantic: GET /jobs only
+
         return {"name": self.name, "title": self.title, "description": self.description,
-                "schedule": self.schedule,
-                "params": {k: {"type": p.kind, "default": p.default, "help": p.help,
-                               **({"choices": list(p.choices)} if p.choices else {}),
-                               **({"required": True} if p.required else {})}
-                           for k, p in self.params.items()}}
+                "schedule": self.schedule, "params": describe(self.params_model(), self.defaults)}
 
 
-JOBS: dict[str, Job] = {}
+def _jobs(*jobs: Job) -> dict[str, Job]:
+    table = {job.name: job for job in jobs}
+    if len(table) != len(jobs):
+        raise ValueError("a job name is listed twice")
+    return table
 
 
-def register(job: Job) -> Job:
-    if job.name in JOBS:
-        raise ValueError(f"job {job.name} registered twice")
-    JOBS[job.name] = job
-    return job
+SCHEDULED_CLEAN_UP_DAYS = 30  # clean-up-staging on its schedule: staging jobs older than this
+
+JOBS: dict[str, Job] = _jobs(
+    Job(
+        name="clean-up-staging",
+        title="Clean up staging",
+        description="Deletes migration staging rows (never live data) and marks their staging jobs Cleaned; weekly "
+                    f"for jobs older than {SCHEDULED_CLEAN_UP_DAYS} days, and for an entity when its mapping is "
+                    "dropped.",
+        schedule="cron(0 3 ? * SUN *)",
+        run="chalicelib.jobs.clean_up_staging:run",
+        params="CleanUpStaging",
+        defaults={"scope": "all"},
+        # Different entities clean in parallel (several mappings dropped at once); deletes are idempotent.
+        lock_scope=lambda params: params.get("entity") or "all",
+        resources=Resources(tables={StagingJob: "write", StagingRow: "write"}),
+    ),
+    Job(
+        name="copy-migration-to-target",
+        title="Copy migration to target",
+        description="Upserts a staging job's valid rows into the live tables "
+                    "(POST /migration/jobs/{id}/copy-to-target).",
+        schedule="",  # started over HTTP for one staging job
+        run="chalicelib.jobs.copy_migration_to_target:run",
+        params="CopyMigrationToTarget",
+        defaults={"rows": "all"},
+        lock_scope=lambda params: params["staging_job_id"],
+        resources=Resources(tables={StagingJob: "write", StagingRow: "write", MasterRecord: "write",
+                                    OnHand: "write"}),
+    ),
+    Job(
+        name="export-account-activity",
+        title="Export account activity",
+        description="Writes every account activity result not yet exported to S3 as XML or CSV "
+                    "(<file_prefix><result_id>.<ext> in the profile's folder) and marks it exported.",
+        schedule="cron(30 2 * * ? *)",
+        run="chalicelib.jobs.export_account_activity:run",
+        resources=Resources(tables={AccountActivityResult: "write"}, objects={"data/account-activity/": "write"}),
+    ),
+    Job(
+        name="generate-account-activity",
+        title="Generate account activity",
+        description="Adds up ledger debits and credits per mapped account for each account export profile, "
+                    "from the day after its previous result through the profile's yesterday (today is never "
+                    "included); ledger lines posted late for dates already covered go into an adjustment result.",
+        schedule="cron(0 2 * * ? *)",
+        run="chalicelib.jobs.generate_account_activity:run",
+        params="GenerateAccountActivity",
+        resources=Resources(tables={AccountActivityResult: "write", AccountActivityCursor: "write",
+                                    LedgerLine: "read", LedgerSequence: "read+scan"}),
+    ),
+    Job(
+        name="post-inventory",
+        title="Post inventory",
+        description="Applies the inventory journals of posted statements to on-hand stock, every line exactly "
+                    "once; items that may not go negative are refused with the AX message and posted on a rerun.",
+        schedule="cron(0/30 * * * ? *)",
+        run="chalicelib.jobs.post_inventory:run",
+        params="StoreTargeting",
+        shards="chalicelib.jobs.post_inventory:stores_with_open_journals",
+        resources=Resources(tables={InventoryJournalRecord: "write+scan", JournalLinePosting: "write",
+                                    OnHand: "write"}),
+    ),
+    Job(
+        name="post-statements",
+        title="Post statements",
+        description="Turns each store's completed transactions of each business date into a statement: balanced "
+                    "ledger lines, an inventory journal, transactions Posted and their receipts ready to send.",
+        schedule="cron(0 1 * * ? *)",
+        run="chalicelib.jobs.post_statements:run",
+        params="PostStatements",
+        shards="chalicelib.jobs.targeting:store_shards",
+        resources=Resources(tables={PosTransaction: "write", StatementRecord: "write", LedgerLine: "write",
+                                    LedgerSequence: "write", InventoryJournalRecord: "write"}),
+    ),
+    Job(
+        name="process-assortments",
+        title="Process assortments",
+        description="Explodes published assortments into the products each store may sell, writes only what "
+                    "changed and sends each changed store a download session (data group assortments); "
+                    "publishes InProgress assortments and expires ended ones.",
+        schedule="cron(5 * * * ? *)",
+        run="chalicelib.jobs.process_assortments:run",
+        params="ProcessAssortments",
+        defaults={"full_sync": False},
+        resources=Resources(tables={StoreState: "write", DownloadSession: "write", MasterRecord: "write"},
+                            objects={"data/packages/": "write"}),
+    ),
+    Job(
+        name="process-delivery-modes",
+        title="Process delivery modes",
+        description="Explodes delivery modes into stores, products and addresses, writes only what changed "
+                    "and sends each changed store a download session (data group delivery-modes).",
+        schedule="cron(15 2 * * ? *)",
+        run="chalicelib.jobs.process_delivery_modes:run",
+        params="ProcessDeliveryModes",
+        defaults={"full_sync": False},
+        resources=Resources(tables={StoreState: "write", DownloadSession: "write"},
+                            objects={"data/packages/": "write"}),
+    ),
+    Job(
+        name="process-status-messages",
+        title="Process status messages",
+        description="Applies the status messages stores posted to their download sessions (DOMAIN §9 moves, "
+                    "try count and Suspended), flags stale sessions and purges final ones past the retention "
+                    "period with their packages.",
+        schedule="cron(0/15 * * * ? *)",
+        run="chalicelib.jobs.process_status_messages:run",
+        resources=Resources(tables={DownloadSession: "write", StatusMessageRecord: "write"},
+                            objects={"data/packages/": "delete"}),
+    ),
+    Job(
+        name="purge-run-history",
+        title="Purge run history",
+        description="Deletes finished run records older than run_history_retention_days (default 90).",
+        schedule="cron(30 4 * * ? *)",
+        run="chalicelib.jobs.purge_run_history:run",
+        params="PurgeRunHistory",
+    ),
+    Job(
+        name="send-email-receipts",
+        title="Send email receipts",
+        description="Emails the receipts customers asked for (HTML, text and a PDF) once their transactions are "
+                    "posted; each receipt is claimed before it is sent, so none goes twice.",
+        schedule="cron(0/15 * * * ? *)",
+        run="chalicelib.jobs.send_email_receipts:run",
+        params="SendEmailReceipts",
+        defaults={"include_unposted": False},
+        resources=Resources(tables={PosTransaction: "write"}, email=True),
+    ),
+    Job(
+        name="stage-migration-file",
+        title="Stage migration file",
+        description="Reads an RMS export dropped at migration/data/<entity>/<name>.csv into staging rows, each "
+                    "validated with its errors (started by the drop; start it again to re-stage an object).",
+        schedule="",  # event-driven: on_migration_drop starts it
+        run="chalicelib.jobs.stage_migration_file:run",
+        params="StageMigrationFile",
+        # A new upload of a file still being staged is staged beside it, not refused.
+        lock_scope=lambda params: f"{params.get('bucket', '')}/{params['key']}#{params.get('etag', '')}",
+        resources=Resources(tables={StagingJob: "write", StagingRow: "write", EntityMapping: "read"},
+                            objects={"migration/migration/": "read"}),
+    ),
+    Job(
+        name="transfer-to-pay",
+        title="Transfer to pay",
+        description="Exports approved worked time per worker, pay type and day as a payroll CSV per period type "
+                    "and period: every ended period's pay items not yet transferred; late and changed ones in a "
+                    "supplementary file for their period.",
+        schedule="cron(0 3 * * ? *)",
+        run="chalicelib.jobs.transfer_to_pay:run",
+        params="TransferToPay",
+        defaults={"include_already_exported": False, "accept_errors": False},
+        resources=Resources(tables={PayItem: "write", PayTransfer: "write", TimeRegistration: "read",
+                                    PayBacklog: "write"},
+                            objects={"data/payroll/": "write"}),
+    ),
+)
 
 
 def get_job(name: str) -> Job | None:
-    load_all()
     return JOBS.get(name)
 
 
 def all_jobs() -> list[Job]:
-    load_all()
     return sorted(JOBS.values(), key=lambda j: j.name)
-
-
-def load_all() -> None:
-    """Import every job module so it registers itself (kept lazy for cold starts)."""
-    from chalicelib.jobs import catalog  # noqa: F401

@@ -227,7 +227,8 @@ def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str
         raise RunNotFound(f"unknown job {job_name}")
     if not isinstance(dry_run, bool):
         raise ValidationError([FieldError("dry_run", "must be true or false")])
-    cleaned = job.clean_params(params)
+    # A shard's parameters are its parent's (clean) with one store: run_job need not load the models.
+    cleaned = params if parent_run_id else job.clean_params(params)
     scope = lock_scope or _scope(job, cleaned)
     if resume_open and idempotency_key:
         unfinished = _unfinished_run(job, scope, cleaned, dry_run)

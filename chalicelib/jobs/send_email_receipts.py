@@ -30,7 +30,8 @@ from datetime import timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import clock, settings
-from chalicelib.jobs.registry import Job, Param, Resources, register
+from chalicelib.domain.receipts import ReceiptTemplateError, build_mime, receipt_address, render_receipt
+from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws, faults, records
 from chalicelib.storage.base import iso, update_if, utcnow
@@ -60,8 +61,6 @@ class _Throttled(Exception):
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.jobs.parameters import retail_parameters
-
     include_unposted = bool(ctx.params.get("include_unposted"))
     sender = _ReceiptSender(ctx, retail_parameters(), include_unposted)
     throttled = False
@@ -116,8 +115,6 @@ class _ReceiptSender:
             self._send(receipt, customers.get(receipt.data.get("customer_id")), stale_before)
 
     def _send(self, receipt: PosTransaction, customer: dict | None, stale_before: str) -> None:
-        from chalicelib.domain.receipts import ReceiptTemplateError, build_mime, receipt_address, render_receipt
-
         address = receipt_address(receipt.data, customer)
         if self.ctx.dry_run:
             self.sent += address is not None
@@ -231,16 +228,3 @@ class _ReceiptSender:
 
 def _without_addresses(text: str) -> str:
     return _ADDRESS.sub("<address>", text)[:300]
-
-
-JOB = register(Job(
-    name="send-email-receipts",
-    title="Send email receipts",
-    description="Emails the receipts customers asked for (HTML, text and a PDF) once their transactions are "
-                "posted; each receipt is claimed before it is sent, so none goes twice.",
-    schedule="cron(0/15 * * * ? *)",
-    run=run,
-    params={"include_unposted": Param("bool", default=False,
-                                      help="also send receipts of completed transactions not posted yet")},
-    resources=Resources(tables={PosTransaction: "write"}, email=True),
-))

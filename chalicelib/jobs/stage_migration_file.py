@@ -15,8 +15,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from chalicelib import settings
+from chalicelib.domain.migration import FAILED, FilePosition, UnreadableFile, classify_drop_key, job_status, stage_file
 from chalicelib.jobs.migration_context import STAGING, migration_context
-from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws
 from chalicelib.storage import migration as staging
@@ -32,8 +32,6 @@ SAMPLE_ERRORS = 20
 
 
 def run(ctx: JobContext) -> str:
-    from chalicelib.domain.migration import FilePosition, UnreadableFile, classify_drop_key, stage_file
-
     bucket = ctx.params.get("bucket") or settings.migration_bucket()
     drop = classify_drop_key(ctx.params["key"])
     job = _open_job(ctx, drop, bucket)
@@ -93,8 +91,6 @@ def _file_chunks(ctx: JobContext, job: staging.StagingJob, position: FilePositio
 
 
 def _get_object(job: staging.StagingJob, **options) -> dict:
-    from chalicelib.domain.migration import UnreadableFile
-
     s3 = aws.client("s3")
     try:
         return s3.get_object(Bucket=job.bucket, Key=job.source_key, **options)
@@ -155,8 +151,6 @@ def _keep_sample(job: staging.StagingJob, staged: StagedRow) -> None:
 
 def _fail(ctx: JobContext, job: staging.StagingJob, reason: str) -> None:
     """The file cannot be staged: the job is ``Failed`` with the reason (the object stays)."""
-    from chalicelib.domain.migration import FAILED
-
     rows = ctx.state.get("rows", 0)
     message = f"{job.source_key}: {reason}"
     if rows:
@@ -168,8 +162,6 @@ def _fail(ctx: JobContext, job: staging.StagingJob, reason: str) -> None:
 
 
 def _finish(ctx: JobContext, job: staging.StagingJob) -> str:
-    from chalicelib.domain.migration import job_status
-
     rows, errors = ctx.state.get("rows", 0), ctx.state.get("errors", 0)
     status = job_status(rows, errors)
     message = (f"{status}: {rows} row(s) of {job.entity} from {job.source_key}, {rows - errors} valid, "
@@ -179,23 +171,3 @@ def _finish(ctx: JobContext, job: staging.StagingJob) -> str:
                             staging.StagingJob.rows.set(rows), staging.StagingJob.errors.set(errors),
                             staging.StagingJob.updated_at.set(iso())])
     return f"staging job {job.job_id} {message}"
-
-
-JOB = register(Job(
-    name=NAME,
-    title="Stage migration file",
-    description="Reads an RMS export dropped at migration/data/<entity>/<name>.csv into staging rows, each "
-                "validated with its errors (started by the drop; start it again to re-stage an object).",
-    schedule="",  # event-driven: on_migration_drop starts it
-    run=run,
-    params={
-        "key": Param("str", required=True, help="the object key, e.g. migration/data/products/items.csv"),
-        "bucket": Param("str", help="default: the migration bucket"),
-        "etag": Param("str", help="the ETag the drop notification named (set by on_migration_drop)"),
-    },
-    # A new upload of a file still being staged is staged beside it, not refused.
-    lock_scope=lambda params: f"{params.get('bucket', '')}/{params['key']}#{params.get('etag', '')}",
-    resources=Resources(
-        tables={staging.StagingJob: "write", staging.StagingRow: "write", staging.EntityMapping: "read"},
-        objects={"migration/migration/": "read"}),
-))

@@ -9,17 +9,16 @@ envelope (not a list, empty, more than 1,000: the route's model) is all or nothi
 """
 from __future__ import annotations
 
+from chalicelib.domain.days import MAX_FUTURE, in_future
 from chalicelib.domain.errors import FieldError
+from chalicelib.models.base import parse_datetime
+from chalicelib.models.parsing import check_record
+from chalicelib.storage.base import iso, utcnow, write_all
+from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
 
 
 def receive(store_id: str, messages: list) -> dict:
     """Keep the acceptable messages; returns ``{"accepted": n, "rejected": [{index, session_id, errors}]}``."""
-    from chalicelib.domain.days import MAX_FUTURE, in_future
-    from chalicelib.models.base import parse_datetime
-    from chalicelib.models.parsing import check_record
-    from chalicelib.storage.base import iso, utcnow, write_all
-    from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
-
     now = utcnow()
     rejected, valid = [], []
     for i, message in enumerate(messages):

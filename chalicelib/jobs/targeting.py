@@ -9,15 +9,15 @@ Per-store jobs fan out with ``shards=store_shards``: one child run per targeted 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from chalicelib.domain.catalog import OrgTree
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage import records
 
 
 def target_store_ids(ctx: JobContext) -> list[str]:
     """The stores this run works on, sorted; unknown ids are reported as warnings."""
-    from chalicelib.domain.catalog import OrgTree
-
     if ctx.run.parent_run_id:  # a shard: exactly its store
         return list(ctx.params["store_ids"])
     store_ids, node_ids = ctx.params.get("store_ids"), ctx.params.get("org_node_ids")
@@ -36,6 +36,28 @@ def target_store_ids(ctx: JobContext) -> list[str]:
             ctx.warn(f"unknown organization node {node_id}")
         targeted |= tree.stores_under(node_id)
     return sorted(targeted)
+
+
+def targeted_stores(params: dict, org_tree: Any) -> tuple[set[str] | None, list[str]]:
+    """The stores a run's ``store_ids``/``org_node_ids`` name (their union; a node means every
+    store below it, resolved now so new stores are picked up), or ``None`` when the run targets
+    every store. Unknown ids are returned as warnings, not errors."""
+    store_ids, node_ids = params.get("store_ids") or [], params.get("org_node_ids") or []
+    if not store_ids and not node_ids:
+        return None, []
+    chosen: set[str] = set()
+    warnings = []
+    for store_id in store_ids:
+        if org_tree.has_store(store_id):
+            chosen.add(store_id)
+        else:
+            warnings.append(f"unknown store {store_id}")
+    for node_id in node_ids:
+        if org_tree.has_node(node_id):
+            chosen |= org_tree.stores_under(node_id)
+        else:
+            warnings.append(f"unknown org node {node_id}")
+    return chosen, warnings
 
 
 def store_shards(ctx: JobContext, with_work: Callable[[], set[str]] | None = None) -> list[str] | None:

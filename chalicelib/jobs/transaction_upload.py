@@ -20,8 +20,26 @@ Rejections and conflicts are kept 30 days as upload issues (``storage/upload_iss
 """
 from __future__ import annotations
 
+from chalicelib.domain.days import business_date_problem, local_today
 from chalicelib.domain.errors import DomainError, FieldError
+from chalicelib.domain.parameters import parameters_with_defaults
+from chalicelib.domain.receipts import receipt_address
+from chalicelib.domain.uploads import UploadOutcome, canonical_hash
+from chalicelib.models.parsing import check_record
 from chalicelib.storage import records
+from chalicelib.storage.base import iso, utcnow
+from chalicelib.storage.statements import in_range
+from chalicelib.storage.transact import Put
+from chalicelib.storage.transactions import POSTED, from_upload, get_one, insert_new, replace_version, stored_hash
+from chalicelib.storage.upload_issues import (
+    ACCEPTED,
+    CONFLICT,
+    REJECTED,
+    get_issue,
+    new_issue,
+    save_issues,
+    store_issues,
+)
 
 
 class StoreNotFound(DomainError):
@@ -39,14 +57,6 @@ class IssueConflict(DomainError):
 def upload(store_id: str, items: list) -> dict:
     """Validate and store ``items`` (1 to 500, the route's model checks) record by record; returns
     ``{"accepted": n, "duplicates": m, "conflicts": [...], "rejected": [...]}``."""
-    from chalicelib.domain.days import local_today
-    from chalicelib.domain.parameters import parameters_with_defaults
-    from chalicelib.domain.receipts import receipt_address
-    from chalicelib.domain.uploads import UploadOutcome
-    from chalicelib.models.parsing import check_record
-    from chalicelib.storage.base import iso, utcnow
-    from chalicelib.storage.transactions import from_upload, insert_new, stored_hash
-
     found = records.get_records([("stores", store_id), ("parameters", "default")])
     store = found.get(("stores", store_id))
     if store is None:
@@ -101,8 +111,6 @@ class _Issues:
         self.store_id, self.now, self.items = store_id, now, []
 
     def reject(self, outcome, index: int, record: object, errors: list[FieldError]) -> None:
-        from chalicelib.storage.upload_issues import REJECTED, new_issue
-
         reasons = [e.to_dict() for e in errors]
         transaction_id = record.get("transaction_id") if isinstance(record, dict) else None
         if not isinstance(transaction_id, str):
@@ -113,9 +121,6 @@ class _Issues:
         outcome.reject(index, transaction_id, reasons, issue.issue_id)
 
     def conflict(self, outcome, index: int, item, old) -> None:
-        from chalicelib.storage.transactions import POSTED
-        from chalicelib.storage.upload_issues import CONFLICT, new_issue
-
         if old.status == POSTED:
             remedy = (f"it is already posted (statement {old.statement_id}): void it and send the correction "
                       "under a new transaction id")
@@ -130,8 +135,6 @@ class _Issues:
         outcome.conflict(index, item.transaction_id, issue.issue_id, message)
 
     def save(self) -> None:
-        from chalicelib.storage.upload_issues import save_issues
-
         if self.items:
             save_issues(self.items)
 
@@ -139,9 +142,6 @@ class _Issues:
 def _own_errors(store_id: str, path: str, transaction: dict, today, max_backdated: int,
                 first_at: dict[str, tuple[int, dict]]) -> list[FieldError]:
     """What is wrong with a schema-valid record on its own: store, date, a repeated id."""
-    from chalicelib.domain.days import business_date_problem
-    from chalicelib.domain.uploads import canonical_hash
-
     errors = []
     if transaction["store_id"] != store_id:
         errors.append(FieldError(f"{path}.store_id", f"must be {store_id}, the store of the request path"))
@@ -178,8 +178,6 @@ def _line_errors(path: str, line: dict, product: dict | None) -> list[FieldError
 
 
 def list_issues(store_id: str, kind: str | None, limit: int, cursor: dict | None) -> tuple[list[dict], dict | None]:
-    from chalicelib.storage.upload_issues import store_issues
-
     items, next_key = store_issues(store_id, kind, limit, cursor)
     return [issue.to_api() for issue in items], next_key
 
@@ -191,12 +189,6 @@ def accept_issue(store_id: str, issue_id: str, accepted_by: str) -> dict:
     accept, and a posted original cannot change (409 for both): the store voids it and sends the
     correction under a new id.
     """
-    from chalicelib.domain.receipts import receipt_address
-    from chalicelib.storage.base import iso
-    from chalicelib.storage.transact import Put
-    from chalicelib.storage.transactions import from_upload, get_one, replace_version, stored_hash
-    from chalicelib.storage.upload_issues import ACCEPTED, CONFLICT, get_issue
-
     issue = get_issue(store_id, issue_id)
     if issue is None:
         raise IssueNotFound(f"upload issue {issue_id} of store {store_id} not found")
@@ -231,9 +223,6 @@ def accept_issue(store_id: str, issue_id: str, accepted_by: str) -> dict:
 
 def _posted_or_posting(current) -> str | None:
     """Why a stored transaction can no longer be replaced, or None."""
-    from chalicelib.storage.statements import in_range
-    from chalicelib.storage.transactions import POSTED
-
     if current.status == POSTED or current.statement_id:
         return f"is already posted (statement {current.statement_id})"
     for statement in in_range(current.store_id, current.business_date, current.business_date):

@@ -38,11 +38,29 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
-from chalicelib.domain.pay import PayPeriodType
-from chalicelib.jobs.registry import Job, Param, Resources, register
+from chalicelib import clock, settings
+from chalicelib.domain.days import store_zone
+from chalicelib.domain.pay import (
+    ExportedItem,
+    PayLine,
+    PayPeriod,
+    PayPeriodType,
+    PayType,
+    UnknownPayType,
+    Worker,
+    check_unapproved,
+    daily_hours,
+    last_ended_period,
+    pay_lines,
+    period_for,
+    reconcile,
+    write_pay_csv,
+)
 from chalicelib.jobs.runtime import JobContext, JobFailed
-from chalicelib.storage.base import utcnow
-from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
+from chalicelib.storage import exports, records
+from chalicelib.storage import pay as store
+from chalicelib.storage.base import iso, utcnow
+from chalicelib.storage.pay import registrations_on
 
 PERIOD_TYPES = tuple(period.value for period in PayPeriodType)
 SENT, NOTHING, WAITING, REFUSED = "sent", "nothing", "waiting", "refused"
@@ -97,8 +115,6 @@ def _summary(plans: list[dict], outcomes: dict) -> str:
 def _plans(ctx: JobContext, workers: dict, zones: dict) -> tuple[list[dict], list]:
     """The periods to transfer, each with the workers' days to look at (``None``: all of them),
     and the backlog entries read (empty when ``pay_date`` names the periods)."""
-    from chalicelib.domain.pay import last_ended_period, period_for
-
     types = [ctx.params["period_type"]] if ctx.params.get("period_type") else list(PERIOD_TYPES)
     earliest_today = min([_local_today(zone) for zone in zones.values()] + [_local_today(None)])
     if ctx.params.get("pay_date") or ctx.params.get("include_already_exported"):
@@ -118,9 +134,6 @@ def _plans(ctx: JobContext, workers: dict, zones: dict) -> tuple[list[dict], lis
 
 
 def _backlog_plans(ctx: JobContext, types: list[str], workers: dict, zones: dict) -> tuple[list[dict], list]:
-    from chalicelib.domain.pay import period_for
-    from chalicelib.storage import pay as store
-
     latest_today = max([_local_today(zone) for zone in zones.values()] + [_local_today(None)])
     entries, unknown = [], set()
     scopes: dict[tuple[str, date], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -162,10 +175,6 @@ def _local_today(zone) -> date:
 
 
 def _master_data() -> tuple[dict, dict, dict]:
-    from chalicelib.domain.days import store_zone
-    from chalicelib.domain.pay import PayType, Worker
-    from chalicelib.storage import records
-
     workers = {w.id: w for w in map(Worker.from_record, records.scan_entity("workers"))}
     pay_types = {t.id: t for t in map(PayType.from_record, records.scan_entity("pay-types"))}
     stores_of_workers = {w.store_id for w in workers.values()}
@@ -175,8 +184,6 @@ def _master_data() -> tuple[dict, dict, dict]:
 
 def _read_registrations(ctx: JobContext, plan: dict, workers: dict, cache: dict) -> list:
     """The plan's registrations: those of its workers on its days (``by_day``, each day read once)."""
-    from chalicelib.storage.pay import registrations_on
-
     scope = plan["scope"]
     if scope is None:
         start, end = date.fromisoformat(plan["start"]), date.fromisoformat(plan["end"])
@@ -208,8 +215,6 @@ def _read_registrations(ctx: JobContext, plan: dict, workers: dict, cache: dict)
 
 def _transfer(ctx: JobContext, plan: dict, workers: dict, pay_types: dict, registrations: list) -> dict:
     """Transfer one period type's period; returns its outcome (text, status, workers held back)."""
-    from chalicelib.domain.pay import PayPeriod, UnknownPayType, check_unapproved
-
     period = PayPeriod(date.fromisoformat(plan["start"]), date.fromisoformat(plan["end"]))
     label = _label(plan["period_type"], period)
     unapproved = check_unapproved(registrations)
@@ -231,8 +236,6 @@ def _transfer(ctx: JobContext, plan: dict, workers: dict, pay_types: dict, regis
 def _pay_lines(plan: dict, registrations: list, workers: dict, pay_types: dict, period) -> tuple[list, set]:
     """The period's pay lines now, and the pay items looked at: (worker, pay type, day) for each
     worker-day in scope (an item with no line now may have been sent before)."""
-    from chalicelib.domain.pay import daily_hours, pay_lines
-
     per_worker: dict[str, dict] = defaultdict(dict)
     for (worker_id, day), hours in daily_hours(registrations).items():
         per_worker[worker_id][day] = hours
@@ -250,12 +253,6 @@ def _pay_lines(plan: dict, registrations: list, workers: dict, pay_types: dict, 
 
 def _export(ctx: JobContext, plan: dict, label: str, period, lines: list, evaluated: set,
             workers: dict, pay_types: dict) -> dict:
-    from chalicelib import settings
-    from chalicelib.domain.pay import PayLine, reconcile, write_pay_csv
-    from chalicelib.storage import exports
-    from chalicelib.storage import pay as store
-    from chalicelib.storage.base import iso
-
     keys = {PayLine.key(*item) for item in evaluated} | {line.item_key for line in lines}
     observed = store.pay_items(keys)
     exported = _exported_state(ctx, observed)
@@ -319,8 +316,6 @@ def _restore_unsent(observed: dict, final: dict, transfer, key: str, stamp: str)
     """The markers a dead run wrote for the transfer this run takes over that its file will not
     hold (the registration changed since): put back to what payroll has (their previous state),
     or deleted when payroll has nothing of them, so the transfer's ``done`` claims only what it sent."""
-    from chalicelib.storage import pay as store
-
     puts, deletes = [], []
     for item_key, item in observed.items():
         if item_key in final or (item.period_type, item.transfer_id) != (transfer.period_type, transfer.transfer_id):
@@ -342,9 +337,6 @@ def _earlier_files(ctx: JobContext, plan: dict) -> tuple[list, object]:
     here, whoever started it. One whose file is missing is the period's next file still to write:
     the run that writes it now takes its transfer id and file name, so a run that died mid-export
     leaves neither a second name for the same file nor an orphan object."""
-    from chalicelib.storage import exports
-    from chalicelib.storage import pay as store
-
     sent, abandoned = [], None
     for transfer in store.period_transfers(plan["period_type"], plan["start"]):
         if not transfer.export_key:
@@ -364,10 +356,6 @@ def _exported_state(ctx: JobContext, observed: dict) -> dict:
     """What payroll has of each observed pay item (``ExportedItem``): the item as marked if its
     transfer finished, or is pending with its file in S3 (that run died after writing it; its
     transfer is closed now), else what it had before (that run died before writing its file)."""
-    from chalicelib.domain.pay import ExportedItem
-    from chalicelib.storage import exports
-    from chalicelib.storage import pay as store
-
     others = observed  # this run's own items too: a resumed run counts what it already sent
     found = store.transfers({(item.period_type, item.transfer_id) for item in others.values()})
     sent_by = {}
@@ -389,11 +377,6 @@ def _exported_state(ctx: JobContext, observed: dict) -> dict:
 def _clear_settled(ctx: JobContext, entries: list, outcomes: dict, workers: dict) -> None:
     """Delete the backlog entries whose days all went out (or had nothing new) this run, once
     they are older than the index lag they wait for; the rest stay for the next run."""
-    from chalicelib import clock
-    from chalicelib.domain.pay import period_for
-    from chalicelib.storage import pay as store
-    from chalicelib.storage.base import iso
-
     # The wall clock the entries were stamped with (``now()`` is the business clock).
     settled_before = iso(datetime.fromtimestamp(clock.now(), UTC) - timedelta(seconds=store.SETTLE_SECONDS))
     settled = []
@@ -415,27 +398,3 @@ def _clear_settled(ctx: JobContext, entries: list, outcomes: dict, workers: dict
 
 def _label(period_type: str, period) -> str:
     return f"{period_type} {period.start.isoformat()}..{period.end.isoformat()}"
-
-
-JOB = register(Job(
-    name="transfer-to-pay",
-    title="Transfer to pay",
-    description="Exports approved worked time per worker, pay type and day as a payroll CSV per period type "
-                "and period: every ended period's pay items not yet transferred; late and changed ones in a "
-                "supplementary file for their period.",
-    schedule="cron(0 3 * * ? *)",
-    run=run,
-    params={
-        "pay_date": Param("date", help="transfer the periods containing this date (default: every ended "
-                                       "period with pay items not yet transferred)"),
-        "period_type": Param("choice", choices=PERIOD_TYPES, help="only this pay period type (default: all)"),
-        "include_already_exported": Param("bool", default=False,
-                                          help="export pay items transferred before again (without pay_date: "
-                                               "each type's most recently ended period)"),
-        "accept_errors": Param("bool", default=False,
-                               help="export approved registrations even if the period has unapproved ones"),
-    },
-    resources=Resources(tables={PayItem: "write", PayTransfer: "write", TimeRegistration: "read",
-                                PayBacklog: "write"},
-                        objects={"data/payroll/": "write"}),
-))

@@ -1,4 +1,9 @@
-"""Adapters from Lambda events to the runtime (kept out of app.py so it stays a table of contents)."""
+"""Adapters from Lambda events to the runtime (kept out of app.py so it stays a table of contents).
+
+``app.py`` imports this module, so every function does at its cold start (the token authorizer
+and ``api_handler`` included): the runtime, the job table and the storage models are imported by
+the handlers that use them, not here.
+"""
 from __future__ import annotations
 
 import json
@@ -6,28 +11,24 @@ from urllib.parse import unquote_plus
 
 from chalice.app import S3Event
 
-from chalicelib.jobs import runtime
-from chalicelib.jobs.registry import get_job
-
-
-def schedule_of(job_name: str) -> str:
-    job = get_job(job_name)
-    if job is None:
-        raise KeyError(f"no job {job_name}")
-    return job.schedule
-
 
 def on_schedule(job_name: str, event) -> dict:
     """A scheduled delivery: the EventBridge event id makes a duplicated delivery find one run."""
+    from chalicelib.jobs import runtime  # off the cold start of functions that run no job
+
     event_id = event.to_dict().get("id") or f"{job_name}#{event.time}"
     return runtime.run_scheduled(job_name, f"schedule#{event_id}", event.context).to_api()
 
 
 def on_run_job(event: dict, context) -> dict:
+    from chalicelib.jobs import runtime  # off the cold start of functions that run no job
+
     return runtime.run_invoked(event, context)
 
 
 def on_shard_messages(event) -> None:
+    from chalicelib.jobs import runtime  # off the cold start of functions that run no job
+
     for record in event:
         runtime.run_invoked(json.loads(record.body), getattr(event, "context", None))
 

@@ -252,8 +252,8 @@ def _path(prefix: str, loc: tuple) -> str:
     return path
 
 
-def _message(error: dict) -> str:
-    message = _MESSAGES.get(error["type"])
+def _message(error: dict, words: dict | None = None) -> str:
+    message = (words or {}).get(error["type"]) or _MESSAGES.get(error["type"])
     if message:
         return message
     text_ = error["msg"]
@@ -263,18 +263,20 @@ def _message(error: dict) -> str:
     return text_[:1].lower() + text_[1:]
 
 
-def field_errors(exc: pydantic.ValidationError, path: str = "") -> list[FieldError]:
-    """pydantic's errors as the contract's field errors, in input order, one per field."""
+def field_errors(exc: pydantic.ValidationError, path: str = "", words: dict | None = None) -> list[FieldError]:
+    """pydantic's errors as the contract's field errors, in input order, one per field; ``words``
+    (pydantic error type -> message) overrides the contract's usual wording."""
     seen, errors = set(), []
     for error in exc.errors(include_url=False, include_input=False):
-        item = FieldError(_path(path, error["loc"]), _message(error))
+        item = FieldError(_path(path, error["loc"]), _message(error, words))
         if item not in seen:
             seen.add(item)
             errors.append(item)
     return errors
 
 
-def parse(model: type[M] | TypeAdapter, data: Any, path: str = "", message: str = "invalid input") -> M:
+def parse(model: type[M] | TypeAdapter, data: Any, path: str = "", message: str = "invalid input",
+          words: dict | None = None) -> M:
     """``data`` validated by ``model`` (a model class or a ``TypeAdapter``); raises the domain's
     ``ValidationError`` naming every offending field (prefixed by ``path``)."""
     try:
@@ -282,4 +284,4 @@ def parse(model: type[M] | TypeAdapter, data: Any, path: str = "", message: str 
             return model.validate_python(data)
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ValidationError(field_errors(exc, path), message) from None
+        raise ValidationError(field_errors(exc, path, words), message) from None

@@ -18,7 +18,7 @@ from pynamodb.constants import NUMBER
 from pynamodb.models import Model
 
 from chalicelib import settings
-from chalicelib.storage.faults import condition_failed
+from chalicelib.storage.faults import BatchWriteFailed, condition_failed
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -126,15 +126,6 @@ def update_if(item: Model, actions: list, condition: Any) -> bool:
     return True
 
 
-class BatchWriteFailed(Exception):
-    """Items DynamoDB left unprocessed after every retry; ``keys`` lists them."""
-
-    def __init__(self, table: str, keys: list[dict]):
-        super().__init__(f"{len(keys)} item(s) of {table} not written after {MAX_BATCH_ATTEMPTS} attempts")
-        self.table = table
-        self.keys = keys
-
-
 def _backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
 
@@ -180,7 +171,7 @@ class BatchWriter:
                 attempt += 1
                 if attempt >= MAX_BATCH_ATTEMPTS:
                     keys = [r.get("PutRequest", {}).get("Item") or r["DeleteRequest"]["Key"] for r in requests]
-                    raise BatchWriteFailed(table, keys)
+                    raise BatchWriteFailed(table, keys, MAX_BATCH_ATTEMPTS)
                 _backoff(attempt)
 
     def __enter__(self) -> BatchWriter:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
 from typing import BinaryIO, TextIO
 
+from boto3.s3.transfer import TransferConfig
+
 from chalicelib import settings
 from chalicelib.storage import aws
 
@@ -20,8 +22,6 @@ PART_BYTES = 8 * 2**20
 
 def upload(key: str, write: Callable[[BinaryIO], object], content_type: str) -> int:
     """Write an object through ``write(binary_file)`` and upload it to ``key``; returns its size."""
-    from boto3.s3.transfer import TransferConfig
-
     config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False)
     with SpooledTemporaryFile(max_size=PART_BYTES) as spool:
         write(spool)

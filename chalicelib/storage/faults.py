@@ -15,6 +15,20 @@ from __future__ import annotations
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
+
+class BatchWriteFailed(Exception):
+    """Items DynamoDB left unprocessed after every retry (``storage.base``); ``keys`` lists them."""
+
+    def __init__(self, table: str, keys: list[dict], attempts: int):
+        super().__init__(f"{len(keys)} item(s) of {table} not written after {attempts} attempts")
+        self.table = table
+        self.keys = keys
+
+
+class TransactionFailed(Exception):
+    """A transaction still conflicting with concurrent writes after every retry (``storage.transact``)."""
+
+
 TRANSIENT_CODES = frozenset({
     # throttling
     "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "ThrottledException",
@@ -40,9 +54,6 @@ TRANSIENT_REASONS = frozenset({"ThrottlingError", "TransactionConflict", "Provis
 
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` (or what it wraps) is an AWS fault that passes with time."""
-    from chalicelib.storage.base import BatchWriteFailed
-    from chalicelib.storage.transact import TransactionFailed
-
     seen = 0
     while exc is not None and seen < 5:
         seen += 1

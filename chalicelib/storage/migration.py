@@ -199,7 +199,7 @@ def delete_rows(rows: Iterable[StagingRow]) -> int:
 
 def current_mapping(entity: str) -> tuple[int, dict]:
     """``(version, mapping)`` of the newest applied mapping; ``(0, default)`` when none was dropped."""
-    from chalicelib.domain.migration import DEFAULT_MAPPINGS
+    from chalicelib.domain.migration import DEFAULT_MAPPINGS  # the job table imports this module, not the domain's
 
     for stored in EntityMapping.query(entity, scan_index_forward=False,
                                       filter_condition=EntityMapping.status == APPLIED):

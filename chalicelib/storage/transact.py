@@ -25,6 +25,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.storage.base import MAX_BATCH_ATTEMPTS, _backoff
+from chalicelib.storage.faults import TransactionFailed
 
 MAX_ACTIONS = 100
 CONDITION_FAILED = "ConditionalCheckFailed"
@@ -43,10 +44,6 @@ class Update:
     item: Model
     actions: list[Any] = field(default_factory=list)
     condition: Condition | None = None
-
-
-class TransactionFailed(Exception):
-    """A transaction still conflicting with concurrent writes after every retry."""
 
 
 def write_transaction(puts: Sequence[Put] = (), updates: Sequence[Update] = ()) -> list[str | None]:

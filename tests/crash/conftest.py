@@ -24,7 +24,8 @@ def crash_world(aws, monkeypatch):
     from chalice.test import BaseClient, Client
 
     import app
-    from chalicelib import clock, localenv
+    from chalicelib import clock
+    from devstack import localenv
     from tests.crash.harness import World
 
     install()

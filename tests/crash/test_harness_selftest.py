@@ -23,7 +23,6 @@ def _write_both(ctx, skip_when_started: bool) -> str:
 def selftest_jobs(monkeypatch):
     from chalicelib.jobs import registry
 
-    registry.load_all()
     for name, skip in (("crash-selftest-good", False), ("crash-selftest-broken", True)):
         monkeypatch.setitem(registry.JOBS, name, registry.Job(
             name=name, title=name, description="crash harness self-test", schedule="",

@@ -3,7 +3,7 @@ there is) and the platform's routes in the deployed topology on moto — is allo
 function's generated policy, and nothing in the policies is a wildcard an ARN does not need."""
 import pytest
 
-from chalicelib.jobs.registry import JOBS, STORE_TARGETING, Job, Resources, get_job, register
+from chalicelib.jobs.registry import JOBS, Job, Resources, get_job
 from chalicelib.storage.records import MasterRecord
 from deploy import audit, iam
 from deploy.appmodel import functions
@@ -19,11 +19,10 @@ def _per_store(ctx):
     ctx.count(read=1 if records.get("stores", ctx.params["store_ids"][0]) else 0)
 
 
-if SHARDED not in JOBS:
-    # A job that fans out per store: its parent runs in run_job, its shards in run_shard via SQS.
-    register(Job(SHARDED, "IAM fan-out", "reads each store's record in its own shard", "rate(1 day)", _per_store,
-                 params=dict(STORE_TARGETING), resources=Resources(tables={MasterRecord: "read"}),
-                 shards=lambda ctx: None if ctx.params.get("store_ids") else ["S001", "S002", "S003"]))
+# A job that fans out per store: its parent runs in run_job, its shards in run_shard via SQS.
+JOBS.setdefault(SHARDED, Job(SHARDED, "IAM fan-out", "reads each store's record in its own shard", "rate(1 day)",
+                             _per_store, params="StoreTargeting", resources=Resources(tables={MasterRecord: "read"}),
+                             shards=lambda ctx: None if ctx.params.get("store_ids") else ["S001", "S002", "S003"]))
 
 
 def _fan_out(demo):

@@ -411,9 +411,9 @@ def test_staging_makes_at_most_005_aws_requests_per_row(client, operator, hq):
 
 def test_clean_up_entities_are_the_migration_entities():
     from chalicelib.domain.migration import MIGRATION_ENTITIES
-    from chalicelib.jobs.clean_up_staging import ENTITIES
+    from chalicelib.models.params import STAGING_ENTITIES
 
-    assert ENTITIES == (*MIGRATION_ENTITIES, staging.UNKNOWN_ENTITY)
+    assert STAGING_ENTITIES == (*MIGRATION_ENTITIES, staging.UNKNOWN_ENTITY)
 
 
 class Killed(BaseException):

@@ -76,9 +76,9 @@ def test_a_day_becomes_one_balanced_statement_with_its_journal(retailer, operato
 
 
 def test_generated_days_with_returns_balance_to_the_cent(client, operator):
-    from chalicelib.datagen import generate, transactions
     from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
+    from devstack.datagen import generate, transactions
 
     retailer = generate("S", seed=7, end_date=date(2026, 11, 25))
     for entity, items in retailer.master_data().items():

@@ -260,7 +260,7 @@ def test_a_run_that_dies_after_committing_finishes_and_sends_what_changed_since(
 
 
 def test_requests_stay_within_budget_per_store_and_variant_pair(client, operator):
-    from chalicelib.datagen import generate
+    from devstack.datagen import generate
 
     retailer = generate("S", end_date=TODAY)
     for entity in ("org-nodes", "stores", "categories", "products", "assortments"):

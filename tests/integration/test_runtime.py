@@ -8,7 +8,8 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.jobs import runtime
-from chalicelib.jobs.registry import JOBS, STORE_TARGETING, Job, Param, register
+from chalicelib.jobs.registry import JOBS, Job
+from chalicelib.models.params import Params, StoreTargeting, count
 from chalicelib.storage.runs import Coordination
 
 
@@ -51,13 +52,16 @@ def paged_job(ctx):
     return f"processed {ctx.counters['read']}"
 
 
-if "test-paged" not in JOBS:
-    register(Job("test-paged", "Test paged", "pages of two items", "rate(1 day)", paged_job,
-                 params={"items": Param("int", default=10)}))
-    register(Job("test-sharded", "Test sharded", "per-store shards", "rate(1 day)",
-                 lambda ctx: (_effect(f"store-{ctx.params['store_ids'][0]}", ctx.run_id), ctx.count(written=1))[1],
-                 params=dict(STORE_TARGETING),
-                 shards=lambda ctx: None if ctx.params.get("store_ids") else ["S1", "S2", "S3"]))
+class PagedParams(Params):
+    items: count(0) = None
+
+
+JOBS.setdefault("test-paged", Job("test-paged", "Test paged", "pages of two items", "rate(1 day)", paged_job,
+                                  params=PagedParams, defaults={"items": 10}))
+JOBS.setdefault("test-sharded", Job(
+    "test-sharded", "Test sharded", "per-store shards", "rate(1 day)",
+    lambda ctx: (_effect(f"store-{ctx.params['store_ids'][0]}", ctx.run_id), ctx.count(written=1))[1],
+    params=StoreTargeting, shards=lambda ctx: None if ctx.params.get("store_ids") else ["S1", "S2", "S3"]))
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib import datagen
-from chalicelib.datagen import SCALES, generate, time_registrations, transactions
 from chalicelib.models.base import parse_datetime
 from chalicelib.models.parsing import parse_record, parse_records
+from devstack import datagen
+from devstack.datagen import SCALES, generate, time_registrations, transactions
 
 END = date(2026, 3, 4)  # any date works; fixed here only so failures reproduce
 ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

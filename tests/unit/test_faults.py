@@ -3,9 +3,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError, VerboseClientError
 
-from chalicelib.storage.base import BatchWriteFailed
-from chalicelib.storage.faults import describe, is_transient
-from chalicelib.storage.transact import TransactionFailed
+from chalicelib.storage.faults import BatchWriteFailed, TransactionFailed, describe, is_transient
 
 
 def client_error(code: str, status: int = 400, operation: str = "PutItem") -> ClientError:
@@ -50,7 +48,7 @@ def _reason(code):
 
 
 def test_the_storage_layers_own_after_retries_failures_and_lost_connections_are_transient():
-    assert is_transient(BatchWriteFailed("rows", [{"k": {"S": "1"}}]))
+    assert is_transient(BatchWriteFailed("rows", [{"k": {"S": "1"}}], 8))
     assert is_transient(TransactionFailed("conflicted 8 times"))
     assert is_transient(EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"))
     assert not is_transient(ValueError("a bug"))

@@ -15,10 +15,10 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from chalicelib.domain.receipts import LOCALE_DIR, catalog_name, shipped_languages
-from chalicelib.localenv import PROJECT_DIR
 from deploy.catalogs import compile_catalogs, sources
 from deploy.chalice_tf import PackageError
 from deploy.package import bundled_files, check_bundled
+from devstack.localenv import PROJECT_DIR
 
 LANGUAGES = sorted(shipped_languages() - {"en-us"})
 
