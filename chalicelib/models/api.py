@@ -21,17 +21,15 @@ from pydantic import Field, PlainValidator, WithJsonSchema, create_model, field_
 from pydantic import ValidationError as PydanticError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from chalicelib.domain.migration import MIGRATION_ENTITIES
 from chalicelib.domain.pay import REGISTRATION_STATUSES
 from chalicelib.domain.sessions import SessionStatus
 from chalicelib.models.base import BOOLEAN, DATE, ID, StrictModel, choice
+from chalicelib.models.params import COPY_ROWS, STAGING_ENTITIES
 
-# Spelled out because their owners are storage/jobs modules (PynamoDB), which a model may not
+# Spelled out because their owners are storage modules (PynamoDB), which a model may not
 # import; tests/unit/test_api_models.py keeps each equal to its owner's.
 RUN_STATUSES = ("Waiting", "Executing", "Ended", "Error", "Canceled", "Cancelling", "NotRun")
-COPY_ROWS = ("all", "errors")  # jobs/copy_migration_to_target.ROWS
 ISSUE_KINDS = ("conflict", "rejected")  # storage/upload_issues.CONFLICT, REJECTED
-STAGING_ENTITIES = (*MIGRATION_ENTITIES, "unknown")  # storage/migration.UNKNOWN_ENTITY last
 SESSION_STATUSES = tuple(status.value for status in SessionStatus)
 
 MAX_DATA_ITEMS = 1000

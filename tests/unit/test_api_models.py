@@ -2,13 +2,11 @@
 
 
 def test_route_model_enums_are_their_owners():
-    from chalicelib.jobs.copy_migration_to_target import ROWS
     from chalicelib.models import api
     from chalicelib.storage import migration, upload_issues
     from chalicelib.storage.runs import FINAL_STATUSES, OPEN_STATUSES
 
     assert set(api.RUN_STATUSES) == set(FINAL_STATUSES) | set(OPEN_STATUSES)
-    assert api.COPY_ROWS == ROWS
     assert api.ISSUE_KINDS == (upload_issues.CONFLICT, upload_issues.REJECTED)
     assert api.STAGING_ENTITIES[-1] == migration.UNKNOWN_ENTITY
 
