@@ -6,6 +6,8 @@ from tests.integration.retail import load_master_data, sale, transaction
 
 
 def test_a_price_sent_as_a_json_number_or_string_reads_back_exactly(client, operator):
+    category = {"items": [{"id": "ALL", "name": "All", "parent_id": None}]}
+    assert client.http.put("/data/categories", headers=operator, body=json.dumps(category)).status_code == 200
     product = {"name": "Scarf", "category_id": "ALL", "released_to": ["USRT"]}
     items = [{"id": "AS-NUMBER", **product, "price": "NUMBER"}, {"id": "AS-STRING", **product, "price": "12.50"}]
     body = json.dumps({"items": items}).replace('"NUMBER"', "12.50")
