@@ -47,9 +47,8 @@ def publish_assortment(assortment_id):
     # Publishing the same content twice (a double click, a retried request) finds the same run.
     content = hashlib.blake2b(dumps({k: v for k, v in assortment.items() if k != "status"}).encode(),
                               digest_size=8).hexdigest()
-    run, created = runtime.submit("process-assortments", {"assortment_ids": [assortment_id]}, trigger="event",
-                                  requested_by=who.token_id, idempotency_key=f"publish#{assortment_id}#{content}")
-    return run_started(run, created)
+    return run_started(runtime.start("process-assortments", {"assortment_ids": [assortment_id]}, trigger="event",
+                                     requested_by=who.token_id, idempotency_key=f"publish#{assortment_id}#{content}"))
 
 
 def _status_param(request) -> str | None:
@@ -106,7 +105,7 @@ def rerun_session(session_id):
     from chalicelib.jobs.distribution import rerun_session as rerun
 
     who = require_operator(bp.current_request)
-    return run_started(*rerun(session_id, requested_by=who.token_id))
+    return run_started(rerun(session_id, requested_by=who.token_id))
 
 
 @bp.route("/stores/{store_id}/download-sessions", methods=["GET"], **AUTH)

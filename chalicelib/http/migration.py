@@ -66,9 +66,9 @@ def copy_to_target(job_id):
     if rows == "errors" and job.failed_rows is None:
         raise Conflict(f"staging job {job_id} has no failed rows to retry: nothing of {job.source_key} "
                        "has been copied yet; copy rows: all")
-    run, created = runtime.submit(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
-                                  requested_by=who.token_id, idempotency_key=idempotency_key(request))
-    return run_started(run, created, lambda: {"job": _staging_job(job_id).to_api()})
+    started = runtime.start(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
+                            requested_by=who.token_id, idempotency_key=idempotency_key(request))
+    return run_started(started, lambda: {"job": _staging_job(job_id).to_api()})
 
 
 def _staging_job(job_id: str):

@@ -53,9 +53,8 @@ def start_run(job):
     request = bp.current_request
     who = require_operator(request)
     body = read_body(request, allowed={"params", "dry_run"})
-    run, created = runtime.submit(job, body.get("params"), trigger="manual", requested_by=who.token_id,
-                                  dry_run=body.get("dry_run", False), idempotency_key=idempotency_key(request))
-    return run_started(run, created)
+    return run_started(runtime.start(job, body.get("params"), trigger="manual", requested_by=who.token_id,
+                                     dry_run=body.get("dry_run", False), idempotency_key=idempotency_key(request)))
 
 
 @bp.route("/jobs/{job}/runs", methods=["GET"], **AUTH)

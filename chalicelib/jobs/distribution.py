@@ -34,7 +34,8 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.catalog import Catalog, OrgTree
-from chalicelib.domain.errors import DomainError
+from chalicelib.domain.errors import ConflictError, DomainError, NotFoundError
+from chalicelib.domain.runs import RunStatus
 from chalicelib.domain.sessions import (
     SessionState,
     SessionStatus,
@@ -69,11 +70,11 @@ STARTED = SessionStatus.STARTED.value
 AVAILABLE = SessionStatus.AVAILABLE.value
 
 
-class SessionNotFound(DomainError):
+class SessionNotFound(NotFoundError):
     pass
 
 
-class SessionConflict(DomainError):
+class SessionConflict(ConflictError):
     """The session's status does not allow the request (cancel a final session, rerun one without a package)."""
 
 
@@ -307,21 +308,21 @@ def cancel_session(session_id: str, reason: str = "canceled by an operator") -> 
     return session
 
 
-def rerun_session(session_id: str, requested_by: str | None = None) -> tuple[Any, bool]:
+def rerun_session(session_id: str, requested_by: str | None = None) -> runtime.Started:
     """Start a targeted ``full_sync`` run of the session's job for its store (DOMAIN §13): its
-    new session carries the store's current data and replaces this one. Returns (run, created);
-    asking again finds the same run, unless that one did not send (the job was busy, it failed)."""
+    new session carries the store's current data and replaces this one (``runtime.start``).
+    Asking again finds the same run, unless that one did not send (the job was busy, it failed)."""
     old = require_session(session_id)
     if old.status == STARTED:
         raise SessionConflict(f"session {session_id} is Started: its run has not finished it yet")
     params = {"store_ids": [old.store_id], "full_sync": True, "rerun_of": session_id}
     key = f"rerun#{session_id}"
     while True:
-        run, created = runtime.submit(JOB_OF_GROUP[old.data_group], params, trigger="manual",
-                                      requested_by=requested_by, idempotency_key=key)
-        if created or not run.is_final or run.status == "Ended":
-            return run, created
-        key = f"rerun#{session_id}#{run.run_id}"
+        started = runtime.start(JOB_OF_GROUP[old.data_group], params, trigger="manual",
+                                requested_by=requested_by, idempotency_key=key)
+        if started.dispatched or not started.run.is_final or started.run.status == RunStatus.ENDED:
+            return started
+        key = f"rerun#{session_id}#{started.run.run_id}"
 
 
 def _replace(old: DownloadSession, new_id: str) -> None:

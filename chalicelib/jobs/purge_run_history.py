@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chalicelib.domain.runs import FINAL_STATUSES
 from chalicelib.jobs.registry import Job, Param, all_jobs, register
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage.base import BatchWriter, iso, utcnow
-from chalicelib.storage.runs import FINAL_STATUSES, RunRecord
+from chalicelib.storage.runs import RunRecord
 
 PAGE = 200
 

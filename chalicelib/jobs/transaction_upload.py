@@ -20,21 +20,21 @@ Rejections and conflicts are kept 30 days as upload issues (``storage/upload_iss
 """
 from __future__ import annotations
 
-from chalicelib.domain.errors import DomainError, FieldError, ValidationError
+from chalicelib.domain.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from chalicelib.storage import records
 
 MAX_TRANSACTIONS = 500
 
 
-class StoreNotFound(DomainError):
+class StoreNotFound(NotFoundError):
     pass
 
 
-class IssueNotFound(DomainError):
+class IssueNotFound(NotFoundError):
     pass
 
 
-class IssueConflict(DomainError):
+class IssueConflict(ConflictError):
     """An upload issue that cannot be accepted (→ 409)."""
 
 
