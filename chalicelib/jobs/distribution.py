@@ -26,11 +26,11 @@ names the old one in ``replaces``.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.catalog import Catalog, OrgTree
@@ -45,8 +45,8 @@ from chalicelib.domain.sessions import (
     gzip_package,
 )
 from chalicelib.jobs import runtime
-from chalicelib.storage import records
-from chalicelib.storage.base import iso, utcnow, write_all
+from chalicelib.storage import faults, records
+from chalicelib.storage.base import iso, update_if, utcnow, write_all
 from chalicelib.storage.distribution import (
     StateChange,
     StoreState,
@@ -64,7 +64,6 @@ from chalicelib.storage.download_sessions import (
     session_id_for,
     started_sessions,
 )
-from chalicelib.storage.faults import condition_failed
 
 STARTED = SessionStatus.STARTED.value
 AVAILABLE = SessionStatus.AVAILABLE.value
@@ -87,9 +86,12 @@ class StoreChange:
     state: StateChange
 
 
-def transaction() -> TransactWrite:
-    """A transaction on the sessions table's connection (status messages update sessions 100 at once)."""
-    return TransactWrite(connection=DownloadSession._get_connection().connection)
+@contextlib.contextmanager
+def transaction() -> Iterator[TransactWrite]:
+    """A transaction on the sessions table's connection (status messages update sessions 100 at
+    once); a refused condition raises ``faults.ConditionFailed``."""
+    with faults.translated(), TransactWrite(connection=DownloadSession._get_connection().connection) as t:
+        yield t
 
 
 def load_org_tree() -> OrgTree:
@@ -299,11 +301,7 @@ def cancel_session(session_id: str, reason: str = "canceled by an operator") -> 
         raise SessionConflict(f"cannot cancel session {session_id}: {outcome.error}")
     # Recorded first: a cancel must never leave HQ believing the store has what it was not sent.
     request_full_resend(session.store_id, session.data_group, int(session.seq))
-    try:
-        session.update(actions=state_actions(outcome.state))
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
+    if not update_if(session, state_actions(outcome.state), None):
         return cancel_session(session_id, reason)  # a status message landed first; decide again
     return session
 
@@ -334,9 +332,5 @@ def _replace(old: DownloadSession, new_id: str) -> None:
             state, StatusMessage(old.session_id, SessionStatus.CANCELED, at, f"replaced by {new_id}"), 0)
         if not outcome.error:
             actions = state_actions(outcome.state) + actions
-    try:
-        old.update(actions=actions)
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
+    if not update_if(old, actions, None):
         _replace(require_session(old.session_id), new_id)

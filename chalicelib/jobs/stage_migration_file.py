@@ -18,7 +18,7 @@ from chalicelib import settings
 from chalicelib.jobs.migration_context import STAGING, migration_context
 from chalicelib.jobs.registry import Job, Param, Resources, register
 from chalicelib.jobs.runtime import JobContext, JobFailed
-from chalicelib.storage import aws
+from chalicelib.storage import aws, faults
 from chalicelib.storage import migration as staging
 from chalicelib.storage.base import iso
 
@@ -97,15 +97,14 @@ def _get_object(job: staging.StagingJob, **options) -> dict:
 
     s3 = aws.client("s3")
     try:
-        return s3.get_object(Bucket=job.bucket, Key=job.source_key, **options)
-    except s3.exceptions.NoSuchKey:
+        with faults.translated():
+            return s3.get_object(Bucket=job.bucket, Key=job.source_key, **options)
+    except faults.NotFound:
         raise UnreadableFile(f"object {job.source_key} is not in bucket {job.bucket}") from None
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            raise UnreadableFile(
-                "the object was replaced while it was being staged; its new version is staged on its own drop"
-            ) from None
-        raise
+    except faults.ConditionFailed:
+        raise UnreadableFile(
+            "the object was replaced while it was being staged; its new version is staged on its own drop"
+        ) from None
 
 
 def _read(response: dict) -> Iterator[bytes]:

@@ -19,7 +19,7 @@ from pynamodb.models import Model
 
 from chalicelib import settings
 from chalicelib.storage import metering
-from chalicelib.storage.faults import condition_failed
+from chalicelib.storage.faults import ConditionFailed, translated
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -126,10 +126,19 @@ def update_if(item: Model, actions: list, condition: Any) -> bool:
     """Apply ``actions`` to ``item`` only if ``condition`` holds; False (nothing written) when it
     did not. Other errors propagate."""
     try:
-        item.update(actions=actions, condition=condition)
-    except Exception as exc:  # noqa: BLE001 - PynamoDB wraps the refusal in UpdateError
-        if not condition_failed(exc):
-            raise
+        with translated():
+            item.update(actions=actions, condition=condition)
+    except ConditionFailed:
+        return False
+    return True
+
+
+def save_if(item: Model, condition: Any) -> bool:
+    """Save ``item`` only if ``condition`` holds; False (nothing written) when it did not."""
+    try:
+        with translated():
+            item.save(condition=condition)
+    except ConditionFailed:
         return False
     return True
 

@@ -16,15 +16,14 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.domain.runs import OPEN_STATUSES, STARTED_STATUSES, RunStatus, is_final
-from chalicelib.storage.base import JSONAttribute, iso, meta, update_if
-from chalicelib.storage.faults import condition_failed
+from chalicelib.storage.base import JSONAttribute, iso, meta, save_if, update_if
+from chalicelib.storage.faults import ConditionFailed, translated
 
 IDEMPOTENCY_TTL = timedelta(days=7)
 
@@ -249,15 +248,10 @@ def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
     now = clock.now()  # fractional: a lease counted in whole seconds would expire up to a second late
     lock = Coordination(_lock_key(job, scope), owner=owner, lease_until=now + lease_seconds,
                         expires=timedelta(days=2))
-    try:
-        lock.save(condition=Coordination.key.does_not_exist()
-                  | (Coordination.owner == owner)
-                  | (Coordination.lease_until < now))
-    except PutError as exc:
-        if not condition_failed(exc):
-            raise
+    if not save_if(lock, Coordination.key.does_not_exist() | (Coordination.owner == owner)
+                   | (Coordination.lease_until < now)):
         current = Coordination.get(_lock_key(job, scope), consistent_read=True)
-        raise LockHeld(current.owner or "?") from None
+        raise LockHeld(current.owner or "?")
 
 
 def lock_owner(job: str, scope: str) -> tuple[str | None, float]:
@@ -270,13 +264,8 @@ def lock_owner(job: str, scope: str) -> tuple[str | None, float]:
 
 def renew_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
     lock = Coordination(_lock_key(job, scope))
-    try:
-        lock.update(actions=[Coordination.lease_until.set(clock.now() + lease_seconds)],
-                    condition=Coordination.owner == owner)
-    except UpdateError as exc:
-        if condition_failed(exc):
-            raise LockHeld("another run") from None
-        raise
+    if not update_if(lock, [Coordination.lease_until.set(clock.now() + lease_seconds)], Coordination.owner == owner):
+        raise LockHeld("another run")
 
 
 def release_lock(job: str, scope: str, owner: str) -> None:
@@ -295,16 +284,15 @@ def create_run(run: RunRecord) -> RunRecord:
     key = f"idem#{run.job}#{run.idempotency_key}"
     marker = Coordination(key, run_id=run.run_id, expires=IDEMPOTENCY_TTL)
     try:
-        with TransactWrite(connection=Connection()) as transaction:
+        with translated(), TransactWrite(connection=Connection()) as transaction:
             transaction.save(marker, condition=Coordination.key.does_not_exist())
             transaction.save(run, condition=RunRecord.run_id.does_not_exist())
             if run.parent_run_id:  # a shard counts on its parent from the moment it exists
                 transaction.update(RunRecord(run.parent_run_id), actions=[RunRecord.shards_pending.add(1)],
                                    condition=RunRecord.run_id.exists())
         return run
-    except TransactWriteError as exc:
-        if not any(r and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []):
-            raise
+    except ConditionFailed:
+        pass
     existing = Coordination.get(key, consistent_read=True)
     return RunRecord.get(existing.run_id, consistent_read=True)
 
@@ -313,10 +301,6 @@ def claim_key(job: str, idempotency_key: str, run_id: str) -> str:
     """Point an idempotency key at an existing run (a trigger that resumes an unfinished run);
     returns the run the key names, which is another one when the key was claimed before."""
     marker = Coordination(f"idem#{job}#{idempotency_key}", run_id=run_id, expires=IDEMPOTENCY_TTL)
-    try:
-        marker.save(condition=Coordination.key.does_not_exist())
+    if save_if(marker, Coordination.key.does_not_exist()):
         return run_id
-    except PutError as exc:
-        if not condition_failed(exc):
-            raise
     return Coordination.get(marker.key, consistent_read=True).run_id
