@@ -103,10 +103,8 @@ class Recorder:
     def __enter__(self) -> Recorder:
         from chalicelib import settings
         from chalicelib.jobs import runtime
-        from chalicelib.storage import aws, metering
+        from chalicelib.storage import aws
 
-        # Metering wraps _make_api_call first, so restoring ours later leaves its wrapper in place.
-        metering.install()
         sqs = aws.client("sqs")
         self._shard_queue = sqs.get_queue_url(QueueName=settings.shard_queue_name())["QueueUrl"]
         recorder = self

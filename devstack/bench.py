@@ -69,9 +69,7 @@ def run_job(job: str, params: dict | None = None) -> dict:
     """One manual run of ``job`` to its end, in this process; the run as the API shows it."""
     from chalicelib.jobs import runtime
 
-    run, _ = runtime.submit(job, params or {}, trigger="manual", requested_by="bench")
-    runtime.dispatch(run.run_id)
-    return runtime.get_run(run.run_id).to_api()
+    return runtime.start(job, params or {}, trigger="manual", requested_by="bench").run.to_api()
 
 
 def load_master_data(bench: Bench) -> None:

@@ -83,7 +83,5 @@ def run_directly(job: str, params: dict | None = None) -> dict:
     stage's, e.g. its time budget); the Run as the API shows it, plus its continuation ``hops``."""
     from chalicelib.jobs import runtime
 
-    run, _ = runtime.submit(job, params or {}, trigger="manual", requested_by="tests")
-    runtime.dispatch(run.run_id)
-    record = runtime.get_run(run.run_id)
+    record = runtime.start(job, params or {}, trigger="manual", requested_by="tests").run
     return {**record.to_api(), "hops": record.hops}

@@ -232,43 +232,12 @@ def request_digest(request, body) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-RETRY_AFTER_SECONDS = 30
-
-
-def run_started(run, created: bool, more: Callable[[], dict] | None = None, digest: str | None = None) -> Response:
-    """Answer a submitted run: a new one is dispatched (inline where no Lambda exists, so it has
-    executed by now) and answered ``202 {"run"}``; one an idempotency key found, ``200``, when
-    the request's ``digest`` is the run's (else ``422 idempotency_key_reused``: the key was used
-    for another body). ``more()`` adds to the answer what the run may have changed (read after
-    the dispatch).
-
-    A run the key finds still ``Waiting`` (the request that created it died before handing it
-    over, or its hand-over was throttled) is dispatched again and answered ``202``: the runtime's
-    attempt claim lets only one invocation execute it. A hand-over that AWS refuses for a while
-    (throttled) answers ``503`` with ``Retry-After``: the run waits, and the same request with the
-    same ``Idempotency-Key`` dispatches it."""
-    from chalicelib.jobs import runtime
-    from chalicelib.storage import faults
-
-    if not created and digest and run.request_digest and run.request_digest != digest:
-        raise ApiError(422, "idempotency_key_reused",
-                       f"this Idempotency-Key started run {run.run_id} with a different body; "
-                       "use a new key for a new request")
-    dispatch = created or run.status == "Waiting"
-    if dispatch:
-        try:
-            runtime.dispatch(run.run_id)
-        except Exception as exc:  # noqa: BLE001 - only a transient fault is answered here
-            if not faults.is_transient(exc):
-                raise
-            response = error_response(503, "service_unavailable",
-                                      f"run {run.run_id} is recorded but could not be started now "
-                                      f"({faults.describe(exc)}); send the request again with the same "
-                                      "Idempotency-Key")
-            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return response
-    return json_response({"run": runtime.get_run(run.run_id).to_api(), **(more() if more else {})},
-                         202 if dispatch else 200)
+def run_started(started, more: Callable[[], dict] | None = None) -> Response:
+    """Answer a run started with ``runtime.start``: ``202 {"run"}`` when this request dispatched
+    it (inline where no Lambda exists, so it has executed by now), ``200`` when an idempotency key
+    found it. ``more()`` adds to the answer what the run may have changed (read after the dispatch)."""
+    return json_response({"run": started.run.to_api(), **(more() if more else {})},
+                         202 if started.dispatched else 200)
 
 
 def encode_cursor(key: dict | None) -> str | None:
@@ -295,10 +264,12 @@ def api(fn: Callable) -> Callable:
         except ApiError as exc:
             return error_response(exc.status, exc.code, exc.message, exc.details)
         except ValidationError as exc:
-            return error_response(400, "invalid_input", exc.message, [e.to_dict() for e in exc.errors])
+            return error_response(exc.http_status, exc.code, exc.message, [e.to_dict() for e in exc.errors])
         except DomainError as exc:
-            status, code = _status_for(exc)
-            return error_response(status, code, str(exc))
+            response = error_response(exc.http_status, exc.code, str(exc))
+            if getattr(exc, "retry_after_seconds", None):
+                response.headers["Retry-After"] = str(exc.retry_after_seconds)
+            return response
         except Exception:  # noqa: BLE001
             from chalicelib.observability import logger
 
@@ -366,12 +337,3 @@ def operation(bp: Blueprint, method: str, path: str, *, auth: str | None = "oper
         return handler
 
     return declare
-
-
-def _status_for(exc: DomainError) -> tuple[int, str]:
-    name = type(exc).__name__
-    if "NotFound" in name:
-        return 404, "not_found"
-    if "Conflict" in name:
-        return 409, "conflict"
-    return 400, "invalid_request"

@@ -31,10 +31,9 @@ def publish_assortment(assortment_id, body):
     # Publishing the same content twice (a double click, a retried request) finds the same run.
     content = hashlib.blake2b(dumps({k: v for k, v in assortment.items() if k != "status"}).encode(),
                               digest_size=8).hexdigest()
-    run, created = runtime.submit("process-assortments", {"assortment_ids": [assortment_id]}, trigger="event",
-                                  requested_by=principal(bp.current_request).token_id,
-                                  idempotency_key=f"publish#{assortment_id}#{content}")
-    return run_started(run, created)
+    return run_started(runtime.start("process-assortments", {"assortment_ids": [assortment_id]}, trigger="event",
+                                     requested_by=principal(bp.current_request).token_id,
+                                     idempotency_key=f"publish#{assortment_id}#{content}"))
 
 
 @operation(bp, "GET", "/download-sessions", query="SessionsQuery", response="SessionList",
@@ -77,7 +76,7 @@ def rerun_session(session_id, body):
     session carries the store's current data and the old one gets ``replaced_by``."""
     from chalicelib.jobs.distribution import rerun_session as rerun
 
-    return run_started(*rerun(session_id, requested_by=principal(bp.current_request).token_id))
+    return run_started(rerun(session_id, requested_by=principal(bp.current_request).token_id))
 
 
 @operation(bp, "GET", "/stores/{store_id}/download-sessions", auth="store", query="StoreSessionsQuery",

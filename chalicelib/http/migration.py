@@ -49,11 +49,10 @@ def copy_to_target(job_id, body):
     if rows == "errors" and job.failed_rows is None:
         raise Conflict(f"staging job {job_id} has no failed rows to retry: nothing of {job.source_key} "
                        "has been copied yet; copy rows: all")
-    digest = request_digest(request, body)
-    run, created = runtime.submit(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
-                                  requested_by=principal(request).token_id, idempotency_key=idempotency_key(request),
-                                  request_digest=digest)
-    return run_started(run, created, lambda: {"job": _staging_job(job_id).to_api()}, digest)
+    started = runtime.start(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
+                            requested_by=principal(request).token_id, idempotency_key=idempotency_key(request),
+                            request_digest=request_digest(request, body))
+    return run_started(started, lambda: {"job": _staging_job(job_id).to_api()})
 
 
 def _staging_job(job_id: str):

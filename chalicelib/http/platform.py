@@ -47,11 +47,9 @@ def start_run(job, body):
     from chalicelib.jobs import runtime
 
     request = bp.current_request
-    digest = request_digest(request, body)
-    run, created = runtime.submit(job, body.params, trigger="manual", requested_by=principal(request).token_id,
-                                  dry_run=body.dry_run, idempotency_key=idempotency_key(request),
-                                  request_digest=digest)
-    return run_started(run, created, digest=digest)
+    return run_started(runtime.start(job, body.params, trigger="manual", requested_by=principal(request).token_id,
+                                     dry_run=body.dry_run, idempotency_key=idempotency_key(request),
+                                     request_digest=request_digest(request, body)))
 
 
 @operation(bp, "GET", "/jobs/{job}/runs", query="RunHistoryQuery", response="RunList", errors=(404,),

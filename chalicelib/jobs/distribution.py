@@ -26,15 +26,16 @@ names the old one in ``replaces``.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.catalog import Catalog, OrgTree
-from chalicelib.domain.errors import DomainError
+from chalicelib.domain.errors import ConflictError, DomainError, NotFoundError
+from chalicelib.domain.runs import RunStatus
 from chalicelib.domain.sessions import (
     SessionState,
     SessionStatus,
@@ -44,8 +45,8 @@ from chalicelib.domain.sessions import (
     gzip_package,
 )
 from chalicelib.jobs import runtime
-from chalicelib.storage import records
-from chalicelib.storage.base import iso, utcnow, write_all
+from chalicelib.storage import faults, records
+from chalicelib.storage.base import iso, update_if, utcnow, write_all
 from chalicelib.storage.distribution import (
     StateChange,
     StoreState,
@@ -63,17 +64,16 @@ from chalicelib.storage.download_sessions import (
     session_id_for,
     started_sessions,
 )
-from chalicelib.storage.faults import condition_failed
 
 STARTED = SessionStatus.STARTED.value
 AVAILABLE = SessionStatus.AVAILABLE.value
 
 
-class SessionNotFound(DomainError):
+class SessionNotFound(NotFoundError):
     pass
 
 
-class SessionConflict(DomainError):
+class SessionConflict(ConflictError):
     """The session's status does not allow the request (cancel a final session, rerun one without a package)."""
 
 
@@ -86,9 +86,12 @@ class StoreChange:
     state: StateChange
 
 
-def transaction() -> TransactWrite:
-    """A transaction on the sessions table's connection (status messages update sessions 100 at once)."""
-    return TransactWrite(connection=DownloadSession._get_connection().connection)
+@contextlib.contextmanager
+def transaction() -> Iterator[TransactWrite]:
+    """A transaction on the sessions table's connection (status messages update sessions 100 at
+    once); a refused condition raises ``faults.ConditionFailed``."""
+    with faults.translated(), TransactWrite(connection=DownloadSession._get_connection().connection) as t:
+        yield t
 
 
 def load_org_tree() -> OrgTree:
@@ -298,30 +301,26 @@ def cancel_session(session_id: str, reason: str = "canceled by an operator") -> 
         raise SessionConflict(f"cannot cancel session {session_id}: {outcome.error}")
     # Recorded first: a cancel must never leave HQ believing the store has what it was not sent.
     request_full_resend(session.store_id, session.data_group, int(session.seq))
-    try:
-        session.update(actions=state_actions(outcome.state))
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
+    if not update_if(session, state_actions(outcome.state), None):
         return cancel_session(session_id, reason)  # a status message landed first; decide again
     return session
 
 
-def rerun_session(session_id: str, requested_by: str | None = None) -> tuple[Any, bool]:
+def rerun_session(session_id: str, requested_by: str | None = None) -> runtime.Started:
     """Start a targeted ``full_sync`` run of the session's job for its store (DOMAIN §13): its
-    new session carries the store's current data and replaces this one. Returns (run, created);
-    asking again finds the same run, unless that one did not send (the job was busy, it failed)."""
+    new session carries the store's current data and replaces this one (``runtime.start``).
+    Asking again finds the same run, unless that one did not send (the job was busy, it failed)."""
     old = require_session(session_id)
     if old.status == STARTED:
         raise SessionConflict(f"session {session_id} is Started: its run has not finished it yet")
     params = {"store_ids": [old.store_id], "full_sync": True, "rerun_of": session_id}
     key = f"rerun#{session_id}"
     while True:
-        run, created = runtime.submit(JOB_OF_GROUP[old.data_group], params, trigger="manual",
-                                      requested_by=requested_by, idempotency_key=key)
-        if created or not run.is_final or run.status == "Ended":
-            return run, created
-        key = f"rerun#{session_id}#{run.run_id}"
+        started = runtime.start(JOB_OF_GROUP[old.data_group], params, trigger="manual",
+                                requested_by=requested_by, idempotency_key=key)
+        if started.dispatched or not started.run.is_final or started.run.status == RunStatus.ENDED:
+            return started
+        key = f"rerun#{session_id}#{started.run.run_id}"
 
 
 def _replace(old: DownloadSession, new_id: str) -> None:
@@ -333,9 +332,5 @@ def _replace(old: DownloadSession, new_id: str) -> None:
             state, StatusMessage(old.session_id, SessionStatus.CANCELED, at, f"replaced by {new_id}"), 0)
         if not outcome.error:
             actions = state_actions(outcome.state) + actions
-    try:
-        old.update(actions=actions)
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
+    if not update_if(old, actions, None):
         _replace(require_session(old.session_id), new_id)

@@ -20,10 +20,9 @@ from typing import Any
 from chalicelib.domain.migration import FAILED, DropKey, parse_drop_key, validate_mapping
 from chalicelib.jobs import clean_up_staging, runtime, stage_migration_file
 from chalicelib.observability import logger
-from chalicelib.storage import aws
+from chalicelib.storage import aws, faults
 from chalicelib.storage import migration as staging
-from chalicelib.storage.base import iso
-from chalicelib.storage.faults import condition_failed
+from chalicelib.storage.base import iso, save_if
 
 MAX_MAPPING_BYTES = 64 * 1024
 TEST_EVENT = "s3:TestEvent"
@@ -65,10 +64,9 @@ def _object_etag(bucket: str, key: str, notified: str) -> str:
     """The object's ETag (the notification's when the object is gone, which the run then reports)."""
     s3 = aws.client("s3")
     try:
-        return s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-            raise
+        with faults.translated():
+            return s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    except faults.NotFound:
         return notified
 
 
@@ -132,9 +130,5 @@ def _record_rejected_mapping(bucket: str, drop: DropKey, etag: str, version: int
                              source_key=drop.key, bucket=bucket, status=FAILED, etag=etag, mapping_version=version,
                              message=f"{drop.key}: mapping rejected, not applied: {reason}",
                              created_at=now, updated_at=now)
-    try:
-        job.save(condition=staging.StagingJob.job_id.does_not_exist())
-    except Exception as exc:  # noqa: BLE001
-        if not condition_failed(exc):
-            raise
+    save_if(job, staging.StagingJob.job_id.does_not_exist())  # recorded once per version
     return job

@@ -22,8 +22,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from pynamodb.exceptions import TransactWriteError
-
 from chalicelib.domain.days import in_future
 from chalicelib.domain.sessions import (
     FINAL_STATUSES,
@@ -35,7 +33,8 @@ from chalicelib.domain.sessions import (
 from chalicelib.jobs.distribution import state_actions, transaction
 from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.storage.base import iso, parse_iso, utcnow, write_all
+from chalicelib.storage import faults
+from chalicelib.storage.base import iso, parse_iso, update_if, utcnow, write_all
 from chalicelib.storage.download_sessions import (
     MESSAGE_ERRORS,
     DownloadSession,
@@ -45,7 +44,6 @@ from chalicelib.storage.download_sessions import (
     pending_messages,
     sessions_changed_before,
 )
-from chalicelib.storage.faults import condition_failed
 
 PAGE = 1000
 MAX_ACTIONS = 100
@@ -175,9 +173,8 @@ def _update_sessions(units: list[_Unit]) -> set[str]:
             for unit in units:
                 t.update(unit.session, actions=list(unit.actions))  # PynamoDB appends to the list
         return set()
-    except TransactWriteError as exc:
-        if not condition_failed(exc):
-            raise
+    except faults.ConditionFailed:
+        pass
     if len(units) == 1:
         return {units[0].session.session_id}
     return set().union(*(_update_sessions([unit]) for unit in units))
@@ -191,11 +188,7 @@ def _flag_stale(ctx: JobContext, hours: int) -> list:
             stale.append(session)
             if session.stale or ctx.dry_run:
                 continue
-            try:
-                session.update(actions=[DownloadSession.stale.set(True)])
-            except Exception as exc:  # noqa: BLE001
-                if not condition_failed(exc):
-                    raise
+            update_if(session, [DownloadSession.stale.set(True)], None)  # refused: it changed, it is not stale
     return sorted(stale, key=lambda s: (s.store_id, s.seq))
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chalicelib.domain.runs import FINAL_STATUSES
 from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.registry import all_jobs
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage.base import BatchWriter, iso, utcnow
-from chalicelib.storage.runs import FINAL_STATUSES, RunRecord
+from chalicelib.storage.runs import RunRecord
 
 PAGE = 200
 

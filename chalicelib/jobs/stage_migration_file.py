@@ -18,7 +18,7 @@ from chalicelib import settings
 from chalicelib.domain.migration import FAILED, FilePosition, UnreadableFile, classify_drop_key, job_status, stage_file
 from chalicelib.jobs.migration_context import STAGING, migration_context
 from chalicelib.jobs.runtime import JobContext, JobFailed
-from chalicelib.storage import aws
+from chalicelib.storage import aws, faults
 from chalicelib.storage import migration as staging
 from chalicelib.storage.base import iso
 
@@ -93,15 +93,14 @@ def _file_chunks(ctx: JobContext, job: staging.StagingJob, position: FilePositio
 def _get_object(job: staging.StagingJob, **options) -> dict:
     s3 = aws.client("s3")
     try:
-        return s3.get_object(Bucket=job.bucket, Key=job.source_key, **options)
-    except s3.exceptions.NoSuchKey:
+        with faults.translated():
+            return s3.get_object(Bucket=job.bucket, Key=job.source_key, **options)
+    except faults.NotFound:
         raise UnreadableFile(f"object {job.source_key} is not in bucket {job.bucket}") from None
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            raise UnreadableFile(
-                "the object was replaced while it was being staged; its new version is staged on its own drop"
-            ) from None
-        raise
+    except faults.ConditionFailed:
+        raise UnreadableFile(
+            "the object was replaced while it was being staged; its new version is staged on its own drop"
+        ) from None
 
 
 def _read(response: dict) -> Iterator[bytes]:

@@ -21,7 +21,7 @@ Rejections and conflicts are kept 30 days as upload issues (``storage/upload_iss
 from __future__ import annotations
 
 from chalicelib.domain.days import business_date_problem, local_today
-from chalicelib.domain.errors import DomainError, FieldError
+from chalicelib.domain.errors import ConflictError, FieldError, NotFoundError
 from chalicelib.domain.parameters import parameters_with_defaults
 from chalicelib.domain.receipts import receipt_address
 from chalicelib.domain.uploads import UploadOutcome, canonical_hash
@@ -42,15 +42,15 @@ from chalicelib.storage.upload_issues import (
 )
 
 
-class StoreNotFound(DomainError):
+class StoreNotFound(NotFoundError):
     pass
 
 
-class IssueNotFound(DomainError):
+class IssueNotFound(NotFoundError):
     pass
 
 
-class IssueConflict(DomainError):
+class IssueConflict(ConflictError):
     """An upload issue that cannot be accepted (→ 409)."""
 
 

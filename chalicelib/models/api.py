@@ -22,13 +22,14 @@ from pydantic import ValidationError as PydanticError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from chalicelib.domain.pay import REGISTRATION_STATUSES
+from chalicelib.domain.runs import RunStatus
 from chalicelib.domain.sessions import SessionStatus
 from chalicelib.models.base import BOOLEAN, DATE, ID, StrictModel, choice
 from chalicelib.models.params import COPY_ROWS, STAGING_ENTITIES
 
-# Spelled out because their owners are storage modules (PynamoDB), which a model may not
-# import; tests/unit/test_api_models.py keeps each equal to its owner's.
-RUN_STATUSES = ("Waiting", "Executing", "Ended", "Error", "Canceled", "Cancelling", "NotRun")
+RUN_STATUSES = tuple(status.value for status in RunStatus)
+# Spelled out because its owner is a storage module (PynamoDB), which a model may not import;
+# tests/unit/test_api_models.py keeps it equal to its owner's.
 ISSUE_KINDS = ("conflict", "rejected")  # storage/upload_issues.CONFLICT, REJECTED
 SESSION_STATUSES = tuple(status.value for status in SessionStatus)
 

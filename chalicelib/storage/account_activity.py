@@ -21,7 +21,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.domain.account_activity import AccountExportResult, ChainCursor, ResultLine
-from chalicelib.domain.errors import DomainError
+from chalicelib.domain.errors import ConflictError, NotFoundError
 from chalicelib.storage.base import JSONAttribute, get_many, iso, meta
 from chalicelib.storage.faults import condition_failed
 from chalicelib.storage.transact import Put, write_transaction
@@ -29,11 +29,11 @@ from chalicelib.storage.transact import Put, write_transaction
 WAITING = "Y"
 
 
-class ResultNotFound(DomainError):
+class ResultNotFound(NotFoundError):
     pass
 
 
-class ResultConflict(DomainError):
+class ResultConflict(ConflictError):
     """The result is not in the state the request needs (e.g. resetting an unexported result)."""
 
 

@@ -12,6 +12,8 @@ import threading
 import boto3
 from botocore.config import Config
 
+from chalicelib.storage import metering
+
 _RETRY = Config(retries={"mode": "standard", "max_attempts": 5})
 # A receipt's claim is a lease of the job lock's length (120 s), never renewed: one SES call, its
 # retries included, must end well inside it (3 x (5 + 15) s plus backoff: about a minute at worst).
@@ -22,7 +24,8 @@ _clients: dict[tuple, object] = {}
 
 
 def client(service: str):
-    """A boto3 client for ``service`` with standard retry mode (SES: bounded below a claim's lease)."""
+    """A boto3 client for ``service`` with standard retry mode (SES: bounded below a claim's lease),
+    its requests counted for the run that makes them (``storage.metering``)."""
     key = (service, os.environ.get("AWS_DEFAULT_REGION"), os.environ.get("AWS_ENDPOINT_URL"))
     found = _clients.get(key)
     if found is None:
@@ -30,6 +33,7 @@ def client(service: str):
             found = _clients.get(key)
             if found is None:
                 found = boto3.session.Session().client(service, config=_SERVICE_CONFIG.get(service, _RETRY))
+                metering.attach(found.meta.events)
                 _clients[key] = found
     return found
 

@@ -15,7 +15,7 @@ from typing import BinaryIO, TextIO
 from boto3.s3.transfer import TransferConfig
 
 from chalicelib import settings
-from chalicelib.storage import aws
+from chalicelib.storage import aws, faults
 
 PART_BYTES = 8 * 2**20
 
@@ -48,9 +48,8 @@ def exists(key: str) -> bool:
     """Whether ``key`` is in the data bucket (a HeadObject)."""
     s3 = aws.client("s3")
     try:
-        s3.head_object(Bucket=settings.data_bucket(), Key=key)
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
+        with faults.translated():
+            s3.head_object(Bucket=settings.data_bucket(), Key=key)
+    except faults.NotFound:
+        return False
     return True

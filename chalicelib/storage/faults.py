@@ -5,12 +5,17 @@ that outlasted those retries. Throttling, a service's 5xx, a conflicting transac
 connection pass with time, so a run that meets one is resumed later instead of ending ``Error``
 (``jobs/runtime.py``). Everything else — a bug, a refused condition, an access denial — is final.
 
-The translation lives here, once, so the jobs layer never compares AWS error codes: botocore's
+The translation lives here, once, so no other module compares AWS error codes: botocore's
 ``ClientError`` (boto3 and PynamoDB's own calls), PynamoDB's wrappers of it (``PutError``,
 ``TransactWriteError`` … with ``cause``), and the storage layer's own after-retries failures
-(``BatchWriteFailed``, ``TransactionFailed``).
+(``BatchWriteFailed``, ``TransactionFailed``). Inside ``translated()`` a refused condition
+raises ``ConditionFailed`` and a missing item or object ``NotFound``: named exceptions the
+callers catch instead of testing codes.
 """
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
@@ -29,6 +34,22 @@ class TransactionFailed(Exception):
     """A transaction still conflicting with concurrent writes after every retry (``storage.transact``)."""
 
 
+class StorageRefusal(Exception):
+    """AWS answered, and the answer is final: the same request will not succeed later."""
+
+
+class ConditionFailed(StorageRefusal):
+    """A write refused because its condition failed: someone changed the item (or the object) first."""
+
+
+class NotFound(StorageRefusal):
+    """The item or object the request names does not exist."""
+
+
+# S3 answers a conditional read or write whose ETag no longer matches with this code.
+_S3_CONDITION_CODES = frozenset({"PreconditionFailed"})
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+
 TRANSIENT_CODES = frozenset({
     # throttling
     "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "ThrottledException",
@@ -46,6 +67,30 @@ def condition_failed(exc: BaseException) -> bool:
     if isinstance(exc, TransactWriteError):
         return any(r and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or [])
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def _code(exc: BaseException) -> str | None:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    if isinstance(exc, PynamoDBException):
+        return exc.cause_response_code
+    return None
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Raise ``ConditionFailed`` or ``NotFound`` (from the original) for the AWS refusals they
+    name; every other error passes unchanged (``is_transient`` still sees it whole)."""
+    try:
+        yield
+    except StorageRefusal:
+        raise
+    except (ClientError, PynamoDBException) as exc:
+        if condition_failed(exc) or _code(exc) in _S3_CONDITION_CODES:
+            raise ConditionFailed(describe(exc)) from exc
+        if _code(exc) in _NOT_FOUND_CODES:
+            raise NotFound(describe(exc)) from exc
+        raise
 
 
 # Cancellation reasons of a TransactWriteItems call that pass with time (a condition never does).

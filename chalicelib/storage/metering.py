@@ -1,8 +1,12 @@
 """Counts the AWS requests a run makes, by ``service.Operation``, across boto3 and PynamoDB.
 
-Every botocore client — boto3's and PynamoDB's own sessions alike — goes through
-``BaseClient._make_api_call``; one wrapper there attributes each call to the run that is active in
-the current context. Calls made outside a run are not counted.
+botocore emits ``before-parameter-build`` once per API call, before the request is built, sent
+or retried, and before any ``before-call`` handler may answer or refuse it (a stub, a fault
+injected by the tests or the crash harness): so every call counts once, whatever becomes of it.
+``attach`` registers the counting handler on the event emitters the system creates: each boto3
+client of ``storage.aws`` and the botocore session PynamoDB's connections share
+(``storage.base``). A call counts for the run active in the current context (``metered``);
+calls made outside a run are not counted.
 """
 from __future__ import annotations
 
@@ -10,39 +14,27 @@ import contextlib
 import contextvars
 from collections import Counter
 from collections.abc import Iterator
-
-import botocore.client
+from typing import Any
 
 _active: contextvars.ContextVar[Counter | None] = contextvars.ContextVar("aws_requests", default=None)
-_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("aws_request_counted", default=False)
 
 
-def install() -> None:
-    """Wrap ``_make_api_call`` unless the current one is already our wrapper (it may have been
-    replaced since, e.g. by a test's patch being undone)."""
-    current = botocore.client.BaseClient._make_api_call
-    if getattr(current, "_counts_requests", False):
-        return
+def _count(model=None, **_: Any) -> None:
+    counter = _active.get()
+    if counter is not None:
+        counter[f"{model.service_model.service_name}.{model.name}"] += 1
 
-    def _counted(self, operation_name, api_params):
-        counter = _active.get()
-        if counter is None or _inside.get():  # a wrapper further out counted this call already
-            return current(self, operation_name, api_params)
-        counter[f"{self.meta.service_model.service_name}.{operation_name}"] += 1
-        token = _inside.set(True)
-        try:
-            return current(self, operation_name, api_params)
-        finally:
-            _inside.reset(token)
 
-    _counted._counts_requests = True
-    botocore.client.BaseClient._make_api_call = _counted
+def attach(events) -> None:
+    """Count the calls made through an event emitter: a client's (``client.meta.events``) or a
+    botocore session's (``session.get_component("event_emitter")``, before it creates clients).
+    Idempotent."""
+    events.register_first("before-parameter-build", _count, unique_id="retail-sync-metering")
 
 
 @contextlib.contextmanager
 def metered(counter: Counter | None = None) -> Iterator[Counter]:
     """Count the requests made inside the block into ``counter`` (a new one by default)."""
-    install()
     counter = Counter() if counter is None else counter
     token = _active.set(counter)
     try:

@@ -55,7 +55,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondary
 from pynamodb.models import Model
 
 from chalicelib.domain import pay
-from chalicelib.domain.errors import DomainError
+from chalicelib.domain.errors import ConflictError
 from chalicelib.storage.base import DecimalAttribute, get_many, iso, meta, write_all
 from chalicelib.storage.faults import condition_failed
 from chalicelib.storage.transact import CONDITION_FAILED, MAX_ACTIONS, Put, Update, write_transaction
@@ -67,7 +67,7 @@ PENDING, DONE = "pending", "done"
 SETTLE_SECONDS = 15 * 60
 
 
-class RegistrationConflict(DomainError):
+class RegistrationConflict(ConflictError):
     """A registration cannot be changed (already approved), or changed while we wrote."""
 
 

@@ -1,4 +1,8 @@
-"""Run records, the single-flight lease lock and idempotency keys."""
+"""Run records, the single-flight lease lock and idempotency keys.
+
+Every write to a run record is one of the named operations below (claim an attempt, save
+progress, wait for a retry, finish, fan out...), each with its own condition; the jobs layer
+decides (``domain/runs.py``) and calls them, never writing update expressions itself."""
 from __future__ import annotations
 
 import time
@@ -12,17 +16,15 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
-from chalicelib.storage.base import JSONAttribute, meta
-from chalicelib.storage.faults import condition_failed
+from chalicelib.domain.runs import OPEN_STATUSES, STARTED_STATUSES, RunStatus, is_final
+from chalicelib.storage.base import JSONAttribute, iso, meta, save_if, update_if
+from chalicelib.storage.faults import ConditionFailed, translated
 
-FINAL_STATUSES = frozenset({"Ended", "Error", "Canceled", "NotRun"})
-OPEN_STATUSES = ("Waiting", "Executing", "Cancelling")
 IDEMPOTENCY_TTL = timedelta(days=7)
 
 
@@ -56,7 +58,7 @@ class RunRecord(Model):
     run_id = UnicodeAttribute(hash_key=True)
     job = UnicodeAttribute()
     created_at = UnicodeAttribute()
-    status = UnicodeAttribute(default="Waiting")
+    status = UnicodeAttribute(default=RunStatus.WAITING)
     trigger = UnicodeAttribute(default="manual")
     params = JSONAttribute(default=dict)
     dry_run = BooleanAttribute(default=False)
@@ -89,7 +91,7 @@ class RunRecord(Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return is_final(self.status)
 
     def to_api(self) -> dict:
         body = {
@@ -112,6 +114,104 @@ class RunRecord(Model):
         if self.parent_run_id:
             body["parent_run_id"] = self.parent_run_id
         return body
+
+
+def find_run(run_id: str) -> RunRecord | None:
+    """The run as it stands (a consistent read), or None."""
+    try:
+        return RunRecord.get(run_id, consistent_read=True)
+    except RunRecord.DoesNotExist:
+        return None
+
+
+def children(parent: RunRecord) -> list[RunRecord]:
+    """A fan-out parent's shard runs (from the ``by_job`` index, which may lag a little)."""
+    return list(RunRecord.by_job.query(parent.job, RunRecord.created_at >= parent.created_at,
+                                       filter_condition=RunRecord.parent_run_id == parent.run_id))
+
+
+def open_fan_outs(job: str) -> list[str]:
+    """The ids of the job's fan-out parents still marked open (the sparse ``open_fanouts`` index)."""
+    return [key.run_id for key in RunRecord.open_fanouts.query(job)]
+
+
+# --- the writes of a run's life -------------------------------------------------------------
+
+def claim_attempt(run: RunRecord, status: str, died: bool, handover: bool) -> bool:
+    """Move the run to ``status`` (Executing or Cancelling) as the next attempt; False when another
+    invocation claimed the same attempt first or the run has ended (nothing written)."""
+    actions = [RunRecord.status.set(status), RunRecord.started_at.set(run.started_at or iso()),
+               RunRecord.attempt.add(1)]
+    if died:
+        actions.append(RunRecord.retries.add(1))
+    if handover:
+        actions.append(RunRecord.checkpoint.set({**run.checkpoint, "handover": False}))
+    seen = run.attempt or 0
+    condition = RunRecord.attempt == seen
+    if not seen:
+        condition = condition | RunRecord.attempt.does_not_exist()
+    return update_if(run, actions, condition & RunRecord.status.is_in(*OPEN_STATUSES))
+
+
+def save_progress(run: RunRecord, checkpoint: dict, results: dict) -> None:
+    """Persist the run's checkpoint and its results so far (counters, errors, outputs, requests)."""
+    run.update(actions=[RunRecord.checkpoint.set(checkpoint), *_results(results)])
+
+
+def request_cancel(run: RunRecord) -> bool:
+    """Ask an executing run to stop at its next checkpoint; False when it is no longer executing."""
+    return update_if(run, [RunRecord.status.set(RunStatus.CANCELLING), RunRecord.cancel_requested.set(True)],
+                     RunRecord.status.is_in(*STARTED_STATUSES))
+
+
+def mark_waiting(run: RunRecord, message: str, aws_requests: dict) -> None:
+    """After a transient fault: the run waits for the next delivery, one more attempt failed."""
+    run.update(actions=[RunRecord.status.set(RunStatus.WAITING), RunRecord.retries.add(1),
+                        RunRecord.aws_requests.set(aws_requests), RunRecord.message.set(message)])
+
+
+def mark_handover(run: RunRecord) -> None:
+    """The invocation's budget is spent: one more continuation, which the next invocation takes over."""
+    run.update(actions=[RunRecord.hops.add(1), RunRecord.checkpoint.set({**(run.checkpoint or {}), "handover": True})])
+
+
+def finish(run: RunRecord, status: str, message: str | None, expect: tuple, *, results: dict | None = None,
+           cancel: bool = False) -> bool:
+    """End the run ``status`` if it is in one of ``expect``; False (nothing written) when it was not.
+    ``results`` (counters, errors, outputs, aws_requests) replace the stored ones; ``cancel``
+    records that an operator asked for the end."""
+    actions = [RunRecord.status.set(status), RunRecord.ended_at.set(iso()), RunRecord.open_fanout.remove(),
+               RunRecord.message.set(message), *_results(results or {})]
+    if cancel:
+        actions.append(RunRecord.cancel_requested.set(True))
+    return update_if(run, actions, RunRecord.status.is_in(*expect))
+
+
+def mark_fanned_out(parent: RunRecord, message: str, aws_requests: dict) -> None:
+    """Every shard of the parent exists: it is marked open in the ``open_fanouts`` index."""
+    parent.update(actions=[RunRecord.fanned_out.set(True), RunRecord.open_fanout.set(parent.job),
+                           RunRecord.message.set(message), RunRecord.aws_requests.set(aws_requests)])
+
+
+def shard_ended(parent_run_id: str) -> RunRecord | None:
+    """Take one ended shard off its parent's count; the parent as it now stands (None if it is gone)."""
+    parent = RunRecord(parent_run_id)
+    if not update_if(parent, [RunRecord.shards_pending.add(-1)], RunRecord.run_id.exists()):
+        return None
+    return parent
+
+
+def clear_open_fan_out(parent: RunRecord) -> None:
+    """Drop the open marker of a parent that ended another way."""
+    parent.update(actions=[RunRecord.open_fanout.remove()])
+
+
+_RESULTS = {"counters": RunRecord.counters, "errors": RunRecord.errors, "outputs": RunRecord.outputs,
+            "aws_requests": RunRecord.aws_requests}
+
+
+def _results(results: dict) -> list:
+    return [_RESULTS[name].set(value) for name, value in results.items()]
 
 
 def new_run_id() -> str:
@@ -149,15 +249,10 @@ def acquire_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
     now = clock.now()  # fractional: a lease counted in whole seconds would expire up to a second late
     lock = Coordination(_lock_key(job, scope), owner=owner, lease_until=now + lease_seconds,
                         expires=timedelta(days=2))
-    try:
-        lock.save(condition=Coordination.key.does_not_exist()
-                  | (Coordination.owner == owner)
-                  | (Coordination.lease_until < now))
-    except PutError as exc:
-        if not condition_failed(exc):
-            raise
+    if not save_if(lock, Coordination.key.does_not_exist() | (Coordination.owner == owner)
+                   | (Coordination.lease_until < now)):
         current = Coordination.get(_lock_key(job, scope), consistent_read=True)
-        raise LockHeld(current.owner or "?") from None
+        raise LockHeld(current.owner or "?")
 
 
 def lock_owner(job: str, scope: str) -> tuple[str | None, float]:
@@ -170,13 +265,8 @@ def lock_owner(job: str, scope: str) -> tuple[str | None, float]:
 
 def renew_lock(job: str, scope: str, owner: str, lease_seconds: int) -> None:
     lock = Coordination(_lock_key(job, scope))
-    try:
-        lock.update(actions=[Coordination.lease_until.set(clock.now() + lease_seconds)],
-                    condition=Coordination.owner == owner)
-    except UpdateError as exc:
-        if condition_failed(exc):
-            raise LockHeld("another run") from None
-        raise
+    if not update_if(lock, [Coordination.lease_until.set(clock.now() + lease_seconds)], Coordination.owner == owner):
+        raise LockHeld("another run")
 
 
 def release_lock(job: str, scope: str, owner: str) -> None:
@@ -195,16 +285,15 @@ def create_run(run: RunRecord) -> RunRecord:
     key = f"idem#{run.job}#{run.idempotency_key}"
     marker = Coordination(key, run_id=run.run_id, expires=IDEMPOTENCY_TTL)
     try:
-        with TransactWrite(connection=Connection()) as transaction:
+        with translated(), TransactWrite(connection=Connection()) as transaction:
             transaction.save(marker, condition=Coordination.key.does_not_exist())
             transaction.save(run, condition=RunRecord.run_id.does_not_exist())
             if run.parent_run_id:  # a shard counts on its parent from the moment it exists
                 transaction.update(RunRecord(run.parent_run_id), actions=[RunRecord.shards_pending.add(1)],
                                    condition=RunRecord.run_id.exists())
         return run
-    except TransactWriteError as exc:
-        if not any(r and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons or []):
-            raise
+    except ConditionFailed:
+        pass
     existing = Coordination.get(key, consistent_read=True)
     return RunRecord.get(existing.run_id, consistent_read=True)
 
@@ -213,10 +302,6 @@ def claim_key(job: str, idempotency_key: str, run_id: str) -> str:
     """Point an idempotency key at an existing run (a trigger that resumes an unfinished run);
     returns the run the key names, which is another one when the key was claimed before."""
     marker = Coordination(f"idem#{job}#{idempotency_key}", run_id=run_id, expires=IDEMPOTENCY_TTL)
-    try:
-        marker.save(condition=Coordination.key.does_not_exist())
+    if save_if(marker, Coordination.key.does_not_exist()):
         return run_id
-    except PutError as exc:
-        if not condition_failed(exc):
-            raise
     return Coordination.get(marker.key, consistent_read=True).run_id

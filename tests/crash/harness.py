@@ -244,7 +244,8 @@ class World:
 
 
 def unfinished_runs(job: str) -> list:
-    from chalicelib.storage.runs import FINAL_STATUSES, RunRecord
+    from chalicelib.domain.runs import FINAL_STATUSES
+    from chalicelib.storage.runs import RunRecord
 
     return [r for r in RunRecord.by_job.query(job) if r.status not in FINAL_STATUSES]
 

@@ -30,25 +30,25 @@ def retailer(client):
 
 
 @pytest.fixture
-def ses_faults(monkeypatch):
-    """``faults[recipient or "*"] = [error codes...]``: SendEmail raises them in turn (then works)."""
-    from chalicelib.storage import metering
+def ses_faults(retailer):
+    """``faults[recipient or "*"] = [error codes...]``: SendEmail raises them in turn (then works).
+    A botocore ``before-call`` hook on the job's SES client, as the crash harness injects faults:
+    the run still counts the failing attempt."""
+    from chalicelib.storage import aws
 
-    metering.install()  # wrap the counted call, so the run still counts the failing attempt
     faults: dict[str, list[str]] = {}
-    real = botocore.client.BaseClient._make_api_call
 
-    def send(self, operation, params):
-        if operation == "SendEmail":
-            recipient = params["Destination"]["ToAddresses"][0]
-            queue = faults.get(recipient) or faults.get("*")
-            if queue:
-                code = queue.pop(0)
-                raise ClientError({"Error": {"Code": code, "Message": f"{code} for {recipient}"}}, operation)
-        return real(self, operation, params)
+    def send(params=None, **_):
+        recipient = json.loads(params["body"])["Destination"]["ToAddresses"][0]
+        queue = faults.get(recipient) or faults.get("*")
+        if queue:
+            code = queue.pop(0)
+            raise ClientError({"Error": {"Code": code, "Message": f"{code} for {recipient}"}}, "SendEmail")
 
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", send)
-    return faults
+    events = aws.client("sesv2").meta.events
+    events.register("before-call.sesv2.SendEmail", send, unique_id="ses-faults")
+    yield faults
+    events.unregister("before-call.sesv2.SendEmail", unique_id="ses-faults")
 
 
 def post(client, operator, store_id, transactions):
@@ -187,6 +187,7 @@ def test_ses_throttling_ends_the_run_and_the_next_run_sends_the_rest(retailer, o
 
     assert throttled["status"] == "Ended", throttled
     assert "sent 2 receipt(s)" in throttled["message"] and "SES throttled" in throttled["message"]
+    assert throttled["aws_requests"]["sesv2.SendEmail"] == 3  # the refused attempt counts too
     assert [transaction(retailer, "S1", f"T{n}")["email_status"] for n in range(5)] == [
         "Sent", "Sent", "Pending", "Pending", "Pending"]
 

@@ -367,8 +367,9 @@ def test_a_single_store_run_of_a_fanning_out_job_waits_for_that_stores_shard(aws
 # --- a fan-out parent whose close was lost --------------------------------------------------
 
 def _fanned_out_with_the_last_shard_killed(client, monkeypatch, at: str):
-    """Fan ``test-sharded`` out through SQS and run its shards; the last one dies in ``runtime.<at>``
-    (``_finish``: its effect made, not ended; ``_shard_done``: ended, not counted off its parent)."""
+    """Fan ``test-sharded`` out through SQS and run its shards; the last one dies in ``at``
+    (``runtime._finish``: its effect made, not ended; ``fanout.shard_done``: ended, not counted
+    off its parent)."""
     sqs = clients_sqs()
     queue = sqs.get_queue_url(QueueName=settings.shard_queue_name())["QueueUrl"]
     monkeypatch.setenv("SHARD_QUEUE_URL", queue)
@@ -385,7 +386,7 @@ def _fanned_out_with_the_last_shard_killed(client, monkeypatch, at: str):
         raise Crash()
 
     with monkeypatch.context() as patched:
-        patched.setattr(runtime, at, killed)
+        patched.setattr(f"chalicelib.jobs.{at}", killed)
         with pytest.raises(Crash):
             client.lambda_.invoke("run_shard", events[-1])
     return runtime.get_run(parent.run_id), events
@@ -394,7 +395,7 @@ def _fanned_out_with_the_last_shard_killed(client, monkeypatch, at: str):
 def _fanned_out_with_the_last_shard_killed_at_its_end(client, monkeypatch):
     """The last shard dies right after its status became final, before it counted itself off the
     parent (so the parent's close is lost)."""
-    parent, events = _fanned_out_with_the_last_shard_killed(client, monkeypatch, "_shard_done")
+    parent, events = _fanned_out_with_the_last_shard_killed(client, monkeypatch, "fanout.shard_done")
     assert parent.status == "Executing" and parent.shards_pending == 1  # the symptom: open for good
     assert {r.status for r in runs_of("test-sharded") if r.parent_run_id} == {"Ended"}
     return parent, events
@@ -440,7 +441,7 @@ def test_the_next_tick_resumes_a_shard_that_died_mid_way_and_closes_its_parent(c
     from chalicelib.jobs.triggers import on_schedule
 
     # Its effect is made; it dies before it ends.
-    parent, events = _fanned_out_with_the_last_shard_killed(client, monkeypatch, "_finish")
+    parent, events = _fanned_out_with_the_last_shard_killed(client, monkeypatch, "runtime._finish")
     # The redelivery within the lease finds it busy (it may be alive); then nothing delivers it.
     client.lambda_.invoke("run_shard", events[-1])
     [dead] = [r for r in runs_of("test-sharded") if r.parent_run_id and not r.is_final]

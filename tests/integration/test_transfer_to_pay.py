@@ -422,7 +422,7 @@ def test_a_run_that_died_after_writing_its_file_is_not_exported_twice(setup, ope
 def test_a_run_that_lost_its_job_lock_marks_and_writes_nothing(setup, operator, monkeypatch):
     """Single flight guards "at most once": a run whose lease another run took stops before it
     marks a pay item or writes a file."""
-    from chalicelib.jobs import runtime
+    from chalicelib.jobs import context
     from chalicelib.storage import pay
     from chalicelib.storage.runs import LockHeld
 
@@ -432,7 +432,7 @@ def test_a_run_that_lost_its_job_lock_marks_and_writes_nothing(setup, operator, 
     def taken(job, scope, owner, lease):
         raise LockHeld("another run")
 
-    monkeypatch.setattr(runtime, "renew_lock", taken)
+    monkeypatch.setattr(context, "renew_lock", taken)
 
     run = transfer(client, operator, period_type="weekly")
 
