@@ -15,7 +15,8 @@ import re
 import sys
 from typing import Any
 
-from chalicelib.http.common import OPERATIONS, RETRY_AFTER_SECONDS, Operation
+from chalicelib.http.common import OPERATIONS, Operation
+from chalicelib.jobs.runtime import DispatchDeferred
 
 TITLE = "retail-sync API"
 VERSION = "1.0.0"
@@ -168,7 +169,7 @@ def _error(status: int) -> dict:
     answer: dict[str, Any] = {"description": ERRORS[status],
                               "content": {"application/json": {"schema": {"$ref": SCHEMAS + "ErrorDocument"}}}}
     if status == 503:
-        answer["headers"] = {"Retry-After": {"description": f"seconds to wait ({RETRY_AFTER_SECONDS})",
+        answer["headers"] = {"Retry-After": {"description": f"seconds to wait ({DispatchDeferred.retry_after_seconds})",
                                              "schema": {"type": "integer"}}}
     return answer
 
