@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: catalogs catalogs-update demo serve test crash lint bench package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve fuzz test crash lint bench package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: $(STAMP) catalogs  ## run every job on the embedded local stack; outputs i
 
 serve: $(STAMP) catalogs  ## keep the local stack running: HTTP API, schedules, migration drops
 	$(PY) -m devstack serve
+
+fuzz: $(STAMP) catalogs  ## Schemathesis over every operation of the contract, on a local stack of its own
+	$(PY) -m devstack fuzz
 
 test: $(STAMP) catalogs  ## the test suite (unit and integration, moto in process)
 	$(PY) -m pytest -n 2 -q

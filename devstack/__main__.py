@@ -1,4 +1,4 @@
-"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M]``."""
+"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M] | fuzz [--examples 20]``."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--scale", default="S", choices=["S", "M", "L"])
     bench = sub.add_parser("bench", help="measure every job")
     bench.add_argument("--scale", default="M", choices=["S", "M", "L"])
+    fuzz = sub.add_parser("fuzz", help="Schemathesis over every operation of the contract")
+    fuzz.add_argument("--examples", type=int, default=20, help="test cases per operation and phase")
+    fuzz.add_argument("--seed", type=int, default=14)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from devstack.demo import main as run
@@ -24,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.serve import main as run
 
         return run(args.port, args.scale)
+    if args.command == "fuzz":
+        from devstack.fuzz import main as run
+
+        return run(args.examples, args.seed)
     from devstack.bench import main as run
 
     return run(args.scale)

@@ -2,8 +2,12 @@
 their cron, files dropped into the local migration bucket handled."""
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from devstack.cron import is_due
@@ -17,9 +21,22 @@ def _scheduled_functions(app) -> dict[str, str]:
     return {name: expr for name, expr in names.items() if name in app.handler_map}
 
 
-def main(port: int = 8000, scale: str = "S") -> int:
+@dataclass(frozen=True)
+class Api:
+    """The HTTP API served on ``base`` with a demo retailer's master data and two real tokens."""
+
+    base: str
+    operator: str
+    store: str
+    store_id: str
+
+
+@contextmanager
+def serve_api(port: int = 8000, scale: str = "S", log_requests: bool = True) -> Iterator[Api]:
+    """Seed a retailer of ``scale`` into the running local stack, mint an operator and a store
+    token, and serve the API on ``127.0.0.1:port`` (0: a free port) until the block ends."""
     from chalice.cli.factory import CLIFactory
-    from chalice.local import create_local_server
+    from chalice.local import ChaliceRequestHandler, create_local_server
 
     import app
     from chalicelib import localenv
@@ -27,18 +44,33 @@ def main(port: int = 8000, scale: str = "S") -> int:
     from chalicelib.datagen import generate
     from chalicelib.storage import records
 
-    with local_stack() as stack:
-        retailer = generate(scale)
-        for entity, items in retailer.master_data().items():
-            for start in range(0, len(items), 1000):
-                records.upsert(entity, items[start:start + 1000])
-        operator = issue_token("operator", label="make serve")
-        store_id = retailer.stores[0]["id"]
-        store = issue_token("store", store_id=store_id, label=f"POS {store_id}")
-        config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
-        server = create_local_server(app.app, config, "127.0.0.1", port)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
+    retailer = generate(scale)
+    for entity, items in retailer.master_data().items():
+        for start in range(0, len(items), 1000):
+            records.upsert(entity, items[start:start + 1000])
+    operator = issue_token("operator", label="make serve")
+    store_id = retailer.stores[0]["id"]
+    store = issue_token("store", store_id=store_id, label=f"POS {store_id}")
+    config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
+    server = create_local_server(app.app, config, "127.0.0.1", port)
+    if not log_requests:
+        class Quiet(ChaliceRequestHandler):
+            def log_message(self, *args) -> None:
+                """No line per request."""
+
+        server.server.RequestHandlerClass = functools.partial(Quiet, app_object=app.app, config=config)
+    threading.Thread(target=server.server.serve_forever, daemon=True).start()
+    try:
+        yield Api(f"http://127.0.0.1:{server.server.server_address[1]}", operator, store, store_id)
+    finally:
+        server.shutdown()
+
+
+def main(port: int = 8000, scale: str = "S") -> int:
+    import app
+
+    with local_stack() as stack, serve_api(port, scale) as api:
+        base, operator, store, store_id = api.base, api.operator, api.store, api.store_id
         print(f"""retail-sync local stack
   API            {base}   (moto: {stack.endpoint}, dashboard {stack.endpoint}/moto-api/)
   operator token {operator}
@@ -67,6 +99,4 @@ Schedules fire on their cron (UTC); Ctrl-C stops.""", flush=True)
                 time.sleep(2)
         except KeyboardInterrupt:
             print("stopping", flush=True)
-        finally:
-            server.shutdown()
     return 0
