@@ -1,7 +1,9 @@
-"""Schemathesis checks of our own (loaded through ``SCHEMATHESIS_HOOKS`` by ``make fuzz``)."""
+"""Schemathesis hooks of our own, loaded through ``SCHEMATHESIS_HOOKS`` by ``make fuzz``: the
+error-document check, and a line per request (operation, status) appended to ``$FUZZ_TALLY``."""
 from __future__ import annotations
 
 import json
+import os
 
 import schemathesis
 
@@ -45,3 +47,11 @@ def error_document(ctx, response, case) -> bool | None:
         raise AssertionError(f"{response.status_code} is not the contract's error document: "
                              + "; ".join(problems))
     return None
+
+
+@schemathesis.hook
+def after_call(context, case, response) -> None:
+    tally = os.environ.get("FUZZ_TALLY")
+    if tally:
+        with open(tally, "a") as out:
+            out.write(f"{case.operation.label} {response.status_code}\n")

@@ -21,6 +21,21 @@ def _scheduled_functions(app) -> dict[str, str]:
     return {name: expr for name, expr in names.items() if name in app.handler_map}
 
 
+def _handler(log_requests: bool) -> type:
+    from chalice.local import ChaliceRequestHandler
+
+    class Handler(ChaliceRequestHandler):
+        # http.server answers a method without a do_<METHOD> with 501 and an HTML page: let the
+        # application answer every method (405 for one the route lacks), as it does PATCH.
+        do_TRACE = do_CONNECT = do_QUERY = ChaliceRequestHandler._generic_handle
+
+        def log_message(self, format: str, *args) -> None:
+            if log_requests:
+                super().log_message(format, *args)
+
+    return Handler
+
+
 @dataclass(frozen=True)
 class Api:
     """The HTTP API served on ``base`` with a demo retailer's master data and two real tokens."""
@@ -36,7 +51,7 @@ def serve_api(port: int = 8000, scale: str = "S", log_requests: bool = True) -> 
     """Seed a retailer of ``scale`` into the running local stack, mint an operator and a store
     token, and serve the API on ``127.0.0.1:port`` (0: a free port) until the block ends."""
     from chalice.cli.factory import CLIFactory
-    from chalice.local import ChaliceRequestHandler, create_local_server
+    from chalice.local import create_local_server
 
     import app
     from chalicelib import localenv
@@ -53,12 +68,8 @@ def serve_api(port: int = 8000, scale: str = "S", log_requests: bool = True) -> 
     store = issue_token("store", store_id=store_id, label=f"POS {store_id}")
     config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
     server = create_local_server(app.app, config, "127.0.0.1", port)
-    if not log_requests:
-        class Quiet(ChaliceRequestHandler):
-            def log_message(self, *args) -> None:
-                """No line per request."""
-
-        server.server.RequestHandlerClass = functools.partial(Quiet, app_object=app.app, config=config)
+    server.server.RequestHandlerClass = functools.partial(_handler(log_requests), app_object=app.app,
+                                                          config=config)
     threading.Thread(target=server.server.serve_forever, daemon=True).start()
     try:
         yield Api(f"http://127.0.0.1:{server.server.server_address[1]}", operator, store, store_id)
