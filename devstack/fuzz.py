@@ -22,10 +22,12 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.serve import Api, serve_api
+from devstack.serve import seed, start_api
 from devstack.stack import local_stack
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
@@ -33,6 +35,30 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
 PHASES = ("examples", "coverage", "fuzzing")
 INTERIM_SPEC = Path(__file__).with_name("fuzz_interim_openapi.json")
 KNOWN_ID_SHARE = 0.5  # how often a job or store path parameter is one the stack knows
+
+
+@dataclass(frozen=True)
+class Api:
+    """The local stack's HTTP API on ``base``, with a demo retailer and two real tokens."""
+
+    base: str
+    operator: str
+    store: str
+    store_id: str
+
+
+@contextmanager
+def local_api(scale: str = "S") -> Iterator[Api]:
+    """``make serve``'s stack and API on free ports, quiet, for as long as the block runs."""
+    import app
+
+    with local_stack():
+        operator, store, store_id = seed(scale)
+        server = start_api(app.app, 0, log_requests=False)
+        try:
+            yield Api(f"http://127.0.0.1:{server.server_address[1]}", operator, store, store_id)
+        finally:
+            server.shutdown()
 
 
 @dataclass(frozen=True)
@@ -91,16 +117,19 @@ def schemathesis_command(config: Path, spec: Path, api: Api, fuzz: Pass, example
 
 
 def _print_tally(tally: Path) -> int:
-    """Per operation: requests sent (shrinking and replays included) and the statuses answered."""
+    """Per operation: requests sent (shrinking and replays included), the statuses answered and
+    the slowest answer."""
     counts: dict[str, Counter] = {}
+    slowest: Counter = Counter()
     for line in tally.read_text().splitlines():
-        operation, status = line.rsplit(" ", 1)
+        operation, status, seconds = line.rsplit(" ", 2)
         counts.setdefault(operation, Counter())[status] += 1
+        slowest[operation] = max(slowest[operation], float(seconds))
     width = max(map(len, counts), default=0)
     for operation in sorted(counts, key=lambda label: label.split(" ", 1)[::-1]):
         statuses = "  ".join(f"{status}×{n}" for status, n in sorted(counts[operation].items()))
-        print(f"  {operation:<{width}}  {sum(counts[operation].values()):>5}  {statuses}")
-    total = sum(sum(c.values()) for c in counts.values())
+        print(f"  {operation:<{width}}  {counts[operation].total():>5}  max {slowest[operation]:5.2f} s  {statuses}")
+    total = sum(c.total() for c in counts.values())
     print(f"  {len(counts)} operations, {total} requests", flush=True)
     return total
 
@@ -108,8 +137,7 @@ def _print_tally(tally: Path) -> int:
 def main(examples: int = 20, seed: int = 14, scale: str = "S") -> int:
     started = time.monotonic()
     failed = []
-    with local_stack(), serve_api(0, scale, log_requests=False) as api, \
-            tempfile.TemporaryDirectory() as work:
+    with local_api(scale) as api, tempfile.TemporaryDirectory() as work:
         contract = _contract(api)
         spec = Path(work, "openapi.json")
         spec.write_text(json.dumps(contract))

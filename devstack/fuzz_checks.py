@@ -1,5 +1,5 @@
 """Schemathesis hooks of our own, loaded through ``SCHEMATHESIS_HOOKS`` by ``make fuzz``: the
-error-document check, and a line per request (operation, status) appended to ``$FUZZ_TALLY``."""
+error-document check, and a line per request (operation, status, seconds) appended to ``$FUZZ_TALLY``."""
 from __future__ import annotations
 
 import json
@@ -54,4 +54,4 @@ def after_call(context, case, response) -> None:
     tally = os.environ.get("FUZZ_TALLY")
     if tally:
         with open(tally, "a") as out:
-            out.write(f"{case.operation.label} {response.status_code}\n")
+            out.write(f"{case.operation.label} {response.status_code} {response.elapsed:.3f}\n")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from chalice.local import ChaliceRequestHandler
 
 from devstack.cron import is_due
 from devstack.stack import local_stack
@@ -21,40 +20,37 @@ def _scheduled_functions(app) -> dict[str, str]:
     return {name: expr for name, expr in names.items() if name in app.handler_map}
 
 
-def _handler(log_requests: bool) -> type:
-    from chalice.local import ChaliceRequestHandler
+class RequestHandler(ChaliceRequestHandler):
+    """Chalice's local request handler, every method reaching the application: http.server answers
+    a method without a ``do_<METHOD>`` 501 with an HTML page; the application answers 405."""
 
-    class Handler(ChaliceRequestHandler):
-        # http.server answers a method without a do_<METHOD> with 501 and an HTML page: let the
-        # application answer every method (405 for one the route lacks), as it does PATCH.
-        do_TRACE = do_CONNECT = do_QUERY = ChaliceRequestHandler._generic_handle
-
-        def log_message(self, format: str, *args) -> None:
-            if log_requests:
-                super().log_message(format, *args)
-
-    return Handler
+    do_TRACE = do_CONNECT = do_QUERY = ChaliceRequestHandler._generic_handle
 
 
-@dataclass(frozen=True)
-class Api:
-    """The HTTP API served on ``base`` with a demo retailer's master data and two real tokens."""
-
-    base: str
-    operator: str
-    store: str
-    store_id: str
+class QuietRequestHandler(RequestHandler):
+    def log_message(self, format: str, *args) -> None:
+        """No line per request (the fuzz run sends thousands)."""
 
 
-@contextmanager
-def serve_api(port: int = 8000, scale: str = "S", log_requests: bool = True) -> Iterator[Api]:
-    """Seed a retailer of ``scale`` into the running local stack, mint an operator and a store
-    token, and serve the API on ``127.0.0.1:port`` (0: a free port) until the block ends."""
+def start_api(app, port: int, log_requests: bool = True):
+    """The HTTP API on 127.0.0.1:``port`` (0: a free one) in a daemon thread; returns the server
+    (``server.server_address``, ``shutdown()``)."""
     from chalice.cli.factory import CLIFactory
     from chalice.local import create_local_server
 
-    import app
     from chalicelib import localenv
+
+    config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
+    server = create_local_server(app, config, "127.0.0.1", port)
+    handler = RequestHandler if log_requests else QuietRequestHandler
+    server.server.RequestHandlerClass = functools.partial(handler, app_object=app, config=config)
+    threading.Thread(target=server.server.serve_forever, daemon=True).start()
+    return server.server
+
+
+def seed(scale: str) -> tuple[str, str, str]:
+    """A demo retailer of ``scale`` (master data) in the running local stack, an operator token
+    and a store's: ``(operator token, store token, store id)``."""
     from chalicelib.auth import issue_token
     from chalicelib.datagen import generate
     from chalicelib.storage import records
@@ -65,23 +61,16 @@ def serve_api(port: int = 8000, scale: str = "S", log_requests: bool = True) -> 
             records.upsert(entity, items[start:start + 1000])
     operator = issue_token("operator", label="make serve")
     store_id = retailer.stores[0]["id"]
-    store = issue_token("store", store_id=store_id, label=f"POS {store_id}")
-    config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
-    server = create_local_server(app.app, config, "127.0.0.1", port)
-    server.server.RequestHandlerClass = functools.partial(_handler(log_requests), app_object=app.app,
-                                                          config=config)
-    threading.Thread(target=server.server.serve_forever, daemon=True).start()
-    try:
-        yield Api(f"http://127.0.0.1:{server.server.server_address[1]}", operator, store, store_id)
-    finally:
-        server.shutdown()
+    return operator, issue_token("store", store_id=store_id, label=f"POS {store_id}"), store_id
 
 
 def main(port: int = 8000, scale: str = "S") -> int:
     import app
 
-    with local_stack() as stack, serve_api(port, scale) as api:
-        base, operator, store, store_id = api.base, api.operator, api.store, api.store_id
+    with local_stack() as stack:
+        operator, store, store_id = seed(scale)
+        server = start_api(app.app, port)
+        base = f"http://127.0.0.1:{port}"
         print(f"""retail-sync local stack
   API            {base}   (moto: {stack.endpoint}, dashboard {stack.endpoint}/moto-api/)
   operator token {operator}
@@ -110,4 +99,6 @@ Schedules fire on their cron (UTC); Ctrl-C stops.""", flush=True)
                 time.sleep(2)
         except KeyboardInterrupt:
             print("stopping", flush=True)
+        finally:
+            server.shutdown()
     return 0

@@ -12,9 +12,8 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[2]
 SERVE = """
 import time
-from devstack.serve import serve_api
-from devstack.stack import local_stack
-with local_stack(), serve_api(0, "S", log_requests=False) as api:
+from devstack.fuzz import local_api
+with local_api() as api:
     print(api.base, api.operator, flush=True)
     time.sleep(600)
 """
