@@ -1,9 +1,10 @@
 """``make fuzz``: Schemathesis over every operation of the published contract, against the local
 stack (its own moto, a small demo retailer, real tokens), with valid and invalid input.
 
-Two passes: the operator token over every operation, then a store's token over the store routes.
-Path parameters that name a job or a store draw, half the time, the ids the running stack knows,
-so generated requests get past "not found" into the routes' logic.
+Two passes: the operator token over every operation, then a store's token over the store routes
+with that store's id. In the operator pass, path parameters that name a job or a store draw, half
+the time, the ids the running stack knows, so generated requests get past "not found" into the
+routes' logic.
 
 The run fails on any finding: a 5xx, a status or content type the contract does not declare, a
 response body its schema refuses, or an error body that is not the contract's error document
@@ -65,7 +66,8 @@ def local_api(scale: str = "S") -> Iterator[Api]:
 class Pass:
     name: str
     token: str
-    known: dict[str, list[str]]  # path parameter → ids the stack knows
+    known: dict[str, list[str]]  # path parameter → ids the stack knows, drawn KNOWN_ID_SHARE of the time
+    fixed: dict[str, str]  # path parameter → its value in every case
     only_paths: str | None = None  # a regular expression; None: every operation
 
 
@@ -90,17 +92,19 @@ def _contract(api: Api) -> dict:
 def _passes(api: Api) -> list[Pass]:
     jobs = [job["name"] for job in _get(api, "/jobs", api.operator)["jobs"]]
     stores = [store["id"] for store in _get(api, "/data/stores?limit=10", api.operator)["items"]]
-    return [Pass("operator", api.operator, {"job": jobs, "store_id": stores}),
-            Pass(f"store {api.store_id}", api.store, {"store_id": [api.store_id]}, r"^/stores/")]
+    return [Pass("operator", api.operator, {"job": jobs, "store_id": stores}, {}),
+            Pass(f"store {api.store_id}", api.store, {}, {"store_id": api.store_id}, r"^/stores/")]
 
 
-def _config(known: dict[str, list[str]]) -> str:
-    """schemathesis.toml: a dictionary of known ids per path parameter (JSON strings are TOML's)."""
+def _config(fuzz: Pass) -> str:
+    """schemathesis.toml: a dictionary of known ids per path parameter, and the fixed ones (JSON
+    strings are TOML strings)."""
     lines = []
-    for name, values in known.items():
+    for name, values in fuzz.known.items():
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
     lines.append("[parameters]")
-    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = {KNOWN_ID_SHARE} }}' for name in known]
+    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = {KNOWN_ID_SHARE} }}' for name in fuzz.known]
+    lines += [f'"path.{name}" = {json.dumps(value)}' for name, value in fuzz.fixed.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -146,7 +150,7 @@ def main(examples: int = 20, seed: int = 14, scale: str = "S") -> int:
                 print(f"\n=== {fuzz.name} pass: skipped, the contract has no path matching {fuzz.only_paths}")
                 continue
             config, tally = Path(work, "schemathesis.toml"), Path(work, "tally")
-            config.write_text(_config(fuzz.known))
+            config.write_text(_config(fuzz))
             tally.write_text("")
             print(f"\n=== {fuzz.name} pass: {api.base}, {examples} examples per operation and phase, "
                   f"seed {seed}", flush=True)
