@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: catalogs catalogs-update demo serve fuzz test crash lint bench package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve fuzz test crash lint openapi bench package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ crash: $(STAMP) catalogs  ## every job killed/throttled at every AWS call of its
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+openapi: $(STAMP)  ## regenerate the committed contract docs/openapi.json from the routes and their models
+	$(PY) -m chalicelib.http.openapi docs/openapi.json
 
 bench: $(STAMP) catalogs  ## make bench SCALE=M: per-job requests, time and memory into BENCHMARKS.md
 	$(PY) -m devstack bench --scale $(SCALE)

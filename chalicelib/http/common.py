@@ -128,8 +128,9 @@ def error_response(status: int, code: str, message: str, details: list | None = 
     return json_response(error_body(code, message, details), status)
 
 
-def read_body(request, allowed: set[str], required: set[str] = frozenset(), limit: int | None = None) -> dict:
-    """The JSON object body; numbers become ``Decimal`` (never float); unknown keys rejected."""
+def read_body(request, model: str, limit: int | None = None):
+    """The JSON body parsed by the API model named ``model`` (``models/api.py``); numbers become
+    ``Decimal`` (never float); no body reads as ``{}``."""
     raw = request.raw_body or b""
     if len(raw) > (limit or settings.max_body_bytes()):
         raise ApiError(413, "payload_too_large", f"body exceeds {limit or settings.max_body_bytes()} bytes")
@@ -140,13 +141,24 @@ def read_body(request, allowed: set[str], required: set[str] = frozenset(), limi
             body = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
         except ValueError as exc:
             raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ValidationError([FieldError("", "body must be a JSON object")])
-    errors = [FieldError(k, "unknown field") for k in body if k not in allowed]
-    errors += [FieldError(k, "is required") for k in sorted(required) if k not in body]
-    if errors:
-        raise ValidationError(errors)
-    return body
+    return _parse(model, body)
+
+
+def read_query(request, model: str):
+    """The query string parsed by the API model named ``model``; an unknown parameter is refused."""
+    try:
+        return _parse(model, dict(request.query_params or {}))
+    except ValidationError as exc:
+        exc.errors = [FieldError(e.path, "unknown parameter") if e.message == "unknown field" else e
+                      for e in exc.errors]
+        raise
+
+
+def _parse(model: str, data: dict):
+    from chalicelib.models import api as models
+    from chalicelib.models.base import parse
+
+    return parse(getattr(models, model), data)
 
 
 def _reject_constant(name: str):
@@ -196,34 +208,8 @@ def run_started(run, created: bool, more: Callable[[], dict] | None = None) -> R
                          202 if dispatch else 200)
 
 
-def query_param(request, name: str, default: str | None = None) -> str | None:
-    return (request.query_params or {}).get(name, default)
-
-
-def limit_param(request, default: int = 50, maximum: int = 500) -> int:
-    raw = query_param(request, "limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise ValidationError([FieldError("limit", f"must be an integer from 1 to {maximum}")])
-    return int(raw)
-
-
 def encode_cursor(key: dict | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
-
-
-def decode_cursor(request) -> dict | None:
-    raw = query_param(request, "cursor")
-    if not raw:
-        return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(raw.encode()))
-    except ValueError:
-        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")]) from None
-    if not isinstance(value, dict):
-        raise ValidationError([FieldError("cursor", "is not a cursor this API returned")])
-    return value
 
 
 def list_response(plural: str, items: list, cursor_key: dict | None) -> Response:
@@ -258,6 +244,65 @@ def api(fn: Callable) -> Callable:
         return result if isinstance(result, Response) else json_response(result)
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route of the contract as ``http/openapi.py`` publishes it. Models are named, not
+    imported, so that ``import app`` loads none of them."""
+
+    method: str
+    path: str
+    handler: Callable
+    auth: str | None  # "operator", "store" (its own store, or an operator) or None: public
+    query: str | None = None  # a model of models/api.py
+    body: str | None = None
+    response: str | None = None  # None: a JSON object the route documents in its docstring
+    status: int = 200
+    errors: tuple[int, ...] = ()  # what the route itself answers beyond 400/401/403/413/415
+    order: str | None = None  # a list route's order, stated in the contract
+    records: str | None = None  # the record models of the body's list: "entities" or an upload kind
+    idempotency_key: bool = False  # takes an Idempotency-Key header
+
+
+OPERATIONS: list[Operation] = []
+"""Every route, in declaration order: the operation table the OpenAPI document is generated from."""
+
+
+def operation(bp: Blueprint, method: str, path: str, *, auth: str | None = "operator", **declared) -> Callable:
+    """Declare a route once: its method and path, who may call it (checked first), the models of
+    its query string and body (parsed before the handler runs, which receives them as ``query``
+    and ``body``), its answer and the errors it can give. Errors become the contract's error
+    document (``api``).
+
+    Example::
+
+        @operation(bp, "GET", "/jobs/{job}/runs", query="RunHistoryQuery", response="RunList",
+                   errors=(404,), order="newest first")
+        def job_runs(job, query): ...
+    """
+
+    def declare(handler: Callable) -> Callable:
+        op = Operation(method, path, handler, auth, **declared)
+        OPERATIONS.append(op)
+
+        @functools.wraps(handler)
+        def view(**params):
+            request = bp.current_request
+            if auth == "operator":
+                require_operator(request)
+            elif auth == "store":
+                require_store(request, params["store_id"])
+            if op.query:
+                params["query"] = read_query(request, op.query)
+            if op.body:
+                params["body"] = read_body(request, op.body)
+            return handler(**params)
+
+        bp.route(path, methods=[method], **(AUTH if auth else {}))(api(view))
+        return handler
+
+    return declare
 
 
 def _status_for(exc: DomainError) -> tuple[int, str]:

@@ -6,35 +6,19 @@ import hashlib
 
 from chalice import Blueprint
 
-from chalicelib.domain.errors import FieldError, ValidationError
-from chalicelib.http.common import (
-    AUTH,
-    Conflict,
-    NotFound,
-    api,
-    decode_cursor,
-    json_response,
-    limit_param,
-    list_response,
-    query_param,
-    read_body,
-    require_operator,
-    require_store,
-    run_started,
-)
+from chalicelib.http.common import Conflict, NotFound, json_response, list_response, operation, principal, run_started
 
 bp = Blueprint(__name__)
 
 
-@bp.route("/assortments/{assortment_id}/publish", methods=["POST"], **AUTH)
-@api
-def publish_assortment(assortment_id):
+@operation(bp, "POST", "/assortments/{assortment_id}/publish", body="NoBody", response="RunAnswer", status=202,
+           errors=(404, 409, 503))
+def publish_assortment(assortment_id, body):
     """Draft → InProgress, then a process-assortments run for the stores it covers (→ 202 {run})."""
     from chalicelib.jobs import runtime
     from chalicelib.storage import records
     from chalicelib.storage.base import dumps
 
-    who = require_operator(bp.current_request)
     assortment = records.get("assortments", assortment_id)
     if assortment is None:
         raise NotFound(f"assortment {assortment_id} not found")
@@ -48,29 +32,18 @@ def publish_assortment(assortment_id):
     content = hashlib.blake2b(dumps({k: v for k, v in assortment.items() if k != "status"}).encode(),
                               digest_size=8).hexdigest()
     run, created = runtime.submit("process-assortments", {"assortment_ids": [assortment_id]}, trigger="event",
-                                  requested_by=who.token_id, idempotency_key=f"publish#{assortment_id}#{content}")
+                                  requested_by=principal(bp.current_request).token_id,
+                                  idempotency_key=f"publish#{assortment_id}#{content}")
     return run_started(run, created)
 
 
-def _status_param(request) -> str | None:
-    from chalicelib.domain.schemas import SESSION_STATUSES
-
-    status = query_param(request, "status")
-    if status is not None and status not in SESSION_STATUSES:
-        raise ValidationError([FieldError("status", f"must be one of {', '.join(SESSION_STATUSES)}")])
-    return status
-
-
-@bp.route("/download-sessions", methods=["GET"], **AUTH)
-@api
-def list_sessions():
-    """Newest first: a store's sessions by ``seq``, or one status's by last change, or all."""
+@operation(bp, "GET", "/download-sessions", query="SessionsQuery", response="SessionList",
+           order="a store's: newest first by seq; one status's: latest change first; all: in table order")
+def list_sessions(query):
+    """Download sessions of a store, of a status, or all."""
     from chalicelib.storage import download_sessions as storage
 
-    request = bp.current_request
-    require_operator(request)
-    store_id, status = query_param(request, "store_id"), _status_param(request)
-    limit, cursor = limit_param(request), decode_cursor(request)
+    store_id, status, limit, cursor = query.store_id, query.status, query.limit, query.cursor
     if store_id:
         items, next_key = storage.store_sessions(store_id, status, limit, cursor, newest_first=True)
     elif status:
@@ -80,47 +53,41 @@ def list_sessions():
     return list_response("sessions", [s.to_api() for s in items], next_key)
 
 
-@bp.route("/download-sessions/{session_id}", methods=["GET"], **AUTH)
-@api
+@operation(bp, "GET", "/download-sessions/{session_id}", response="Session", errors=(404,))
 def get_session(session_id):
+    """One download session."""
     from chalicelib.jobs.distribution import require_session
 
-    require_operator(bp.current_request)
     return require_session(session_id).to_api()
 
 
-@bp.route("/download-sessions/{session_id}/cancel", methods=["POST"], **AUTH)
-@api
-def cancel_session(session_id):
+@operation(bp, "POST", "/download-sessions/{session_id}/cancel", body="NoBody", response="Session",
+           errors=(404, 409))
+def cancel_session(session_id, body):
+    """Cancel a session the store has not applied yet (409 when it can no longer be canceled)."""
     from chalicelib.jobs.distribution import cancel_session as cancel
 
-    require_operator(bp.current_request)
     return cancel(session_id).to_api()
 
 
-@bp.route("/download-sessions/{session_id}/rerun", methods=["POST"], **AUTH)
-@api
-def rerun_session(session_id):
+@operation(bp, "POST", "/download-sessions/{session_id}/rerun", body="NoBody", response="RunAnswer", status=202,
+           errors=(404, 409, 503))
+def rerun_session(session_id, body):
     """A targeted full_sync run for the session's store and data group (→ 202 {run}): its new
     session carries the store's current data and the old one gets ``replaced_by``."""
     from chalicelib.jobs.distribution import rerun_session as rerun
 
-    who = require_operator(bp.current_request)
-    return run_started(*rerun(session_id, requested_by=who.token_id))
+    return run_started(*rerun(session_id, requested_by=principal(bp.current_request).token_id))
 
 
-@bp.route("/stores/{store_id}/download-sessions", methods=["GET"], **AUTH)
-@api
-def store_sessions(store_id):
+@operation(bp, "GET", "/stores/{store_id}/download-sessions", auth="store", query="StoreSessionsQuery",
+           response="StoreSessionList", order="by seq, oldest first")
+def store_sessions(store_id, query):
     """A store's sessions in ``seq`` order (default: the Available ones), each with a short-lived
     ``package_url`` to download its package."""
     from chalicelib.storage import download_sessions as storage
 
-    request = bp.current_request
-    require_store(request, store_id)
-    status = _status_param(request) or "Available"
-    items, next_key = storage.store_sessions(store_id, status, limit_param(request), decode_cursor(request),
-                                             newest_first=False)
+    items, next_key = storage.store_sessions(store_id, query.status, query.limit, query.cursor, newest_first=False)
     sessions = []
     for session in items:
         body = session.to_api()
@@ -129,14 +96,11 @@ def store_sessions(store_id):
     return list_response("sessions", sessions, next_key)
 
 
-@bp.route("/stores/{store_id}/status-messages", methods=["POST"], **AUTH)
-@api
-def post_status_messages(store_id):
+@operation(bp, "POST", "/stores/{store_id}/status-messages", auth="store", body="StatusMessageUpload",
+           records="status-messages", status=202, errors=(404,))
+def post_status_messages(store_id, body):
     """Keep the store's messages for process-status-messages (→ 202 {accepted, rejected}); what can
     be decided on receipt is refused per message (``jobs/status_message_upload.py``)."""
     from chalicelib.jobs.status_message_upload import receive
 
-    request = bp.current_request
-    require_store(request, store_id)
-    body = read_body(request, allowed={"messages"}, required={"messages"})
-    return json_response(receive(store_id, body["messages"]), 202)
+    return json_response(receive(store_id, body.messages), 202)

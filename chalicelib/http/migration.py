@@ -3,62 +3,36 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.domain.errors import FieldError, ValidationError
-from chalicelib.http.common import (
-    AUTH,
-    Conflict,
-    NotFound,
-    api,
-    decode_cursor,
-    idempotency_key,
-    limit_param,
-    list_response,
-    query_param,
-    read_body,
-    require_operator,
-    run_started,
-)
+from chalicelib.http.common import Conflict, NotFound, idempotency_key, list_response, operation, principal, run_started
 
 bp = Blueprint(__name__)
 
 
-@bp.route("/migration/jobs", methods=["GET"], **AUTH)
-@api
-def list_staging_jobs():
-    from chalicelib.domain.migration import MIGRATION_ENTITIES
+@operation(bp, "GET", "/migration/jobs", query="StagingJobsQuery", response="StagingJobList",
+           order="newest first")
+def list_staging_jobs(query):
+    """Staging jobs, of one entity or all, with their row and error counts."""
     from chalicelib.storage import migration as staging
 
-    request = bp.current_request
-    require_operator(request)
-    entity = query_param(request, "entity")
-    known = MIGRATION_ENTITIES + (staging.UNKNOWN_ENTITY,)
-    if entity is not None and entity not in known:
-        raise ValidationError([FieldError("entity", f"must be one of {', '.join(known)}")])
-    jobs, cursor = staging.jobs_page(entity, limit_param(request), decode_cursor(request))
+    jobs, cursor = staging.jobs_page(query.entity, query.limit, query.cursor)
     return list_response("jobs", [job.to_api() for job in jobs], cursor)
 
 
-@bp.route("/migration/jobs/{job_id}", methods=["GET"], **AUTH)
-@api
+@operation(bp, "GET", "/migration/jobs/{job_id}", errors=(404,))
 def get_staging_job(job_id):
-    require_operator(bp.current_request)
+    """One staging job with its row and error counts, mapping and sample errors."""
     return _staging_job(job_id).to_api()
 
 
-@bp.route("/migration/jobs/{job_id}/copy-to-target", methods=["POST"], **AUTH)
-@api
-def copy_to_target(job_id):
+@operation(bp, "POST", "/migration/jobs/{job_id}/copy-to-target", body="CopyToTarget",
+           response="RunAndStagingJob", status=202, errors=(404, 409, 503), idempotency_key=True)
+def copy_to_target(job_id, body):
     """Starts a ``copy-migration-to-target`` run → ``202 {"run": Run, "job": StagingJob}``
     (inline on the local stack, so the job shows the outcome; deployed, it runs in ``run_job``)."""
     from chalicelib.jobs import runtime
-    from chalicelib.jobs.copy_migration_to_target import NAME, ROWS, copy_refusal
+    from chalicelib.jobs.copy_migration_to_target import NAME, copy_refusal
 
-    request = bp.current_request
-    who = require_operator(request)
-    body = read_body(request, allowed={"rows"})
-    rows = body.get("rows", "all")
-    if rows not in ROWS:
-        raise ValidationError([FieldError("rows", f"must be one of {', '.join(ROWS)}")])
+    request, rows = bp.current_request, body.rows
     job = _staging_job(job_id)
     refusal = copy_refusal(job)
     if refusal:
@@ -67,7 +41,7 @@ def copy_to_target(job_id):
         raise Conflict(f"staging job {job_id} has no failed rows to retry: nothing of {job.source_key} "
                        "has been copied yet; copy rows: all")
     run, created = runtime.submit(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
-                                  requested_by=who.token_id, idempotency_key=idempotency_key(request))
+                                  requested_by=principal(request).token_id, idempotency_key=idempotency_key(request))
     return run_started(run, created, lambda: {"job": _staging_job(job_id).to_api()})
 
 

@@ -1,43 +1,35 @@
-"""Routes for jobs, runs, master data and health."""
+"""Routes for jobs, runs, master data, health and the published contract."""
 from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.domain.errors import FieldError, ValidationError
 from chalicelib.http.common import (
-    AUTH,
     NotFound,
-    api,
-    decode_cursor,
     idempotency_key,
     json_response,
-    limit_param,
     list_response,
-    query_param,
-    read_body,
-    require_operator,
+    operation,
+    principal,
     run_started,
 )
 
 bp = Blueprint(__name__)
-MAX_DATA_ITEMS = 1000
 
 
-@bp.route("/health", methods=["GET"])
-@api
+@operation(bp, "GET", "/health", auth=None, response="Health")
 def health():
+    """Liveness; no token needed."""
     from chalicelib import settings
 
     return {"status": "ok", "stage": settings.stage()}
 
 
-@bp.route("/jobs", methods=["GET"], **AUTH)
-@api
+@operation(bp, "GET", "/jobs", response="JobList", order="in the order of the job table (one page)")
 def list_jobs():
+    """Every job: name, title, description, schedule, parameters and last run."""
     from chalicelib.jobs.registry import all_jobs
     from chalicelib.storage.runs import RunRecord
 
-    require_operator(bp.current_request)
     jobs = []
     for job in all_jobs():
         last = next(iter(RunRecord.by_job.query(job.name, scan_index_forward=False, limit=1)), None)
@@ -45,54 +37,49 @@ def list_jobs():
     return {"jobs": jobs, "cursor": None}
 
 
-@bp.route("/jobs/{job}/runs", methods=["POST"], **AUTH)
-@api
-def start_run(job):
+@operation(bp, "POST", "/jobs/{job}/runs", body="StartRun", response="RunAnswer", status=202,
+           errors=(404, 409, 503), idempotency_key=True)
+def start_run(job, body):
+    """Start a run of the job (200 with the run an ``Idempotency-Key`` already started)."""
     from chalicelib.jobs import runtime
 
     request = bp.current_request
-    who = require_operator(request)
-    body = read_body(request, allowed={"params", "dry_run"})
-    run, created = runtime.submit(job, body.get("params"), trigger="manual", requested_by=who.token_id,
-                                  dry_run=body.get("dry_run", False), idempotency_key=idempotency_key(request))
+    run, created = runtime.submit(job, body.params, trigger="manual", requested_by=principal(request).token_id,
+                                  dry_run=body.dry_run, idempotency_key=idempotency_key(request))
     return run_started(run, created)
 
 
-@bp.route("/jobs/{job}/runs", methods=["GET"], **AUTH)
-@api
-def job_runs(job):
+@operation(bp, "GET", "/jobs/{job}/runs", query="RunHistoryQuery", response="RunList", errors=(404,),
+           order="newest first (by created_at)")
+def job_runs(job, query):
+    """The job's run history, of one status or all."""
     from chalicelib.jobs.registry import get_job
     from chalicelib.storage.runs import RunRecord
 
-    request = bp.current_request
-    require_operator(request)
     if get_job(job) is None:
         raise NotFound(f"unknown job {job}")
-    status = query_param(request, "status")
-    limit = limit_param(request)
+    status, limit = query.status, query.limit
     results = RunRecord.by_job.query(
         job, scan_index_forward=False, limit=limit, page_size=limit if not status else None,
-        last_evaluated_key=decode_cursor(request),
+        last_evaluated_key=query.cursor,
         filter_condition=(RunRecord.status == status) if status else None)
     runs = [r.to_api() for r in results]
     return list_response("runs", runs, results.last_evaluated_key if len(runs) == limit else None)
 
 
-@bp.route("/runs/{run_id}", methods=["GET"], **AUTH)
-@api
+@operation(bp, "GET", "/runs/{run_id}", response="Run", errors=(404,))
 def get_run(run_id):
+    """One run."""
     from chalicelib.jobs import runtime
 
-    require_operator(bp.current_request)
     return runtime.get_run(run_id).to_api()
 
 
-@bp.route("/runs/{run_id}/cancel", methods=["POST"], **AUTH)
-@api
-def cancel_run(run_id):
+@operation(bp, "POST", "/runs/{run_id}/cancel", body="NoBody", response="Run", errors=(404, 409))
+def cancel_run(run_id, body):
+    """Cancel a run: it stops at its next page (409 when it has ended)."""
     from chalicelib.jobs import runtime
 
-    require_operator(bp.current_request)
     return runtime.cancel(run_id).to_api()
 
 
@@ -104,69 +91,64 @@ def _entity(entity: str) -> str:
     return entity
 
 
-@bp.route("/data/{entity}", methods=["PUT"], **AUTH)
-@api
-def put_data(entity):
+@operation(bp, "PUT", "/data/{entity}", body="DataItems", records="entities", errors=(404,))
+def put_data(entity, body):
+    """Validate every item, then upsert them all; one invalid item answers 400 and writes nothing.
+    Answers ``{"accepted", "written", "unchanged"}`` (an unchanged record is not written)."""
     from chalicelib.domain.schemas import validate_many
     from chalicelib.storage import records
 
-    request = bp.current_request
-    require_operator(request)
     entity = _entity(entity)
-    body = read_body(request, allowed={"items"}, required={"items"})
-    items = body["items"]
-    if not isinstance(items, list) or not items:
-        raise ValidationError([FieldError("items", "must be a non-empty list")])
-    if len(items) > MAX_DATA_ITEMS:
-        raise ValidationError([FieldError("items", f"at most {MAX_DATA_ITEMS} items per request")])
-    cleaned = validate_many(entity, items)
+    cleaned = validate_many(entity, body.items)
     written = records.upsert(entity, cleaned)
     return {"accepted": len(cleaned), "written": written, "unchanged": len(cleaned) - written}
 
 
-@bp.route("/data/{entity}", methods=["GET"], **AUTH)
-@api
-def list_data(entity):
+@operation(bp, "GET", "/data/{entity}", query="DataListQuery", response="ItemList", errors=(404,),
+           order="by id")
+def list_data(entity, query):
+    """The entity's records."""
     from chalicelib.storage import records
 
-    request = bp.current_request
-    require_operator(request)
-    items, cursor = records.page(_entity(entity), limit_param(request, 100, 1000), decode_cursor(request))
+    items, cursor = records.page(_entity(entity), query.limit, query.cursor)
     return list_response("items", items, cursor)
 
 
-@bp.route("/data/{entity}/{record_id}", methods=["GET"], **AUTH)
-@api
+@operation(bp, "GET", "/data/{entity}/{record_id}", errors=(404,))
 def get_data(entity, record_id):
+    """One record, as stored (every field of the entity's model)."""
     from chalicelib.storage import records
 
-    require_operator(bp.current_request)
     record = records.get(_entity(entity), record_id)
     if record is None:
         raise NotFound(f"{entity} {record_id} not found")
     return record
 
 
-@bp.route("/data/{entity}/{record_id}", methods=["DELETE"], **AUTH)
-@api
+@operation(bp, "DELETE", "/data/{entity}/{record_id}", errors=(404,))
 def delete_data(entity, record_id):
+    """Delete one record → ``{"deleted": id}``."""
     from chalicelib.storage import records
 
-    require_operator(bp.current_request)
     if not records.delete(_entity(entity), record_id):
         raise NotFound(f"{entity} {record_id} not found")
     return json_response({"deleted": record_id})
 
 
-@bp.route("/stores/{store_id}", methods=["GET"], **AUTH)
-@api
+@operation(bp, "GET", "/stores/{store_id}", auth="store", errors=(404,))
 def get_store(store_id):
     """A store's own master record (its POS reads its configuration; operators read any)."""
-    from chalicelib.http.common import require_store
     from chalicelib.storage import records
 
-    require_store(bp.current_request, store_id)
     record = records.get("stores", store_id)
     if record is None:
         raise NotFound(f"store {store_id} not found")
     return record
+
+
+@operation(bp, "GET", "/openapi.json", auth=None)
+def openapi_document():
+    """This contract: the API's OpenAPI 3.1 document; no token needed."""
+    from chalicelib.http.openapi import document
+
+    return document()

@@ -5,24 +5,20 @@ message, one naming an unknown session or a session of another store, and one wh
 more than 5 minutes in the future (a store clock set to 2099 would otherwise freeze its
 session: every real message after it looks older) are refused in the response, with the field
 named, and not stored. The rest are kept as received for process-status-messages. Only the
-envelope (not a list, empty, more than ``MAX_MESSAGES``) is all or nothing (400).
+envelope (not a list, empty, more than 1,000: the route's model) is all or nothing (400).
 """
 from __future__ import annotations
 
-from chalicelib.domain.errors import FieldError, ValidationError
-
-MAX_MESSAGES = 1000
+from chalicelib.domain.errors import FieldError
 
 
-def receive(store_id: str, messages: object) -> dict:
+def receive(store_id: str, messages: list) -> dict:
     """Keep the acceptable messages; returns ``{"accepted": n, "rejected": [{index, session_id, errors}]}``."""
     from chalicelib.domain.days import MAX_FUTURE, in_future
     from chalicelib.domain.schemas import parse_datetime, validate
     from chalicelib.storage.base import iso, utcnow, write_all
     from chalicelib.storage.download_sessions import StatusMessageRecord, get_sessions, new_message
 
-    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
-        raise ValidationError([FieldError("messages", f"must be a list of 1 to {MAX_MESSAGES} messages")])
     now = utcnow()
     rejected, valid = [], []
     for i, message in enumerate(messages):

@@ -1,0 +1,414 @@
+"""The HTTP API's own documents as typed models: query strings, request bodies that are not
+record lists (their records are ``models.records``/``models.uploads``), and the responses.
+
+Routes name these models in their operation declaration (``http/common.operation``); the route
+layer parses each request with them before the handler runs, and ``http/openapi.py`` publishes
+their JSON Schemas. Loaded on a route's first request, never by ``import app`` or the authorizer.
+
+Query strings arrive as text: ``limit`` accepts digits, a ``cursor`` is the opaque text a list
+answered (decoded here into the key of the next page). An unknown parameter or filter value is
+refused (400 naming it).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import Field, PlainValidator, WithJsonSchema, create_model, field_validator, model_validator
+from pydantic import ValidationError as PydanticError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from chalicelib.domain.migration import MIGRATION_ENTITIES
+from chalicelib.domain.pay import REGISTRATION_STATUSES
+from chalicelib.domain.sessions import SessionStatus
+from chalicelib.models.base import BOOLEAN, DATE, ID, StrictModel, choice
+
+# Spelled out because their owners are storage/jobs modules (PynamoDB), which a model may not
+# import; tests/unit/test_api_models.py keeps each equal to its owner's.
+RUN_STATUSES = ("Waiting", "Executing", "Ended", "Error", "Canceled", "Cancelling", "NotRun")
+COPY_ROWS = ("all", "errors")  # jobs/copy_migration_to_target.ROWS
+ISSUE_KINDS = ("conflict", "rejected")  # storage/upload_issues.CONFLICT, REJECTED
+STAGING_ENTITIES = (*MIGRATION_ENTITIES, "unknown")  # storage/migration.UNKNOWN_ENTITY last
+SESSION_STATUSES = tuple(status.value for status in SessionStatus)
+
+MAX_DATA_ITEMS = 1000
+MAX_TRANSACTIONS = 500
+MAX_REGISTRATIONS = 1000
+MAX_MESSAGES = 1000
+MAX_APPROVAL_WORKERS = 100
+MAX_BATCH_DAYS = 62  # worker_ids / store_id / the registration list: about two months
+MAX_WORKER_DAYS = 366  # one worker's approval
+
+
+def field_errors(*errors: tuple[tuple, str]) -> PydanticError:
+    """Errors of a rule across fields, each on the field it names (``(("to",), "must not be ...")``);
+    raised from a model validator, pydantic reports them at those locations."""
+    return PydanticError.from_exception_data("request", [
+        InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+        for loc, message in errors])
+
+
+# ---------------------------------------------------------------------------
+# Query string scalars
+# ---------------------------------------------------------------------------
+
+def page_size(maximum: int) -> Any:
+    """``limit``: how many items a page holds, from the query string's digits."""
+
+    def check(value: Any) -> int:
+        text = value if isinstance(value, str) else None
+        if text is None or not text.isdigit() or not 1 <= int(text) <= maximum:
+            raise ValueError(f"must be an integer from 1 to {maximum}")
+        return int(text)
+
+    return Annotated[int, PlainValidator(check),
+                     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": maximum})]
+
+
+_CURSOR_SCHEMA = {"type": "string", "description": "the cursor of the previous page, as the list answered it"}
+_NOT_A_CURSOR = "is not a cursor this API returned"
+
+
+def _decode_cursor(value: Any) -> dict | None:
+    if not isinstance(value, str):
+        raise ValueError(_NOT_A_CURSOR)
+    if not value:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(value.encode()))
+    except (ValueError, binascii.Error):
+        raise ValueError(_NOT_A_CURSOR) from None
+    if not isinstance(key, dict):
+        raise ValueError(_NOT_A_CURSOR)
+    return key
+
+
+def _after_cursor(value: Any) -> tuple[str, str, str] | None:
+    key = _decode_cursor(value)
+    if key is None:
+        return None
+    after = key.get("after")
+    if not (isinstance(after, list) and len(after) == 3 and all(isinstance(part, str) for part in after)):
+        raise ValueError(_NOT_A_CURSOR)
+    return tuple(after)
+
+
+CURSOR = Annotated[dict | None, PlainValidator(_decode_cursor), WithJsonSchema(_CURSOR_SCHEMA)]
+"""A table's next key (``ExclusiveStartKey``)."""
+AFTER_CURSOR = Annotated[tuple | None, PlainValidator(_after_cursor), WithJsonSchema(_CURSOR_SCHEMA)]
+"""The sort key of the last item of the previous page (a list sorted in memory)."""
+
+
+def items_list(maximum: int) -> Any:
+    """A request's list of records, 1 to ``maximum`` of them; each record is validated by its own
+    model (``models.records`` / ``models.uploads``) where the route handles it."""
+
+    def check(value: Any) -> list:
+        if not isinstance(value, list) or not value:
+            raise ValueError("must be a non-empty list")
+        if len(value) > maximum:
+            raise ValueError(f"at most {maximum} items per request")
+        return value
+
+    return Annotated[list, PlainValidator(check),
+                     WithJsonSchema({"type": "array", "minItems": 1, "maxItems": maximum, "items": {}})]
+
+
+def _object(value: Any) -> dict | None:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError("must be an object")
+    return value
+
+
+OBJECT = Annotated[dict | None, PlainValidator(_object), WithJsonSchema({"type": "object"})]
+
+
+# ---------------------------------------------------------------------------
+# Query strings
+# ---------------------------------------------------------------------------
+
+class RunHistoryQuery(StrictModel):
+    status: choice(*RUN_STATUSES) = None
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
+
+
+class DataListQuery(StrictModel):
+    limit: page_size(1000) = 100
+    cursor: CURSOR = None
+
+
+class AccountActivityQuery(StrictModel):
+    profile_id: ID
+    limit: page_size(100) = 20
+    cursor: CURSOR = None
+
+
+class TimeRegistrationQuery(StrictModel):
+    status: choice(*REGISTRATION_STATUSES) = None
+    store_id: ID = None
+    worker_id: ID = None
+    start: DATE = Field(alias="from")
+    end: DATE = Field(alias="to")
+    limit: page_size(500) = 100
+    cursor: AFTER_CURSOR = None
+
+    @model_validator(mode="after")
+    def _rules(self):
+        problems = []
+        if self.store_id is None and self.worker_id is None:
+            problems.append((("store_id",), "store_id or worker_id is required"))
+        problems += _range_errors(self.start, self.end, MAX_BATCH_DAYS)
+        if problems:
+            raise field_errors(*problems)
+        return self
+
+
+def _range_errors(start: str, end: str, max_days: int) -> list[tuple[tuple, str]]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    if first > last:
+        return [(("to",), "must not be before from")]
+    if (last - first).days + 1 > max_days:
+        return [(("to",), f"the range may span at most {max_days} days")]
+    return []
+
+
+class SessionsQuery(StrictModel):
+    store_id: ID = None
+    status: choice(*SESSION_STATUSES) = None
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
+
+
+class StoreSessionsQuery(StrictModel):
+    status: choice(*SESSION_STATUSES) = SessionStatus.AVAILABLE.value
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
+
+
+class StagingJobsQuery(StrictModel):
+    entity: choice(*STAGING_ENTITIES) = None
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
+
+
+class UploadIssuesQuery(StrictModel):
+    kind: choice(*ISSUE_KINDS) = None
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
+
+
+class StatementsQuery(StrictModel):
+    store_id: ID = None
+    business_date: DATE = None
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
+
+    @model_validator(mode="after")
+    def _one_key(self):
+        if self.store_id is None and self.business_date is None:
+            raise field_errors((("store_id",), "store_id or business_date is required"))
+        return self
+
+
+class OnHandQuery(StrictModel):
+    store_id: ID
+    product_id: ID = None
+    limit: page_size(1000) = 100
+    cursor: CURSOR = None
+
+
+# ---------------------------------------------------------------------------
+# Request bodies
+# ---------------------------------------------------------------------------
+
+class NoBody(StrictModel):
+    """Nothing to send: no body, or ``{}``."""
+
+
+class StartRun(StrictModel):
+    params: OBJECT = Field(None, description="the job's parameters (GET /jobs describes them)")
+    dry_run: BOOLEAN = False
+
+
+class CopyToTarget(StrictModel):
+    rows: choice(*COPY_ROWS) = "all"
+
+
+SELECTORS = ("worker_id", "worker_ids", "store_id")
+
+
+class Approval(StrictModel):
+    """One worker (a year at most), up to 100 workers or a store (62 days at most), of the days
+    ``from`` through ``to`` (the store's local days)."""
+
+    worker_id: ID = None
+    worker_ids: list[ID] = Field(None, description=f"1 to {MAX_APPROVAL_WORKERS} worker ids, each once")
+    store_id: ID = None
+    start: DATE = Field(alias="from")
+    end: DATE = Field(alias="to")
+
+    @field_validator("worker_ids", mode="before")
+    @classmethod
+    def _worker_count(cls, value):
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_APPROVAL_WORKERS:
+            raise ValueError(f"must be a list of 1 to {MAX_APPROVAL_WORKERS} worker ids")
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self):
+        given = [name for name in SELECTORS if getattr(self, name) is not None]
+        problems = []
+        if not given:
+            problems.append((("worker_id",), "one of worker_id, worker_ids or store_id is required"))
+        problems += [((name,), f"give only one of worker_id, worker_ids or store_id (got {given[0]} too)")
+                     for name in given[1:]]
+        seen = set()
+        for i, worker_id in enumerate(self.worker_ids or ()):
+            if worker_id in seen:
+                problems.append((("worker_ids", i), f"worker {worker_id} is listed twice"))
+            seen.add(worker_id)
+        problems += _range_errors(self.start, self.end,
+                                  MAX_WORKER_DAYS if given == ["worker_id"] else MAX_BATCH_DAYS)
+        if problems:
+            raise field_errors(*problems)
+        return self
+
+    @property
+    def selector(self) -> str:
+        return next(name for name in SELECTORS if getattr(self, name) is not None)
+
+
+class DataItems(StrictModel):
+    items: items_list(MAX_DATA_ITEMS)
+
+
+class TransactionUpload(StrictModel):
+    transactions: items_list(MAX_TRANSACTIONS)
+
+
+class RegistrationUpload(StrictModel):
+    registrations: items_list(MAX_REGISTRATIONS)
+
+
+class StatusMessageUpload(StrictModel):
+    messages: items_list(MAX_MESSAGES)
+
+
+# ---------------------------------------------------------------------------
+# Responses (published in the contract; the routes build them from storage's ``to_api``)
+# ---------------------------------------------------------------------------
+
+class FieldProblem(StrictModel):
+    field: str = Field(description="the offending field's path, e.g. items[3].price")
+    message: str
+
+
+class ErrorBody(StrictModel):
+    code: str
+    message: str
+    details: list[FieldProblem]
+
+
+class ErrorDocument(StrictModel):
+    error: ErrorBody
+
+
+class Health(StrictModel):
+    status: str
+    stage: str
+
+
+class Counters(StrictModel):
+    read: int
+    written: int
+    skipped: int
+    failed: int
+
+
+class Run(StrictModel):
+    run_id: str
+    job: str
+    status: choice(*RUN_STATUSES)
+    trigger: str
+    params: dict[str, Any]
+    dry_run: bool
+    requested_by: str | None
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    counters: Counters
+    errors: list[dict[str, Any]] = Field(description="per-record errors: {key, message}")
+    outputs: list[dict[str, Any]] = Field(description='{"kind": "s3", "bucket", "key"} or {"kind": "session", "id"}')
+    aws_requests: dict[str, int] = Field(description='AWS requests made, by "service.Operation"')
+    message: str | None
+    parent_run_id: str | None = Field(None, description="a shard's fan-out parent")
+
+
+class RunAnswer(StrictModel):
+    run: Run
+
+
+class RunAndStagingJob(StrictModel):
+    run: Run
+    job: dict[str, Any] = Field(description="the staging job, as GET /migration/jobs/{job_id} answers it")
+
+
+class Job(StrictModel):
+    name: str
+    title: str
+    description: str
+    schedule: str | None
+    params: dict[str, Any]
+    last_run: Run | None
+
+
+class Package(StrictModel):
+    bucket: str
+    key: str
+
+
+class Session(StrictModel):
+    session_id: str
+    store_id: str
+    data_group: str
+    seq: int
+    job_run_id: str | None
+    status: choice(*SESSION_STATUSES)
+    rows: int
+    checksum: str | None
+    package: Package | None
+    created_at: str
+    requested_at: str | None
+    downloaded_at: str | None
+    applied_at: str | None
+    try_count: int
+    message: str | None
+    replaced_by: str | None
+    stale: bool
+    message_errors: list[dict[str, Any]]
+
+
+class StoreSession(Session):
+    package_url: str | None = Field(description="a short-lived link to download the package")
+
+
+def _page(name: str, plural: str, item: Any) -> type[StrictModel]:
+    """A list route's answer: ``{<plural>: [...], "cursor": <the next page's, or null>}``."""
+    cursor = (str | None, Field(description="the next page's cursor (pass it as ?cursor=), or null on the last page"))
+    fields = {plural: (list[item], ...), "cursor": cursor}
+    return create_model(name, __base__=StrictModel, __module__=__name__, **fields)
+
+
+JobList = _page("JobList", "jobs", Job)
+RunList = _page("RunList", "runs", Run)
+SessionList = _page("SessionList", "sessions", Session)
+StoreSessionList = _page("StoreSessionList", "sessions", StoreSession)
+ItemList = _page("ItemList", "items", dict[str, Any])
+ResultList = _page("ResultList", "results", dict[str, Any])
+StagingJobList = _page("StagingJobList", "jobs", dict[str, Any])
+IssueList = _page("IssueList", "issues", dict[str, Any])
+StatementList = _page("StatementList", "statements", dict[str, Any])
