@@ -1,5 +1,5 @@
-"""What ``make fuzz`` found, each reproduced: on the local stack's HTTP server as ``make serve``
-runs it (a fresh process, its own moto, real tokens)."""
+"""What ``make fuzz`` found, each reproduced: through the test client, or on the local stack's
+HTTP server as ``make serve`` runs it (a fresh process, its own moto, real tokens)."""
 import os
 import subprocess
 import sys
@@ -50,3 +50,29 @@ def test_a_method_no_route_has_is_refused_by_the_api_not_answered_501_html(serve
         status, content_type, body = send(served, method, path)
         assert (status, content_type) == (405, "application/json"), (method, path, body)
         assert method in body
+
+
+def test_a_cursor_is_refused_by_any_list_but_the_one_that_answered_it(client, operator):
+    # found: GET /stores/S006/upload-issues?cursor=<a cursor of GET /data/products> answered 500 (the
+    # other table's key went to DynamoDB as the start key)
+    from tests.integration.retail import load_master_data, sale, upload
+
+    load_master_data()
+    paid = sale("T1", [("BALL", None, 1, "5.00")])
+    assert upload(client, "S1", [paid]).status_code == 200
+    assert upload(client, "S1", [{**paid, "receipt_id": "R-changed"}]).json_body["conflicts"]  # an issue
+    page = client.http.get("/data/products?limit=1", headers=operator).json_body
+    assert page["cursor"]
+    for path in ("/stores/S1/upload-issues", "/stores/S2/upload-issues", "/data/categories", "/download-sessions",
+                 "/statements?store_id=S1", "/jobs/purge-run-history/runs", "/inventory/on-hand?store_id=S1"):
+        sep = "&" if "?" in path else "?"
+        r = client.http.get(f"{path}{sep}cursor={page['cursor']}", headers=operator)
+        assert r.status_code == 400, (path, r.body)
+        assert r.json_body["error"]["details"] == [{"field": "cursor", "message": "is not a cursor this list returned"}]
+
+    # the list that answered it takes it, whatever the page size
+    rest = client.http.get(f"/data/products?limit=5&cursor={page['cursor']}", headers=operator).json_body
+    assert [item["id"] for item in rest["items"]] == ["LAMP", "SHIRT"]
+    # and a list whose filters differ is another list: store S1's statements are not S2's
+    statements = client.http.get("/statements?store_id=S1&limit=1", headers=operator)
+    assert statements.status_code == 200
