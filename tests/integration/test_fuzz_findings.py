@@ -1,5 +1,6 @@
 """What ``make fuzz`` found, each reproduced: through the test client, or on the local stack's
 HTTP server as ``make serve`` runs it (a fresh process, its own moto, real tokens)."""
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,23 @@ def test_a_cursor_is_refused_by_any_list_but_the_one_that_answered_it(client, op
     # and a list whose filters differ is another list: store S1's statements are not S2's
     statements = client.http.get("/statements?store_id=S1&limit=1", headers=operator)
     assert statements.status_code == 200
+
+
+def test_a_run_a_repeated_request_finds_answers_200_as_the_contract_declares(client, operator):
+    # found: POST /jobs/{job}/runs with an Idempotency-Key used before answered 200, which the
+    # document did not declare (202 only); so did a repeated rerun and publish (common.run_started)
+    import app
+    from chalicelib.http.openapi import document
+
+    headers = {**operator, "Idempotency-Key": "fuzz-1"}
+    body = json.dumps({"params": {}, "dry_run": True})
+    assert client.http.post("/jobs/purge-run-history/runs", headers=headers, body=body).status_code == 202
+    again = client.http.post("/jobs/purge-run-history/runs", headers=headers, body=body)
+    assert again.status_code == 200
+
+    paths = document()["paths"]
+    assert app.app  # the routes are registered
+    for path in ("/jobs/{job}/runs", "/assortments/{assortment_id}/publish",
+                 "/download-sessions/{session_id}/rerun", "/migration/jobs/{job_id}/copy-to-target"):
+        answers = paths[path]["post"]["responses"]
+        assert answers["200"]["content"] == answers["202"]["content"], path
