@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from chalice.local import ChaliceRequestHandler
 
+from chalicelib import localenv
 from devstack.cron import is_due
 from devstack.stack import local_stack
 
@@ -20,55 +21,46 @@ def _scheduled_functions(app) -> dict[str, str]:
     return {name: expr for name, expr in names.items() if name in app.handler_map}
 
 
-class RequestHandler(ChaliceRequestHandler):
-    """Chalice's local request handler, every method reaching the application: http.server answers
-    a method without a ``do_<METHOD>`` 501 with an HTML page; the application answers 405."""
+class ContractRequestHandler(ChaliceRequestHandler):
+    """Chalice's local request handler; every method reaches the application, which answers 405
+    for one the route lacks (http.server's own answer is 501 with an HTML page)."""
 
     do_TRACE = do_CONNECT = do_QUERY = ChaliceRequestHandler._generic_handle
 
 
-class QuietRequestHandler(RequestHandler):
+class QuietRequestHandler(ContractRequestHandler):
     def log_message(self, format: str, *args) -> None:
         """No line per request (the fuzz run sends thousands)."""
 
 
 def start_api(app, port: int, log_requests: bool = True):
     """The HTTP API on 127.0.0.1:``port`` (0: a free one) in a daemon thread; returns the server
-    (``server.server_address``, ``shutdown()``)."""
+    (``shutdown()``)."""
     from chalice.cli.factory import CLIFactory
     from chalice.local import create_local_server
 
-    from chalicelib import localenv
-
     config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
     server = create_local_server(app, config, "127.0.0.1", port)
-    handler = RequestHandler if log_requests else QuietRequestHandler
+    handler = ContractRequestHandler if log_requests else QuietRequestHandler
     server.server.RequestHandlerClass = functools.partial(handler, app_object=app, config=config)
     threading.Thread(target=server.server.serve_forever, daemon=True).start()
-    return server.server
-
-
-def seed(scale: str) -> tuple[str, str, str]:
-    """A demo retailer of ``scale`` (master data) in the running local stack, an operator token
-    and a store's: ``(operator token, store token, store id)``."""
-    from chalicelib.auth import issue_token
-    from chalicelib.datagen import generate
-    from chalicelib.storage import records
-
-    retailer = generate(scale)
-    for entity, items in retailer.master_data().items():
-        for start in range(0, len(items), 1000):
-            records.upsert(entity, items[start:start + 1000])
-    operator = issue_token("operator", label="make serve")
-    store_id = retailer.stores[0]["id"]
-    return operator, issue_token("store", store_id=store_id, label=f"POS {store_id}"), store_id
+    return server
 
 
 def main(port: int = 8000, scale: str = "S") -> int:
     import app
+    from chalicelib.auth import issue_token
+    from chalicelib.datagen import generate
+    from chalicelib.storage import records
 
     with local_stack() as stack:
-        operator, store, store_id = seed(scale)
+        retailer = generate(scale)
+        for entity, items in retailer.master_data().items():
+            for start in range(0, len(items), 1000):
+                records.upsert(entity, items[start:start + 1000])
+        operator = issue_token("operator", label="make serve")
+        store_id = retailer.stores[0]["id"]
+        store = issue_token("store", store_id=store_id, label=f"POS {store_id}")
         server = start_api(app.app, port)
         base = f"http://127.0.0.1:{port}"
         print(f"""retail-sync local stack
