@@ -1,5 +1,7 @@
-"""What every HTTP route shares: the token authorizer, JSON in and out (decimals exact), the
-contract's error format, body limits, list paging and the caller's identity."""
+"""What every HTTP route shares: the token authorizer, the operation table (each route declared
+once with ``operation``: who may call it, its models, answer and errors; ``http/openapi.py``
+publishes it), JSON in and out (decimals exact), the contract's error format, body limits, list
+paging and the caller's identity."""
 from __future__ import annotations
 
 import base64

@@ -21,9 +21,10 @@ def list_account_activity(query):
     return list_response("results", items, cursor)
 
 
-@operation(bp, "POST", "/account-activity/{result_id}/reset-export", body="NoBody", errors=(404,))
+@operation(bp, "POST", "/account-activity/{result_id}/reset-export", body="NoBody", errors=(404, 409))
 def reset_account_activity_export(result_id, body):
-    """Let the next export run write the result again (same key, so it replaces the file)."""
+    """Let the next export run write the result again (same key, so it replaces the file); 409 when it
+    has not been exported yet."""
     from chalicelib.storage import account_activity as results
 
     return results.reset_export(result_id).to_api()

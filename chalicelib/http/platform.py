@@ -38,7 +38,7 @@ def list_jobs():
 
 
 @operation(bp, "POST", "/jobs/{job}/runs", body="StartRun", response="RunAnswer", status=202,
-           errors=(404, 409, 503), idempotency_key=True)
+           errors=(404, 503), idempotency_key=True)
 def start_run(job, body):
     """Start a run of the job (200 with the run an ``Idempotency-Key`` already started)."""
     from chalicelib.jobs import runtime

@@ -148,11 +148,13 @@ class AccountActivityQuery(StrictModel):
 
 
 class TimeRegistrationQuery(StrictModel):
+    """A store's or a worker's registrations (``store_id`` or ``worker_id`` is required)."""
+
     status: choice(*REGISTRATION_STATUSES) = None
     store_id: ID = None
     worker_id: ID = None
-    start: DATE = Field(alias="from")
-    end: DATE = Field(alias="to")
+    start: DATE = Field(alias="from", description="the first day (the store's local day)")
+    end: DATE = Field(alias="to", description=f"the last day: at most {MAX_BATCH_DAYS} days from the first")
     limit: page_size(500) = 100
     cursor: AFTER_CURSOR = None
 
@@ -202,6 +204,8 @@ class UploadIssuesQuery(StrictModel):
 
 
 class StatementsQuery(StrictModel):
+    """A store's statements (of one business date), or one business date's (one of the two is required)."""
+
     store_id: ID = None
     business_date: DATE = None
     limit: page_size(500) = 50
@@ -248,8 +252,9 @@ class Approval(StrictModel):
     worker_id: ID = None
     worker_ids: list[ID] = Field(None, description=f"1 to {MAX_APPROVAL_WORKERS} worker ids, each once")
     store_id: ID = None
-    start: DATE = Field(alias="from")
-    end: DATE = Field(alias="to")
+    start: DATE = Field(alias="from", description="the first day (the store's local days)")
+    end: DATE = Field(alias="to", description=f"the last day: at most {MAX_WORKER_DAYS} days from the first for "
+                                              f"worker_id, {MAX_BATCH_DAYS} for worker_ids or store_id")
 
     @field_validator("worker_ids", mode="before")
     @classmethod
