@@ -3,11 +3,12 @@ their cron, files dropped into the local migration bucket handled."""
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
 from datetime import UTC, datetime
 
-from chalice.local import ChaliceRequestHandler
+from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException, NotAuthorizedError
 
 from chalicelib import localenv
 from devstack.cron import is_due
@@ -22,10 +23,25 @@ def _scheduled_functions(app) -> dict[str, str]:
 
 
 class ContractRequestHandler(ChaliceRequestHandler):
-    """Chalice's local request handler; every method reaches the application, which answers 405
-    for one the route lacks (http.server's own answer is 501 with an HTML page)."""
+    """Chalice's local request handler answering the gateway's own errors as the deployed API does."""
 
+    # every method reaches the application, which answers 405 for one the route lacks (http.server's
+    # own answer is 501 with an HTML page)
     do_TRACE = do_CONNECT = do_QUERY = ChaliceRequestHandler._generic_handle
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        from chalicelib.http.common import GATEWAY_ERRORS, error_body
+
+        kind = error.headers.get("x-amzn-ErrorType")
+        if isinstance(error, NotAuthorizedError):
+            status, body = GATEWAY_ERRORS["UNAUTHORIZED"]
+        elif isinstance(error, ForbiddenError) and kind == "AccessDeniedException":
+            status, body = GATEWAY_ERRORS["ACCESS_DENIED"]
+        elif isinstance(error, ForbiddenError):  # no such route (API Gateway: "Missing Authentication Token")
+            status, body = GATEWAY_ERRORS["MISSING_AUTHENTICATION_TOKEN"]
+        else:  # the authorizer answered nothing
+            status, body = 500, error_body("internal_error", "internal error; see the logs")
+        self._send_http_response(status, {"Content-Type": "application/json"}, json.dumps(body))
 
 
 class QuietRequestHandler(ContractRequestHandler):

@@ -34,10 +34,12 @@ def served():
         server.wait(timeout=30)
 
 
-def send(served, method: str, path: str) -> tuple[int, str, str]:
-    base, token = served
+def send(served, method: str, path: str, token: str | None = None) -> tuple[int, str, str]:
+    """``token``: the operator's when None, no Authorization header when empty."""
+    base, operator = served
+    token = operator if token is None else token
     request = urllib.request.Request(f"{base}{path}", method=method,
-                                     headers={"Authorization": f"Bearer {token}"})
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, answer.headers["Content-Type"], answer.read().decode()
@@ -51,6 +53,16 @@ def test_a_method_no_route_has_is_refused_by_the_api_not_answered_501_html(serve
         status, content_type, body = send(served, method, path)
         assert (status, content_type) == (405, "application/json"), (method, path, body)
         assert method in body
+
+
+def test_the_local_gateway_answers_in_the_contracts_error_format(served):
+    # found: GET /jobs without a token answered 401 {"message": "Unauthorized"} (API Gateway's own
+    # words, which the deployed gateway responses replace); an unknown route echoed the token
+    for path, token, status, code in [("/jobs", "", 401, "unauthorized"), ("/jobs", "unknown", 401, "unauthorized"),
+                                      ("/no-such-route", "rs_secret", 404, "not_found")]:
+        answer_status, content_type, body = send(served, "GET", path, token)
+        assert (answer_status, content_type) == (status, "application/json"), body
+        assert json.loads(body)["error"]["code"] == code and "rs_secret" not in body
 
 
 def test_a_cursor_is_refused_by_any_list_but_the_one_that_answered_it(client, operator):

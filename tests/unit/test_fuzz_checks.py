@@ -38,3 +38,13 @@ def test_each_missing_or_malformed_part_is_named():
         "error has keys the contract lacks: hint"]
     assert error_problems(400, JSON, json.dumps({"error": {"code": "x", "message": "y", "details": []},
                                                   "extra": 1}))
+
+
+def test_a_frameworks_own_format_is_told_apart():
+    from devstack.fuzz_checks import own_format
+
+    assert own_format('{"message": "Unauthorized"}') == "gateway"
+    assert own_format('{"Message": "User is not authorized to access this resource"}') == "gateway"
+    assert own_format('{"Code": "MethodNotAllowedError", "Message": "Unsupported method: TRACE"}') == "chalice"
+    assert own_format('{"error": {"code": "x"}}') is None
+    assert own_format("<html>") is None
