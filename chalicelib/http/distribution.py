@@ -97,7 +97,7 @@ def store_sessions(store_id, query):
 
 
 @operation(bp, "POST", "/stores/{store_id}/status-messages", auth="store", body="StatusMessageUpload",
-           records="status-messages", status=202)
+           records="status-messages", response="MessageOutcome", status=202)
 def post_status_messages(store_id, body):
     """Keep the store's messages for process-status-messages (→ 202 {accepted, rejected}); what can
     be decided on receipt is refused per message (``jobs/status_message_upload.py``)."""

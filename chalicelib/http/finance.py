@@ -31,7 +31,7 @@ def reset_account_activity_export(result_id, body):
 
 
 @operation(bp, "POST", "/stores/{store_id}/time-registrations", auth="store", body="RegistrationUpload",
-           records="time-registrations")
+           records="time-registrations", response="RegistrationOutcome")
 def upload_time_registrations(store_id, body):
     """A store's POS uploads clock-ins and clock-outs; resending is harmless (counted as duplicates),
     a changed registration needs approval again (``approval_withdrawn`` counts those that had it)."""
@@ -57,7 +57,7 @@ def upload_time_registrations(store_id, body):
     return pay.save_registrations(store_id, registrations, period_types, zone).to_api()
 
 
-@operation(bp, "POST", "/time-registrations/approve", body="Approval", errors=(404,))
+@operation(bp, "POST", "/time-registrations/approve", body="Approval", response="ApprovalOutcome", errors=(404,))
 def approve_time_registrations(body):
     """Approve the pending registrations of a worker, up to 100 workers or a store's, of the days
     ``from`` through ``to`` (the store's local days); answers the counts and what was not approved."""

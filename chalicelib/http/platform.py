@@ -91,7 +91,7 @@ def _entity(entity: str) -> str:
     return entity
 
 
-@operation(bp, "PUT", "/data/{entity}", body="DataItems", records="entities", errors=(404,))
+@operation(bp, "PUT", "/data/{entity}", body="DataItems", records="entities", response="DataWritten", errors=(404,))
 def put_data(entity, body):
     """Validate every item, then upsert them all; one invalid item answers 400 and writes nothing.
     Answers ``{"accepted", "written", "unchanged"}`` (an unchanged record is not written)."""
@@ -125,7 +125,7 @@ def get_data(entity, record_id):
     return record
 
 
-@operation(bp, "DELETE", "/data/{entity}/{record_id}", errors=(404,))
+@operation(bp, "DELETE", "/data/{entity}/{record_id}", response="Deleted", errors=(404,))
 def delete_data(entity, record_id):
     """Delete one record → ``{"deleted": id}``."""
     from chalicelib.storage import records

@@ -10,7 +10,7 @@ bp = Blueprint(__name__)
 
 
 @operation(bp, "POST", "/stores/{store_id}/transactions", auth="store", body="TransactionUpload",
-           records="transactions", errors=(404,))
+           records="transactions", response="TransactionOutcome", errors=(404,))
 def upload_transactions(store_id, body):
     """Store each transaction once: ``{"accepted", "duplicates", "conflicts", "rejected"}``, per record."""
     from chalicelib.jobs.transaction_upload import upload

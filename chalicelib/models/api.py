@@ -362,6 +362,56 @@ class RunAndStagingJob(StrictModel):
     job: dict[str, Any] = Field(description="the staging job, as GET /migration/jobs/{job_id} answers it")
 
 
+class DataWritten(StrictModel):
+    accepted: int
+    written: int = Field(description="the records that were new or changed")
+    unchanged: int
+
+
+class Deleted(StrictModel):
+    deleted: str = Field(description="the id of the record deleted")
+
+
+class TransactionOutcome(StrictModel):
+    """Each record's outcome (DOMAIN §13): new, an identical resend, another version of a stored id, invalid."""
+
+    accepted: int
+    duplicates: int
+    conflicts: list[dict[str, Any]] = Field(description="by index: the transaction id and the upload issue kept")
+    rejected: list[dict[str, Any]] = Field(description="by index: the field errors and the upload issue kept")
+
+
+class RegistrationOutcome(StrictModel):
+    accepted: int
+    updated: int = Field(description="resent with other times: their approval is withdrawn")
+    duplicates: int
+    approval_withdrawn: int
+
+
+class MessageRejection(StrictModel):
+    index: int
+    session_id: str | None
+    errors: list[FieldProblem]
+
+
+class MessageOutcome(StrictModel):
+    accepted: int
+    rejected: list[MessageRejection]
+
+
+class ApprovalOutcome(StrictModel):
+    """The request's selector and days, and what was approved."""
+
+    worker_id: str | None = None
+    worker_ids: list[str] | None = None
+    store_id: str | None = None
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+    approved: int
+    already_approved: int
+    not_approved: list[dict[str, Any]] = Field(description="{registration_id, worker_id, reason}")
+
+
 class Job(StrictModel):
     name: str
     title: str

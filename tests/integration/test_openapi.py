@@ -120,3 +120,36 @@ with mock_aws():
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_upload_approval_and_data_answers_match_their_published_models(client, operator):
+    from chalicelib.models import api
+
+    def sent(method, path, body):
+        response = getattr(client.http, method)(path, headers=operator, body=json.dumps(body))
+        assert response.status_code in (200, 202), response.body
+        return response.json_body
+
+    api.DataWritten.model_validate(sent("put", "/data/org-nodes", {"items": [{"id": "ROOT", "name": "Contoso",
+                                                                               "parent_id": None}]}))
+    sent("put", "/data/stores", {"items": [{"id": "S1", "name": "Store S1", "legal_entity": "USRT",
+                                            "org_node_id": "ROOT"}]})
+    sent("put", "/data/workers", {"items": [{"id": "W1", "name": "Wendy", "export_id": "E1", "store_id": "S1",
+                                             "pay_period_type": "weekly", "base_rate": "20.00"}]})
+    shift = {"registration_id": "TR-1", "worker_id": "W1", "clock_in": "2026-09-28T08:00:00Z",
+             "clock_out": "2026-09-28T16:00:00Z"}
+    uploaded = api.RegistrationOutcome.model_validate(
+        sent("post", "/stores/S1/time-registrations", {"registrations": [shift]}))
+    assert uploaded.accepted == 1
+    approved = api.ApprovalOutcome.model_validate(
+        sent("post", "/time-registrations/approve", {"worker_id": "W1", "from": "2026-09-28", "to": "2026-09-28"}))
+    assert (approved.worker_id, approved.start, approved.approved) == ("W1", "2026-09-28", 1)
+    outcome = api.TransactionOutcome.model_validate(
+        sent("post", "/stores/S1/transactions", {"transactions": [{"transaction_id": "T1"}]}))
+    assert [r["index"] for r in outcome.rejected] == [0]
+    messages = api.MessageOutcome.model_validate(
+        sent("post", "/stores/S1/status-messages", {"messages": [{"session_id": "GHOST", "status": "Downloaded",
+                                                                  "at": "2026-09-28T08:00:00Z"}]}))
+    assert messages.rejected[0].session_id == "GHOST"
+    deleted = client.http.delete("/data/workers/W1", headers=operator)
+    assert api.Deleted.model_validate(deleted.json_body).deleted == "W1"
