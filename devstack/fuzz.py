@@ -101,9 +101,9 @@ def _passes(api: Api) -> list[Pass]:
 
 
 def _config(fuzz: Pass) -> str:
-    """schemathesis.toml: a dictionary of known ids per path parameter, and the fixed ones (JSON
-    strings are TOML strings)."""
-    lines = []
+    """schemathesis.toml: no crash cache (it would land in the project), a dictionary of known ids
+    per path parameter, and the fixed ones (JSON strings are TOML strings)."""
+    lines = ["[cache]", "enabled = false", ""]
     for name, values in fuzz.known.items():
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
     lines.append("[parameters]")
@@ -162,9 +162,9 @@ def main(examples: int = 20, seed: int = 14, scale: str = "S") -> int:
                   f"seed {seed}", flush=True)
             env = {**os.environ, "SCHEMATHESIS_HOOKS": "devstack.fuzz_checks", "FUZZ_TALLY": str(tally),
                    "PYTHONPATH": str(PROJECT_DIR)}
-            # in the scratch folder: Schemathesis keeps a crash cache in its working directory
+            # in the project: a baseline entry names our check by its file's path from here
             code = subprocess.run(schemathesis_command(config, spec, api, fuzz, examples, seed),
-                                  cwd=work, env=env, check=False).returncode
+                                  cwd=PROJECT_DIR, env=env, check=False).returncode
             print(f"=== {fuzz.name} pass: requests per operation and status", flush=True)
             requests += _print_tally(tally)
             if code:
