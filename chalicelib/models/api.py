@@ -43,7 +43,7 @@ MAX_BATCH_DAYS = 62  # worker_ids / store_id / the registration list: about two 
 MAX_WORKER_DAYS = 366  # one worker's approval
 
 
-def field_errors(*errors: tuple[tuple, str]) -> PydanticError:
+def errors_at(*errors: tuple[tuple, str]) -> PydanticError:
     """Errors of a rule across fields, each on the field it names (``(("to",), "must not be ...")``);
     raised from a model validator, pydantic reports them at those locations."""
     return PydanticError.from_exception_data("request", [
@@ -165,7 +165,7 @@ class TimeRegistrationQuery(StrictModel):
             problems.append((("store_id",), "store_id or worker_id is required"))
         problems += _range_errors(self.start, self.end, MAX_BATCH_DAYS)
         if problems:
-            raise field_errors(*problems)
+            raise errors_at(*problems)
         return self
 
 
@@ -214,7 +214,7 @@ class StatementsQuery(StrictModel):
     @model_validator(mode="after")
     def _one_key(self):
         if self.store_id is None and self.business_date is None:
-            raise field_errors((("store_id",), "store_id or business_date is required"))
+            raise errors_at((("store_id",), "store_id or business_date is required"))
         return self
 
 
@@ -279,7 +279,7 @@ class Approval(StrictModel):
         problems += _range_errors(self.start, self.end,
                                   MAX_WORKER_DAYS if given == ["worker_id"] else MAX_BATCH_DAYS)
         if problems:
-            raise field_errors(*problems)
+            raise errors_at(*problems)
         return self
 
     @property
