@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: catalogs catalogs-update demo serve token test crash lint openapi bench import-time package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve token fuzz test crash lint openapi bench import-time package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ serve: $(STAMP) catalogs  ## keep the local stack running: HTTP API, schedules, 
 TOKEN_STORE = $(if $(filter command line,$(origin STORE)),--store-id "$(STORE)")
 token: $(STAMP)  ## mint a token on the running local stack (ROLE=operator|store, STORE=<store id>, LABEL=...)
 	$(PY) -m devstack tokens create --role "$(ROLE)" $(TOKEN_STORE) --label "$(or $(LABEL),make token)"
+
+fuzz: $(STAMP) catalogs  ## Schemathesis over every operation of the contract, on a local stack of its own
+	$(PY) -m devstack fuzz
 
 test: $(STAMP) catalogs  ## the test suite (unit and integration, moto in process)
 	$(PY) -m pytest -n 2 -q

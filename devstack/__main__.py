@@ -1,4 +1,4 @@
-"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M]``,
+"""``python -m devstack demo [--scale S] | serve [--port 8000] | bench [--scale M] | fuzz [--examples 20]``,
 ``python -m devstack importtime [--runs N] | tokens ...``.
 
 ``tokens`` is ``python -m chalicelib tokens ...`` against the running ``make serve``."""
@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--scale", default="S", choices=["S", "M", "L"])
     bench = sub.add_parser("bench", help="measure every job")
     bench.add_argument("--scale", default="M", choices=["S", "M", "L"])
+    fuzz = sub.add_parser("fuzz", help="Schemathesis over every operation of the contract")
+    fuzz.add_argument("--examples", type=int, default=20, help="test cases per operation and phase")
+    fuzz.add_argument("--seed", type=int, default=14)
     importtime = sub.add_parser("importtime", help="import app beside its unavoidable libraries: medians, ratio")
     importtime.add_argument("--runs", type=int, default=21)
     sub.add_parser("tokens", help="python -m chalicelib tokens ... against the running make serve", add_help=False)
@@ -40,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.importtime import main as run
 
         return run(args.runs)
+    if args.command == "fuzz":
+        from devstack.fuzz import main as run
+
+        return run(args.examples, args.seed)
     from devstack.bench import main as run
 
     return run(args.scale)

@@ -35,6 +35,10 @@ def state_file() -> Path:
 class ContractRequestHandler(ChaliceRequestHandler):
     """Chalice's local request handler answering the gateway's own errors as the deployed API does."""
 
+    # every method reaches the application, which answers 405 for one the route lacks (http.server's
+    # own answer is 501 with an HTML page)
+    do_TRACE = do_CONNECT = do_QUERY = ChaliceRequestHandler._generic_handle
+
     def _send_error_response(self, error: LocalGatewayException) -> None:
         from chalicelib.http.common import GATEWAY_ERRORS, error_body
 
@@ -50,14 +54,21 @@ class ContractRequestHandler(ChaliceRequestHandler):
         self._send_http_response(status, {"Content-Type": "application/json"}, json.dumps(body))
 
 
-def start_api(app, port: int):
-    """The HTTP API on 127.0.0.1:``port`` in a daemon thread; returns the server (``shutdown()``)."""
+class QuietRequestHandler(ContractRequestHandler):
+    def log_message(self, format: str, *args) -> None:
+        """No line per request (the fuzz run sends thousands)."""
+
+
+def start_api(app, port: int, log_requests: bool = True):
+    """The HTTP API on 127.0.0.1:``port`` (0: a free one) in a daemon thread; returns the server
+    (``shutdown()``)."""
     from chalice.cli.factory import CLIFactory
     from chalice.local import create_local_server
 
     config = CLIFactory(str(localenv.PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
     server = create_local_server(app, config, "127.0.0.1", port)
-    server.server.RequestHandlerClass = functools.partial(ContractRequestHandler, app_object=app, config=config)
+    handler = ContractRequestHandler if log_requests else QuietRequestHandler
+    server.server.RequestHandlerClass = functools.partial(handler, app_object=app, config=config)
     threading.Thread(target=server.server.serve_forever, daemon=True).start()
     return server
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,8 +174,11 @@ def read_body(request, model: str, limit: int | None = None):
 
 def read_query(request, model: str):
     """The query string parsed by the API model named ``model``; an unknown parameter is refused."""
+    params = dict(request.query_params or {})
+    if params.get("cursor"):
+        params["cursor"] = _unsealed_cursor(request, params["cursor"])
     try:
-        return _parse(model, dict(request.query_params or {}))
+        return _parse(model, params)
     except ValidationError as exc:
         exc.errors = [FieldError(e.path, "unknown parameter") if e.message == "unknown field" else e
                       for e in exc.errors]
@@ -241,7 +245,28 @@ def run_started(started, more: Callable[[], dict] | None = None) -> Response:
 
 
 def encode_cursor(key: dict | None) -> str | None:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+    """The next page's cursor: the start key, sealed to the list answering it (``_seal``)."""
+    if not key:
+        return None
+    text = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+    return f"{text}.{_seal(bp.current_request, text)}"
+
+
+def _seal(request, text: str) -> str:
+    """A digest of the cursor with its list: the route, path parameters and filters (the page size
+    aside). A start key only fits the table or index it came from; another list's cursor would reach
+    DynamoDB as a start key it refuses (500), so it is refused first. A checksum, not a secret:
+    it catches a cursor passed to the wrong list, not one forged on purpose."""
+    filters = {k: v for k, v in (request.query_params or {}).items() if k not in ("cursor", "limit")}
+    identity = json.dumps([request.path, request.uri_params or {}, filters, text], sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def _unsealed_cursor(request, cursor: str) -> str:
+    text, _, seal = cursor.rpartition(".")
+    if not text or not hmac.compare_digest(seal, _seal(request, text)):
+        raise ValidationError([FieldError("cursor", "is not a cursor this list returned")])
+    return text
 
 
 def list_response(plural: str, items: list, cursor_key: dict | None) -> Response:

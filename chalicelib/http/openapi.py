@@ -35,6 +35,9 @@ ERRORS = {
     503: "The run is recorded but could not be started now: send the same request again, with the same "
          "`Idempotency-Key`, after `Retry-After` seconds (`service_unavailable`).",
 }
+RUN_STARTS = {"RunAnswer", "RunAndStagingJob"}
+"""The answers of ``common.run_started``: 202 for a run started, 200 for the one a repeated request
+(the same Idempotency-Key, content or session) found."""
 PATH_PARAMETERS = {
     "job": "a job name (GET /jobs lists them)",
     "entity": "a master-data entity",
@@ -108,7 +111,10 @@ def _operation(op: Operation, models, record_models: dict, schemas: dict) -> dic
     if op.body:
         spec["requestBody"] = _request_body(op, record_models, schemas)
     errors = {str(status): {"$ref": f"#/components/responses/Error{status}"} for status in _errors(op)}
-    spec["responses"] = {str(op.status): _answer(op), **errors}
+    answers = {str(op.status): _answer(op), **errors}
+    if op.response in RUN_STARTS:
+        answers["200"] = {**_answer(op), "description": "OK: the run a repeated request found (not started again)"}
+    spec["responses"] = dict(sorted(answers.items()))
     return spec
 
 
