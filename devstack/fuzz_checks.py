@@ -59,8 +59,8 @@ def error_document(ctx, response, case) -> bool | None:
         return None
     summary = f"{response.status_code} is not the contract's error document: " + "; ".join(problems)
     origin = own_format(response.text)
-    # One raise per origin: Schemathesis tells failures apart by the
-    # line that raises, so an accepted gateway-format finding never hides one of our own routes.
+    # One raise per origin: Schemathesis tells failures apart by the line that raises, so a
+    # gateway-format finding is reported apart from one of our own routes.
     if origin == "gateway":
         raise AssertionError(f"{summary} (the local gateway's own format)")
     if origin == "chalice":
