@@ -151,7 +151,7 @@ def get_data(entity, record_id):
     return record
 
 
-@operation(bp, "DELETE", "/data/{entity}/{record_id}", response="Deleted", errors=(404,))
+@operation(bp, "DELETE", "/data/{entity}/{record_id}", response="Deleted", errors=(404, 409))
 def delete_data(entity, record_id):
     """Delete one record → ``{"deleted": id}``."""
     from chalicelib.storage import records
