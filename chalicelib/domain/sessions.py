@@ -26,13 +26,13 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from chalicelib.domain.catalog import VariantKey, variant_key_text
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
+from chalicelib.domain.jsonvalues import json_default
 
 
 class SessionStatus(StrEnum):
@@ -315,19 +315,9 @@ HEADER_FIELDS = ("session_id", "store_id", "data_group", "seq", "created_at", "r
 ROW_OPS = frozenset({"upsert", "delete"})
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _json_line(obj: Mapping[str, Any]) -> bytes:
     text = json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default
     )
     return text.encode() + b"\n"
 

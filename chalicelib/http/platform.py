@@ -153,7 +153,8 @@ def get_data(entity, record_id):
 
 @operation(bp, "DELETE", "/data/{entity}/{record_id}", response="Deleted", errors=(404, 409))
 def delete_data(entity, record_id):
-    """Delete one record → ``{"deleted": id}``."""
+    """Delete one record → ``{"deleted": id}``; 409 naming the records that refer to it, and for the
+    parameters record (change it with PUT)."""
     from chalicelib.storage import records
 
     entity = _entity(entity)

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from pynamodb.constants import NUMBER
 from pynamodb.models import Model
 
 from chalicelib import settings
+from chalicelib.domain.jsonvalues import json_default
 from chalicelib.storage import metering
 from chalicelib.storage.faults import BatchWriteFailed, ConditionFailed, translated
 
@@ -71,19 +72,9 @@ def meta(base: str) -> type:
     return type("Meta", (), {"table_name": TableName(base), "billing_mode": "PAY_PER_REQUEST"})
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def dumps(value: Any) -> str:
     """Compact, deterministic JSON; decimals become strings so no float ever rounds them."""
-    return json.dumps(value, default=_json_default, separators=(",", ":"), sort_keys=True)
+    return json.dumps(value, default=json_default, separators=(",", ":"), sort_keys=True)
 
 
 class DecimalAttribute(Attribute[Decimal]):

@@ -38,8 +38,10 @@ def test_import_app_loads_no_job_no_domain_module_and_no_pydantic():
     loaded = fresh("import app")
     jobs = {job.implementation for job in APPLICATION} | {"chalicelib.jobs.registry", "chalicelib.jobs.runtime"}
     assert not jobs & set(loaded)
-    # The HTTP layer's error types are the only part of the domain every route needs.
-    assert [m for m in loaded if m.startswith("chalicelib.domain.")] == ["chalicelib.domain.errors"]
+    # The HTTP layer's error types and storage's JSON of exact values are the only part of the
+    # domain every route needs.
+    assert sorted(m for m in loaded if m.startswith("chalicelib.domain.")) == [
+        "chalicelib.domain.errors", "chalicelib.domain.jsonvalues"]
     assert not [m for m in loaded if m.startswith(("chalicelib.models", "pydantic", "jinja2", "babel",
                                                    "aws_lambda_powertools"))]
 
