@@ -47,8 +47,8 @@ def test_every_operation_names_its_security_errors_and_list_order(client):
             assert "404" in errors, key  # one object, named by its path
     run_history = operations[("GET", "/jobs/{job}/runs")]
     status = next(p for p in run_history["parameters"] if p["name"] == "status")
-    assert status["schema"]["enum"] == ["Waiting", "Executing", "Ended", "Error", "Canceled", "Cancelling",
-                                        "NotRun"]
+    assert set(status["schema"]["enum"]) == {"Waiting", "Executing", "Ended", "Error", "Canceled", "Cancelling",
+                                             "NotRun"}
     assert "newest first" in run_history["description"]
     assert document["components"]["responses"]["Error400"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/ErrorDocument"}
