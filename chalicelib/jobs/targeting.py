@@ -20,22 +20,12 @@ def target_store_ids(ctx: JobContext) -> list[str]:
     """The stores this run works on, sorted; unknown ids are reported as warnings."""
     if ctx.run.parent_run_id:  # a shard: exactly its store
         return list(ctx.params["store_ids"])
-    store_ids, node_ids = ctx.params.get("store_ids"), ctx.params.get("org_node_ids")
     stores = list(records.scan_entity("stores"))
-    tree = OrgTree(records.scan_entity("org-nodes") if node_ids else [], stores)
-    if not store_ids and not node_ids:
-        return sorted(tree.store_ids)
-    targeted = set()
-    for store_id in store_ids or ():
-        if tree.has_store(store_id):
-            targeted.add(store_id)
-        else:
-            ctx.warn(f"unknown store {store_id}")
-    for node_id in node_ids or ():
-        if not tree.has_node(node_id):
-            ctx.warn(f"unknown organization node {node_id}")
-        targeted |= tree.stores_under(node_id)
-    return sorted(targeted)
+    tree = OrgTree(records.scan_entity("org-nodes") if ctx.params.get("org_node_ids") else [], stores)
+    chosen, warnings = targeted_stores(ctx.params, tree)
+    for warning in warnings:
+        ctx.warn(warning)
+    return sorted(tree.store_ids if chosen is None else chosen)
 
 
 def targeted_stores(params: dict, org_tree: Any) -> tuple[set[str] | None, list[str]]:
