@@ -10,7 +10,7 @@ which a test checks.
 """
 from chalice import Chalice
 
-from chalicelib.http import common, distribution, finance, migration, platform, store_ops
+from chalicelib.http import common, console, distribution, finance, migration, platform, store_ops
 from chalicelib.jobs.triggers import (
     MigrationDropEvent,
     on_migration_files,
@@ -28,6 +28,7 @@ app.register_blueprint(finance.bp)
 app.register_blueprint(distribution.bp)
 app.register_blueprint(migration.bp)
 app.register_blueprint(store_ops.bp)
+app.register_blueprint(console.bp)
 
 SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the stage's queue
 # Chalice needs a literal bucket at import: the dev stage's. Terraform rewrites the notification

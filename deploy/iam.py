@@ -58,6 +58,8 @@ ROUTES: dict[str, Resources] = {
     "chalicelib.http.migration": Resources(tables={StagingJob: "read"}),
     "chalicelib.http.store_ops": Resources(tables={PosTransaction: "write", StatementRecord: "read", OnHand: "read",
                                                    UploadIssue: "write"}),
+    # /console and its files: read from the package, no AWS resource.
+    "chalicelib.http.console": Resources(),
 }
 
 # Functions whose needs no job or route declares.

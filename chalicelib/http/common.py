@@ -322,6 +322,7 @@ class Operation:
     order: str | None = None  # a list route's order, stated in the contract
     records: str | None = None  # the record models of the body's list: "entities" or an upload kind
     idempotency_key: bool = False  # takes an Idempotency-Key header
+    files: tuple[str, ...] = ()  # the answer is a file of one of these media types (the console's), not JSON
 
 
 OPERATIONS: list[Operation] = []

@@ -44,6 +44,7 @@ PATH_PARAMETERS = {
     "record_id": "the record's id",
     "run_id": "a run's id",
     "store_id": "a store's id; a store token reaches only its own",
+    "asset": "a file of the console: one of its scripts (*.js) or its style sheet (console.css)",
 }
 
 
@@ -153,8 +154,10 @@ def _request_body(op: Operation, record_models: dict, schemas: dict) -> dict:
 
 
 def _answer(op: Operation) -> dict:
-    schema = {"$ref": SCHEMAS + op.response} if op.response else {"type": "object"}
     description = {200: "OK", 202: "Accepted: the run, recorded and started"}.get(op.status, "OK")
+    if op.files:
+        return {"description": description, "content": {kind: {"schema": {"type": "string"}} for kind in op.files}}
+    schema = {"$ref": SCHEMAS + op.response} if op.response else {"type": "object"}
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
