@@ -17,34 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from chalicelib import prices
+from chalicelib.prices import FULL_TRANSACTION, PRICES_AS_OF, UNITS
+from chalicelib.prices import usage as monthly  # monthly usage by billing dimension from monthly requests
 from devstack.datagen import SCALES
 from devstack.localenv import PROJECT_DIR
 
-PRICES_AS_OF = "us-east-1 list prices as published on aws.amazon.com/pricing (2025; unchanged to our knowledge)"
-PRICES = {
-    "dynamodb_wru": 0.625 / 1e6,  # on-demand, per write request unit (since 2024-11-01)
-    "dynamodb_rru": 0.125 / 1e6,  # on-demand, per read request unit
-    "lambda_gb_second": 0.0000166667,  # x86
-    "lambda_request": 0.20 / 1e6,
-    "apigateway_request": 3.50 / 1e6,  # REST API, first 333 million
-    "s3_put": 0.005 / 1000,  # PUT, COPY, POST, LIST
-    "s3_get": 0.0004 / 1000,  # GET and all other requests
-    "ses_email": 0.10 / 1000,
-    "sqs_request": 0.40 / 1e6,  # standard queue, after the free million
-    "cloudwatch_alarm": 0.10,  # per standard alarm and month
-}
-FULL_TRANSACTION = 100  # items
-# Capacity units one request consumes (moto does not report capacity): stated upper bounds.
-UNITS = {
-    "dynamodb.PutItem": ("wru", 1), "dynamodb.UpdateItem": ("wru", 1), "dynamodb.DeleteItem": ("wru", 1),
-    "dynamodb.BatchWriteItem": ("wru", 25),  # a full batch of items up to 1 KB
-    "dynamodb.TransactWriteItems": ("wru", 2 * FULL_TRANSACTION),  # 100 items; transactional writes count twice
-    "dynamodb.GetItem": ("rru", 1),  # strongly consistent, up to 4 KB
-    "dynamodb.BatchGetItem": ("rru", 50),  # 100 items up to 4 KB, eventually consistent
-    "dynamodb.Query": ("rru", 32), "dynamodb.Scan": ("rru", 32),  # a 256 KB page, eventually consistent
-}
-S3_PUT_CLASS = {"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
-                "ListObjectsV2", "ListObjects"}
+PRICES = {kind: float(price) for kind, price in prices.PRICES.items()}  # a month's estimate, to the cent
 ASSUMPTIONS = {
     "api_calls_per_store_per_day": 64,  # transactions every 15 min for 12 h, status messages, downloads
     "api_handler_seconds": 0.2, "authorizer_seconds": 0.05,
@@ -85,7 +64,7 @@ def read_benchmarks(path: Path) -> tuple[str, list[Row]]:
 
 
 def runs_per_month(schedule: str) -> int:
-    from devstack.cron import is_due
+    from chalicelib.schedules import is_due
 
     start = datetime(2026, 1, 1)
     return sum(is_due(schedule, start + timedelta(minutes=m)) for m in range(30 * 24 * 60))
@@ -116,25 +95,6 @@ def api_requests_per_call() -> Counter:
     if transactions:
         per_call["dynamodb.TransactWriteItems"] *= sum(transactions) / len(transactions) / FULL_TRANSACTION
     return per_call
-
-
-def monthly(requests: Counter) -> dict[str, float]:
-    """Monthly usage by billing dimension from monthly requests by operation."""
-    usage = Counter()
-    for operation, count in requests.items():
-        service, _, name = operation.partition(".")
-        if operation in UNITS:
-            kind, units = UNITS[operation]
-            usage[f"dynamodb_{kind}"] += count * units
-        elif service == "s3":
-            usage["s3_put" if name in S3_PUT_CLASS else "s3_get"] += count
-        elif service in ("ses", "sesv2"):
-            usage["ses_email"] += count
-        elif service == "sqs":
-            usage["sqs_request"] += count
-        elif service == "lambda":
-            usage["lambda_request"] += count
-    return usage
 
 
 def frequency(step: str, scale: str) -> tuple[str, float, float, str]:

@@ -26,6 +26,7 @@ from chalicelib.jobs.registry import Job, Resources, all_jobs, get_job
 from chalicelib.storage.account_activity import AccountActivityResult
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
+from chalicelib.storage.exports import EXPORT_PREFIXES
 from chalicelib.storage.inventory import OnHand
 from chalicelib.storage.migration import EntityMapping, StagingJob
 from chalicelib.storage.pay import PayBacklog, PayItem, TimeRegistration
@@ -48,8 +49,10 @@ STARTS_RUNS = Resources(tables={RunRecord: "write", Coordination: "write"})
 
 # Route families served by api_handler (blueprint module -> what its routes touch).
 ROUTES: dict[str, Resources] = {
-    # /health, /jobs, /runs, /data, /stores/{id}: master data and run history.
-    "chalicelib.http.platform": Resources(tables={MasterRecord: "write", RunRecord: "read"}),
+    # /health, /jobs, /runs, /data, /stores/{id}: master data and run history; links to the
+    # export files of runs' outputs (signed with the function's role).
+    "chalicelib.http.platform": Resources(tables={MasterRecord: "write", RunRecord: "read"},
+                                          objects={f"data/{prefix}": "read" for prefix in EXPORT_PREFIXES}),
     "chalicelib.http.distribution": Resources(
         tables={DownloadSession: "write", StoreState: "write", StatusMessageRecord: "write"},
         objects={"data/packages/": "write"}),

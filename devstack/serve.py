@@ -19,8 +19,8 @@ from pathlib import Path
 
 from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException, NotAuthorizedError
 
+from chalicelib.schedules import is_due
 from devstack import localenv
-from devstack.cron import is_due
 from devstack.stack import local_stack
 
 # Any key pair is accepted by moto; these are printed for the aws CLI line (never a real one).

@@ -23,6 +23,7 @@ class RunStatus(StrEnum):
     NOT_RUN = "NotRun"
 
 
+MAX_NAMED_SHARDS = 20  # a fan-out parent's message names at most this many shards that did not end
 FINAL_STATUSES = frozenset({RunStatus.ENDED, RunStatus.ERROR, RunStatus.CANCELED, RunStatus.NOT_RUN})
 OPEN_STATUSES = (RunStatus.WAITING, RunStatus.EXECUTING, RunStatus.CANCELLING)
 STARTED_STATUSES = (RunStatus.EXECUTING, RunStatus.CANCELLING)  # an invocation claimed the run
@@ -108,8 +109,9 @@ def retry_outcome(failures: int, limit: int, reason: str) -> tuple[RunStatus, st
 
 def fan_out_outcome(shards: list[tuple[str, str]], cancel_requested: bool) -> tuple[RunStatus, str]:
     """How a fan-out parent ends once every shard ``(store, status)`` has: ``Ended`` when all
-    ended, ``Canceled`` when the others were all canceled, ``Error`` otherwise; the message names
-    the shards that did not end (at most 20)."""
+    ended, ``Canceled`` when the others were all canceled, ``Error`` otherwise; the message counts
+    the shards by status and names the stores of those that did not end (at most 20 in all):
+    ``6 shards: 5 Ended, 1 Error (S004)``."""
     failed = [(store, status) for store, status in shards if status != RunStatus.ENDED]
     if not failed:
         status = RunStatus.ENDED
@@ -117,8 +119,18 @@ def fan_out_outcome(shards: list[tuple[str, str]], cancel_requested: bool) -> tu
         status = RunStatus.CANCELED
     else:
         status = RunStatus.ERROR
-    message = f"{len(shards)} shard(s)" + (f", {len(failed)} not ended: " + ", ".join(
-        f"{store} {s}" for store, s in failed[:20]) if failed else " ended")
+    named = {store for store, _ in failed[:MAX_NAMED_SHARDS]}
+    parts = []
+    for each in RunStatus:
+        stores = [store for store, s in shards if s == each]
+        if not stores:
+            continue
+        part = f"{len(stores)} {each.value}"
+        if each != RunStatus.ENDED:
+            shown = [store for store in stores if store in named]
+            part += f" ({', '.join(shown)}{f', +{len(stores) - len(shown)} more' if len(shown) < len(stores) else ''})"
+        parts.append(part)
+    message = f"{len(shards)} shard{'s' if len(shards) != 1 else ''}: {', '.join(parts)}"
     if status == RunStatus.ENDED and cancel_requested:
         message = late_cancel(message)
     return status, message

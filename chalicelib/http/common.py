@@ -107,7 +107,7 @@ def token_authorizer(auth_request):
     else:
         routes = [f"/stores/{record.store_id}", f"/stores/{record.store_id}/*"]
     return AuthResponse(routes=routes, principal_id=record.token_id,
-                        context={"role": record.role, "store_id": record.store_id or ""})
+                        context={"role": record.role, "store_id": record.store_id or "", "label": record.label or ""})
 
 
 AUTH = {"authorizer": token_authorizer}  # every route but /health: ``@bp.route(path, **AUTH)``
@@ -118,6 +118,7 @@ class Principal:
     token_id: str
     role: str
     store_id: str | None
+    label: str | None = None
 
     @property
     def is_operator(self) -> bool:
@@ -126,7 +127,14 @@ class Principal:
 
 def principal(request) -> Principal:
     auth = (request.context or {}).get("authorizer") or {}
-    return Principal(auth.get("principalId", ""), auth.get("role", ""), auth.get("store_id") or None)
+    return Principal(auth.get("principalId", ""), auth.get("role", ""), auth.get("store_id") or None,
+                     auth.get("label") or None)
+
+
+def requester(request) -> dict:
+    """Who asks for a run, as ``runtime.start`` records it: the token's id and its label."""
+    who = principal(request)
+    return {"requested_by": who.token_id, "requested_by_label": who.label}
 
 
 def require_operator(request) -> Principal:

@@ -6,7 +6,7 @@ import hashlib
 
 from chalice import Blueprint
 
-from chalicelib.http.common import Conflict, NotFound, json_response, list_response, operation, principal, run_started
+from chalicelib.http.common import Conflict, NotFound, json_response, list_response, operation, requester, run_started
 
 bp = Blueprint(__name__)
 
@@ -32,7 +32,7 @@ def publish_assortment(assortment_id, body):
     content = hashlib.blake2b(dumps({k: v for k, v in assortment.items() if k != "status"}).encode(),
                               digest_size=8).hexdigest()
     return run_started(runtime.start("process-assortments", {"assortment_ids": [assortment_id]}, trigger="event",
-                                     requested_by=principal(bp.current_request).token_id,
+                                     **requester(bp.current_request),
                                      idempotency_key=f"publish#{assortment_id}#{content}"))
 
 
@@ -60,6 +60,22 @@ def get_session(session_id):
     return require_session(session_id).to_api()
 
 
+@operation(bp, "GET", "/download-sessions/{session_id}/package", query="PackagePreviewQuery",
+           response="PackagePreview", errors=(404, 409))
+def preview_package(session_id, query):
+    """The header and first ``limit`` rows of the session's package (read as a stream: the rest of
+    the object is not read); 409 when the session has no package."""
+    from chalicelib.jobs.distribution import require_session
+    from chalicelib.storage.download_sessions import package_head
+
+    session = require_session(session_id)
+    if not session.package:
+        raise Conflict(f"session {session_id} has no package ({session.status})")
+    header, rows = package_head(session.package, query.limit)
+    return {"session_id": session.session_id, "store_id": session.store_id, "data_group": session.data_group,
+            "seq": int(session.seq), "header": header, "rows": rows, "total_rows": int(header.get("rows", 0))}
+
+
 @operation(bp, "POST", "/download-sessions/{session_id}/cancel", body="NoBody", response="Session",
            errors=(404, 409))
 def cancel_session(session_id, body):
@@ -76,7 +92,7 @@ def rerun_session(session_id, body):
     session carries the store's current data and the old one gets ``replaced_by``."""
     from chalicelib.jobs.distribution import rerun_session as rerun
 
-    return run_started(rerun(session_id, requested_by=principal(bp.current_request).token_id))
+    return run_started(rerun(session_id, **requester(bp.current_request)))
 
 
 @operation(bp, "GET", "/stores/{store_id}/download-sessions", auth="store", query="StoreSessionsQuery",

@@ -9,8 +9,8 @@ from chalicelib.http.common import (
     idempotency_key,
     list_response,
     operation,
-    principal,
     request_digest,
+    requester,
     run_started,
 )
 
@@ -50,7 +50,7 @@ def copy_to_target(job_id, body):
         raise Conflict(f"staging job {job_id} has no failed rows to retry: nothing of {job.source_key} "
                        "has been copied yet; copy rows: all")
     started = runtime.start(NAME, {"staging_job_id": job_id, "rows": rows}, trigger="manual",
-                            requested_by=principal(request).token_id, idempotency_key=idempotency_key(request),
+                            **requester(request), idempotency_key=idempotency_key(request),
                             request_digest=request_digest(request, body))
     return run_started(started, lambda: {"job": _staging_job(job_id).to_api()})
 

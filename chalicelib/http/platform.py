@@ -11,8 +11,8 @@ from chalicelib.http.common import (
     json_response,
     list_response,
     operation,
-    principal,
     request_digest,
+    requester,
     run_started,
 )
 
@@ -29,14 +29,20 @@ def health():
 
 @operation(bp, "GET", "/jobs", response="JobList", order="in the order of the job table (one page)")
 def list_jobs():
-    """Every job: name, title, description, schedule, parameters and last run."""
+    """Every job: name, title, description, schedule (as written, in words and its next fire time),
+    parameters and last run."""
     from chalicelib.jobs.registry import all_jobs
+    from chalicelib.schedules import next_fire
+    from chalicelib.storage.base import iso, utcnow
     from chalicelib.storage.runs import RunRecord
 
+    now = utcnow()
     jobs = []
     for job in all_jobs():
         last = next(iter(RunRecord.by_job.query(job.name, scan_index_forward=False, limit=1)), None)
-        jobs.append({**job.describe(), "last_run": last.to_api() if last else None})
+        fires = next_fire(job.schedule, now) if job.schedule else None
+        jobs.append({**job.describe(), "next_run_at": iso(fires) if fires else None,
+                     "last_run": last.to_api() if last else None})
     return {"jobs": jobs, "cursor": None}
 
 
@@ -47,7 +53,7 @@ def start_run(job, body):
     from chalicelib.jobs import runtime
 
     request = bp.current_request
-    return run_started(runtime.start(job, body.params, trigger="manual", requested_by=principal(request).token_id,
+    return run_started(runtime.start(job, body.params, trigger="manual", **requester(request),
                                      dry_run=body.dry_run, idempotency_key=idempotency_key(request),
                                      request_digest=request_digest(request, body)))
 
@@ -70,12 +76,62 @@ def job_runs(job, query):
     return list_response("runs", runs, results.last_evaluated_key if len(runs) == limit else None)
 
 
+@operation(bp, "GET", "/runs", query="RunsQuery", response="RunList", order="newest first (by created_at)")
+def list_runs(query):
+    """Every job's runs (or one ``job``'s), of a ``status`` and ``trigger`` or all, created from
+    ``since`` (default: the run history's retention, ``run_history_retention_days``) through
+    ``until`` (default: now). A page may hold fewer than ``limit`` runs and still have a cursor:
+    one call reads a bounded number of index pages."""
+    from datetime import timedelta
+
+    from chalicelib.jobs.parameters import retail_parameters
+    from chalicelib.jobs.registry import get_job
+    from chalicelib.models.base import parse_datetime
+    from chalicelib.storage.base import iso, utcnow
+    from chalicelib.storage.runs import RunRecord, recent_runs
+
+    if query.job and get_job(query.job) is None:
+        raise NotFound(f"unknown job {query.job}")
+    until = iso(parse_datetime(query.until)) if query.until else iso()
+    if query.since:
+        since = iso(parse_datetime(query.since))
+    else:
+        since = iso(utcnow() - timedelta(days=retail_parameters()["run_history_retention_days"]))
+    condition = None
+    if query.status:
+        condition = RunRecord.status == query.status
+    if query.trigger:
+        by_trigger = RunRecord.trigger == query.trigger
+        condition = by_trigger if condition is None else condition & by_trigger
+    runs, cursor = recent_runs(query.job, since, until, query.limit, query.cursor, condition)
+    return list_response("runs", [r.to_api() for r in runs], cursor)
+
+
 @operation(bp, "GET", "/runs/{run_id}", response="Run", errors=(404,))
 def get_run(run_id):
-    """One run."""
-    from chalicelib.jobs import runtime
+    """One run; a fan-out parent's answer lists its ``shards``."""
+    from chalicelib.jobs import fanout, runtime
 
-    return runtime.get_run(run_id).to_api()
+    run = runtime.get_run(run_id)
+    body = run.to_api()
+    if run.shards_pending is not None or run.fanned_out:
+        body["shards"] = fanout.shard_summaries(run)
+    return body
+
+
+@operation(bp, "GET", "/runs/{run_id}/outputs/{index}", response="OutputLink", errors=(404,))
+def run_output(run_id, index):
+    """A short-lived link (15 minutes) to download output ``index`` (from 0) of the run: a file the
+    run wrote (payroll files, account-activity exports); 404 for an output that is no file."""
+    from chalicelib.jobs import runtime
+    from chalicelib.storage import exports
+
+    outputs = runtime.get_run(run_id).outputs or []
+    output = outputs[int(index)] if index.isdigit() and int(index) < len(outputs) else None
+    link = exports.output_link(output) if output else None
+    if link is None:
+        raise NotFound(f"run {run_id} has no downloadable output {index}")
+    return link
 
 
 @operation(bp, "POST", "/runs/{run_id}/cancel", body="NoBody", response="Run", errors=(404, 409))

@@ -306,7 +306,8 @@ def cancel_session(session_id: str, reason: str = "canceled by an operator") -> 
     return session
 
 
-def rerun_session(session_id: str, requested_by: str | None = None) -> runtime.Started:
+def rerun_session(session_id: str, requested_by: str | None = None,
+                  requested_by_label: str | None = None) -> runtime.Started:
     """Start a targeted ``full_sync`` run of the session's job for its store (DOMAIN §13): its
     new session carries the store's current data and replaces this one (``runtime.start``).
     Asking again finds the same run, unless that one did not send (the job was busy, it failed)."""
@@ -317,7 +318,8 @@ def rerun_session(session_id: str, requested_by: str | None = None) -> runtime.S
     key = f"rerun#{session_id}"
     while True:
         started = runtime.start(JOB_OF_GROUP[old.data_group], params, trigger="manual",
-                                requested_by=requested_by, idempotency_key=key)
+                                requested_by=requested_by, requested_by_label=requested_by_label,
+                                idempotency_key=key)
         if started.dispatched or not started.run.is_final or started.run.status == RunStatus.ENDED:
             return started
         key = f"rerun#{session_id}#{started.run.run_id}"

@@ -34,6 +34,12 @@ def shard_key(shard: RunRecord) -> str | None:
     return shard.params.get("store_ids", [None])[0]
 
 
+def shard_summaries(parent: RunRecord) -> list[dict]:
+    """A fan-out parent's shards as ``GET /runs/{run_id}`` lists them, by store."""
+    shards = sorted(children(parent), key=lambda c: (shard_key(c) or "", c.created_at))
+    return [{"run_id": c.run_id, "status": c.status, "scope": shard_key(c), "ended_at": c.ended_at} for c in shards]
+
+
 def shard_done(shard: RunRecord) -> None:
     """A shard has ended: count it off its parent, and close the parent if it was the last."""
     parent = shard_ended(shard.parent_run_id)

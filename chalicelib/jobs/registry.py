@@ -117,9 +117,11 @@ class Job:
 
     def describe(self) -> dict:
         from chalicelib.models.params import describe  # pydantic: GET /jobs only
+        from chalicelib.schedules import in_words
 
         return {"name": self.name, "title": self.title, "description": self.description,
-                "schedule": self.schedule, "params": describe(self.params_model(), self.defaults)}
+                "schedule": self.schedule, "schedule_text": in_words(self.schedule),
+                "params": describe(self.params_model(), self.defaults)}
 
 
 def _jobs(*jobs: Job) -> dict[str, Job]:

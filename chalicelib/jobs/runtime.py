@@ -103,8 +103,8 @@ class Started:
 # --- submitting ---------------------------------------------------------------------------
 
 def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str | None = None,
-           dry_run: bool = False, idempotency_key: str | None = None, request_digest: str | None = None,
-           parent_run_id: str | None = None, lock_scope: str | None = None,
+           requested_by_label: str | None = None, dry_run: bool = False, idempotency_key: str | None = None,
+           request_digest: str | None = None, parent_run_id: str | None = None, lock_scope: str | None = None,
            resume_open: bool = False) -> tuple[RunRecord, bool]:
     """Record a run ``Waiting``; returns (run, created). A known idempotency key returns the
     existing run with ``created=False``.
@@ -125,8 +125,10 @@ def submit(job_name: str, params: Any = None, *, trigger: str, requested_by: str
         unfinished = _unfinished_run(job, scope, cleaned, dry_run)
         if unfinished is not None:
             return get_run(claim_key(job.name, idempotency_key, unfinished.run_id)), False
-    run = RunRecord(new_run_id(), job=job.name, created_at=iso(), status=RunStatus.WAITING, trigger=trigger,
-                    params=cleaned, dry_run=dry_run, requested_by=requested_by,
+    created_at = iso()
+    run = RunRecord(new_run_id(), job=job.name, created_at=created_at, created_day=created_at[:10],
+                    status=RunStatus.WAITING, trigger=trigger, params=cleaned, dry_run=dry_run,
+                    requested_by=requested_by, requested_by_label=requested_by_label,
                     idempotency_key=idempotency_key, request_digest=request_digest, parent_run_id=parent_run_id,
                     lock_scope=scope)
     stored = create_run(run)
@@ -194,7 +196,7 @@ class IdempotencyKeyReused(DomainError):
 
 
 def start(job_name: str, params: Any = None, *, trigger: str, requested_by: str | None = None,
-          dry_run: bool = False, idempotency_key: str | None = None,
+          requested_by_label: str | None = None, dry_run: bool = False, idempotency_key: str | None = None,
           request_digest: str | None = None) -> Started:
     """Submit a run and dispatch it: the one way a route, the bench or a test starts a run.
 
@@ -205,8 +207,9 @@ def start(job_name: str, params: Any = None, *, trigger: str, requested_by: str 
     while raises ``DispatchDeferred``; any other fault propagates. A key that finds a run started
     by another request (its ``request_digest`` differs) raises ``IdempotencyKeyReused``.
     """
-    run, created = submit(job_name, params, trigger=trigger, requested_by=requested_by, dry_run=dry_run,
-                          idempotency_key=idempotency_key, request_digest=request_digest)
+    run, created = submit(job_name, params, trigger=trigger, requested_by=requested_by,
+                          requested_by_label=requested_by_label, dry_run=dry_run, idempotency_key=idempotency_key,
+                          request_digest=request_digest)
     if not created and request_digest and run.request_digest and run.request_digest != request_digest:
         raise IdempotencyKeyReused(run)
     dispatched = created or run.status == RunStatus.WAITING
@@ -441,7 +444,8 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
         child = existing.get(key)
         if child is None:
             child, _ = submit(parent.job, {**parent.params, "store_ids": [key]}, trigger=parent.trigger,
-                              requested_by=parent.requested_by, dry_run=parent.dry_run,
+                              requested_by=parent.requested_by, requested_by_label=parent.requested_by_label,
+                              dry_run=parent.dry_run,
                               idempotency_key=f"{parent.run_id}#{key}", parent_run_id=parent.run_id,
                               lock_scope=f"store#{key}")
         children.append(child)

@@ -24,10 +24,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from chalicelib.domain.pay import REGISTRATION_STATUSES
 from chalicelib.domain.runs import RunStatus
 from chalicelib.domain.sessions import SessionStatus
-from chalicelib.models.base import BOOLEAN, DATE, ID, StrictModel, choice
+from chalicelib.models.base import BOOLEAN, DATE, DATETIME, ID, StrictModel, choice, parse_datetime
 from chalicelib.models.params import COPY_ROWS, STAGING_ENTITIES
 
 RUN_STATUSES = tuple(status.value for status in RunStatus)
+RUN_TRIGGERS = ("manual", "schedule", "event")  # how a run was started (runtime.start/submit's trigger)
 # Spelled out because its owner is a storage module (PynamoDB), which a model may not import;
 # tests/unit/test_api_models.py keeps it equal to its owner's.
 ISSUE_KINDS = ("conflict", "rejected")  # storage/upload_issues.CONFLICT, REJECTED
@@ -133,6 +134,28 @@ class RunHistoryQuery(StrictModel):
     status: choice(*RUN_STATUSES) = None
     limit: page_size(500) = 50
     cursor: CURSOR = None
+
+
+class RunsQuery(StrictModel):
+    """Every job's runs (or one job's), newest first, created from ``since`` through ``until``."""
+
+    job: ID = None
+    status: choice(*RUN_STATUSES) = None
+    trigger: choice(*RUN_TRIGGERS) = None
+    since: DATETIME = Field(None, description="the oldest creation time (default: the run history's retention)")
+    until: DATETIME = Field(None, description="the newest creation time (default: now)")
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.since and self.until and parse_datetime(self.since) > parse_datetime(self.until):
+            raise errors_at((("until",), "must not be before since"))
+        return self
+
+
+class PackagePreviewQuery(StrictModel):
+    limit: page_size(500) = 50
 
 
 class DataListQuery(StrictModel):
@@ -333,6 +356,13 @@ class Counters(StrictModel):
     failed: int
 
 
+class Shard(StrictModel):
+    run_id: str
+    status: choice(*RUN_STATUSES)
+    scope: str | None = Field(description="what the shard works for: its store's id")
+    ended_at: str | None
+
+
 class Run(StrictModel):
     run_id: str
     job: str
@@ -340,7 +370,9 @@ class Run(StrictModel):
     trigger: str
     params: dict[str, Any]
     dry_run: bool
-    requested_by: str | None
+    requested_by: str | None = Field(description="the id of the token that asked for the run, or what started it")
+    requested_by_label: str | None = Field(description="that token's label when the run was asked for; null for "
+                                                       "schedules and events")
     created_at: str
     started_at: str | None
     ended_at: str | None
@@ -349,7 +381,10 @@ class Run(StrictModel):
     outputs: list[dict[str, Any]] = Field(description='{"kind": "s3", "bucket", "key"} or {"kind": "session", "id"}')
     aws_requests: dict[str, int] = Field(description='AWS requests made, by "service.Operation"')
     message: str | None
+    estimated_cost_usd: str = Field(description="what aws_requests cost at list prices (USD, a decimal string): "
+                                                "the requests alone, not the run's Lambda compute")
     parent_run_id: str | None = Field(None, description="a shard's fan-out parent")
+    shards: list[Shard] | None = Field(None, description="a fan-out parent's shard runs (GET /runs/{run_id} only)")
 
 
 class RunAnswer(StrictModel):
@@ -416,6 +451,8 @@ class Job(StrictModel):
     title: str
     description: str
     schedule: str | None
+    schedule_text: str | None = Field(description='the schedule in words ("every 15 minutes", "daily at 02:00 UTC")')
+    next_run_at: str | None = Field(description="when the schedule fires next (UTC), null without a schedule")
     params: dict[str, Any]
     last_run: Run | None
 
@@ -444,6 +481,23 @@ class Session(StrictModel):
     replaced_by: str | None
     stale: bool
     message_errors: list[dict[str, Any]]
+
+
+class PackagePreview(StrictModel):
+    session_id: str
+    store_id: str
+    data_group: str
+    seq: int
+    header: dict[str, Any] = Field(description="the package's header line")
+    rows: list[dict[str, Any]] = Field(description="its first rows ({op, entity, key, data}), at most limit")
+    total_rows: int = Field(description="how many rows the package holds (its header's count)")
+
+
+class OutputLink(StrictModel):
+    url: str = Field(description="a presigned GET of the object, valid 15 minutes")
+    expires_at: str
+    key: str
+    kind: str
 
 
 class StoreSession(Session):

@@ -263,6 +263,24 @@ def get_package(package: dict) -> bytes:
     return aws.client("s3").get_object(Bucket=package["bucket"], Key=package["key"])["Body"].read()
 
 
+def package_head(package: dict, limit: int) -> tuple[dict, list[dict]]:
+    """A package's header and its first ``limit`` rows, read from the S3 object as a stream (the
+    rows after them are neither downloaded further nor decompressed)."""
+    import gzip
+    import json
+
+    body = aws.client("s3").get_object(Bucket=package["bucket"], Key=package["key"])["Body"]
+    try:
+        with gzip.GzipFile(fileobj=body, mode="rb") as lines:
+            header = json.loads(lines.readline())
+            rows = []
+            while len(rows) < limit and (line := lines.readline()):
+                rows.append(json.loads(line))
+    finally:
+        body.close()
+    return header, rows
+
+
 def delete_packages(packages: list[dict]) -> None:
     """Delete package objects, 1000 keys a request (S3 DeleteObjects)."""
     s3 = aws.client("s3")

@@ -18,6 +18,9 @@ from chalicelib import settings
 from chalicelib.storage import aws, faults
 
 PART_BYTES = 8 * 2**20
+# Where jobs write the files an operator downloads (a run's outputs); the API may read only these.
+EXPORT_PREFIXES = ("account-activity/", "payroll/")
+LINK_SECONDS = 15 * 60
 
 
 def upload(key: str, write: Callable[[BinaryIO], object], content_type: str) -> int:
@@ -53,3 +56,20 @@ def exists(key: str) -> bool:
     except faults.NotFound:
         return False
     return True
+
+
+def output_link(output: dict) -> dict | None:
+    """A presigned GET (``LINK_SECONDS``) of a run's output that is an export file in the data bucket,
+    signed locally (no request); None for any other output."""
+    from datetime import timedelta
+
+    from chalicelib.storage.base import iso, utcnow
+
+    key = output.get("key") or ""
+    if output.get("kind") != "s3" or output.get("bucket") != settings.data_bucket() \
+            or not key.startswith(EXPORT_PREFIXES):
+        return None
+    url = aws.client("s3").generate_presigned_url(
+        "get_object", Params={"Bucket": output["bucket"], "Key": key}, ExpiresIn=LINK_SECONDS)
+    return {"url": url, "expires_at": iso(utcnow() + timedelta(seconds=LINK_SECONDS)), "key": key,
+            "kind": key.split("/", 1)[0]}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -22,6 +22,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.domain.runs import OPEN_STATUSES, STARTED_STATUSES, RunStatus, is_final
+from chalicelib.prices import estimate_usd
 from chalicelib.storage.base import JSONAttribute, iso, meta, save_if, update_if
 from chalicelib.storage.faults import ConditionFailed, translated
 
@@ -34,6 +35,18 @@ class RunsByJob(GlobalSecondaryIndex):
         projection = AllProjection()
 
     job = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class RunsByDay(GlobalSecondaryIndex):
+    """Every job's runs by the UTC day they were created (``GET /runs``: newest first, walking the
+    days backwards)."""
+
+    class Meta:
+        index_name = "by_day"
+        projection = AllProjection()
+
+    created_day = UnicodeAttribute(hash_key=True)
     created_at = UnicodeAttribute(range_key=True)
 
 
@@ -58,11 +71,13 @@ class RunRecord(Model):
     run_id = UnicodeAttribute(hash_key=True)
     job = UnicodeAttribute()
     created_at = UnicodeAttribute()
+    created_day = UnicodeAttribute(null=True)  # created_at's UTC day (the ``by_day`` index)
     status = UnicodeAttribute(default=RunStatus.WAITING)
     trigger = UnicodeAttribute(default="manual")
     params = JSONAttribute(default=dict)
     dry_run = BooleanAttribute(default=False)
     requested_by = UnicodeAttribute(null=True)
+    requested_by_label = UnicodeAttribute(null=True)  # the token's label when the run was asked for
     started_at = UnicodeAttribute(null=True)
     ended_at = UnicodeAttribute(null=True)
     counters = JSONAttribute(default=lambda: {"read": 0, "written": 0, "skipped": 0, "failed": 0})
@@ -87,6 +102,7 @@ class RunRecord(Model):
     attempt = NumberAttribute(default=0)
     retries = NumberAttribute(default=0)
     by_job = RunsByJob()
+    by_day = RunsByDay()
     open_fanouts = OpenFanOuts()
 
     @property
@@ -102,6 +118,7 @@ class RunRecord(Model):
             "params": self.params,
             "dry_run": self.dry_run,
             "requested_by": self.requested_by,
+            "requested_by_label": self.requested_by_label,
             "created_at": self.created_at,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
@@ -110,6 +127,7 @@ class RunRecord(Model):
             "outputs": self.outputs,
             "aws_requests": self.aws_requests,
             "message": self.message,
+            "estimated_cost_usd": f"{estimate_usd(self.aws_requests or {}):f}",
         }
         if self.parent_run_id:
             body["parent_run_id"] = self.parent_run_id
@@ -128,6 +146,50 @@ def children(parent: RunRecord) -> list[RunRecord]:
     """A fan-out parent's shard runs (from the ``by_job`` index, which may lag a little)."""
     return list(RunRecord.by_job.query(parent.job, RunRecord.created_at >= parent.created_at,
                                        filter_condition=RunRecord.parent_run_id == parent.run_id))
+
+
+RUNS_PAGE = 100  # runs a ``GET /runs`` Query evaluates
+MAX_RUN_QUERIES = 10  # Queries one ``GET /runs`` call makes at most
+
+
+def recent_runs(job: str | None, since: str, until: str, limit: int, cursor: dict | None,
+                condition=None) -> tuple[list[RunRecord], dict | None]:
+    """Runs created from ``since`` through ``until`` (ISO times), newest first, that match
+    ``condition``: one job's (the ``by_job`` index) or every job's (``by_day``, one Query a day
+    walking backwards). Up to ``limit`` of them and the cursor to go on from (None when the
+    range is exhausted), after ``MAX_RUN_QUERIES`` Queries at most: a page may hold fewer runs
+    than ``limit`` and still have a cursor. ``cursor`` is ``{"partition", "start"}``: the job or
+    day being walked and the start key within it."""
+    index, key_name = (RunRecord.by_job, "job") if job else (RunRecord.by_day, "created_day")
+    partition = (cursor or {}).get("partition") or (job or until[:10])
+    start = (cursor or {}).get("start")
+    found: list[RunRecord] = []
+    for _ in range(MAX_RUN_QUERIES):
+        pages = index.query(partition, RunRecord.created_at.between(since, until), scan_index_forward=False,
+                            page_size=RUNS_PAGE, last_evaluated_key=start, filter_condition=condition)
+        page = next(pages.page_iter)
+        items = page.get("Items", [])
+        for n, item in enumerate(items):
+            found.append(RunRecord.from_raw_data(item))
+            if len(found) == limit:
+                more = n + 1 < len(items) or pages.page_iter.last_evaluated_key
+                last = {name: item[name] for name in ("run_id", key_name, "created_at")}
+                return found, {"partition": partition, "start": last} if more else _next_day(job, partition, since)
+        start = pages.page_iter.last_evaluated_key
+        if start is None:
+            following = _next_day(job, partition, since)
+            if following is None:
+                return found, None
+            partition = following["partition"]
+    return found, {"partition": partition, "start": start}
+
+
+def _next_day(job: str | None, partition: str, since: str) -> dict | None:
+    """The cursor of the day before ``partition`` (walking every job's runs), None past ``since``."""
+    if job:
+        return None
+    day = (date.fromisoformat(partition) - timedelta(days=1)).isoformat()
+    return {"partition": day, "start": None} if day >= since[:10] else None
 
 
 def open_fan_outs(job: str) -> list[str]:

@@ -27,7 +27,7 @@ JOBS.setdefault(SHARDED, Job(SHARDED, "IAM fan-out", "reads each store's record 
 
 def _fan_out(demo):
     run = demo.run_job(SHARDED)
-    assert run["status"] == "Ended" and "3 shard(s) ended" in run["message"], run
+    assert run["status"] == "Ended" and "3 shards: 3 Ended" in run["message"], run
 
 
 @pytest.fixture(scope="module")

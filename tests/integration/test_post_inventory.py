@@ -162,7 +162,7 @@ def test_a_run_over_every_store_fans_out_only_to_stores_with_journals_to_post(re
     busy = run_job(retailer, operator, "post-inventory")
     idle = run_job(retailer, operator, "post-inventory")
 
-    assert busy["status"] == "Ended" and "2 shard(s) ended" in busy["message"], busy
+    assert busy["status"] == "Ended" and "2 shards: 2 Ended" in busy["message"], busy
     children = [r for r in RunRecord.scan() if r.parent_run_id == busy["run_id"]]
     assert sorted(c.params["store_ids"][0] for c in children) == ["S1", "S3"]  # S2 has nothing to post
     # The run's requests are its shards' and its own: the one read of the open-journals index included.

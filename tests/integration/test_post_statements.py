@@ -217,7 +217,7 @@ def test_through_date_and_targeting(retailer, operator):
 
     run = run_job(retailer, operator, "post-statements", {"org_node_ids": ["D1"], "through_date": YESTERDAY})
 
-    assert run["status"] == "Ended" and "2 shard(s) ended" in run["message"], run
+    assert run["status"] == "Ended" and "2 shards: 2 Ended" in run["message"], run
     assert transaction(retailer, "S1", "A1")["status"] == "Posted"
     assert transaction(retailer, "S1", "A2")["status"] == "Completed"  # after through_date
     assert transaction(retailer, "S2", "B1")["status"] == "Posted"

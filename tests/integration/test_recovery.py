@@ -268,7 +268,7 @@ def test_post_statements_killed_while_fanning_out_is_finished_by_the_next_tick(c
     final = on_schedule("post-statements", Event("tick-2"))
 
     assert (final["run_id"], final["status"]) == (parent.run_id, "Ended"), final["message"]
-    assert "3 shard(s) ended" in final["message"]
+    assert "3 shards: 3 Ended" in final["message"]
     history = runs_of("post-statements")
     assert len(history) == 4 and {r.status for r in history} == {"Ended"}
     for store in ("S1", "S2", "S3"):
@@ -413,7 +413,7 @@ def test_a_shard_redelivered_after_its_end_closes_its_parent(client, monkeypatch
     client.lambda_.invoke("run_shard", events[-1])  # SQS delivers the message of the dead invocation again
 
     parent = runtime.get_run(parent.run_id)
-    assert parent.status == "Ended" and parent.message == "3 shard(s) ended"
+    assert parent.status == "Ended" and parent.message == "3 shards: 3 Ended"
     assert parent.counters["written"] == 3
     assert effects() == {"store-S1": 1, "store-S2": 1, "store-S3": 1}
     for store in ("S1", "S2", "S3"):
@@ -431,7 +431,7 @@ def test_the_next_tick_closes_a_parent_whose_shards_all_ended(client, monkeypatc
     tick_2 = on_schedule("test-sharded", Event("tick-2"))
 
     parent = runtime.get_run(parent.run_id)
-    assert parent.status == "Ended" and parent.message == "3 shard(s) ended"
+    assert parent.status == "Ended" and parent.message == "3 shards: 3 Ended"
     assert parent.counters["written"] == 3
     # Left open: only tick-2's own fan-out, whose shards wait in the queue.
     assert [r.run_id for r in RunRecord.open_fanouts.query("test-sharded")] == [tick_2["run_id"]]
@@ -453,7 +453,7 @@ def test_the_next_tick_resumes_a_shard_that_died_mid_way_and_closes_its_parent(c
 
     assert runtime.get_run(dead.run_id).status == "Ended"
     parent = runtime.get_run(parent.run_id)
-    assert parent.status == "Ended" and parent.message == "3 shard(s) ended"
+    assert parent.status == "Ended" and parent.message == "3 shards: 3 Ended"
     # Once per fan-out (tick-2 fans out too): the resumed shard did not make its effect twice.
     assert effects() == {"store-S1": 2, "store-S2": 2, "store-S3": 2}
 

@@ -187,10 +187,12 @@ def test_every_model_becomes_a_table_with_its_keys_indexes_and_ttl():
     runs = tables["runs"]
     assert runs["name"] == "retail-sync-dev-runs" and runs["hash_key"] == "run_id" and "range_key" not in runs
     assert runs["global_secondary_index"] == [
+        {"name": "by_day", "hash_key": "created_day", "range_key": "created_at", "projection_type": "ALL"},
         {"name": "by_job", "hash_key": "job", "range_key": "created_at", "projection_type": "ALL"},
         {"name": "open_fanouts", "hash_key": "open_fanout", "range_key": "created_at",
          "projection_type": "KEYS_ONLY"}]
-    assert runs["attribute"] == [{"name": "created_at", "type": "S"}, {"name": "job", "type": "S"},
+    assert runs["attribute"] == [{"name": "created_at", "type": "S"}, {"name": "created_day", "type": "S"},
+                                 {"name": "job", "type": "S"},
                                  {"name": "open_fanout", "type": "S"}, {"name": "run_id", "type": "S"}]
     assert tables["coordination"]["ttl"] == {"attribute_name": "expires", "enabled": True}
     assert tables["ledger"]["range_key"] == "line_no"

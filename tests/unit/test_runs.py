@@ -72,10 +72,14 @@ def test_a_transient_fault_waits_until_the_attempts_are_spent():
 
 
 def test_a_fan_out_ends_as_its_shards_did():
-    assert fan_out_outcome([("S1", "Ended"), ("S2", "Ended")], False) == (S.ENDED, "2 shard(s) ended")
+    assert fan_out_outcome([("S1", "Ended"), ("S2", "Ended")], False) == (S.ENDED, "2 shards: 2 Ended")
     assert fan_out_outcome([("S1", "Ended"), ("S2", "Canceled")], False) == (
-        S.CANCELED, "2 shard(s), 1 not ended: S2 Canceled")
-    assert fan_out_outcome([("S1", "NotRun"), ("S2", "Canceled")], False)[0] == S.ERROR
-    assert fan_out_outcome([("S1", "Ended")], True) == (S.ENDED, f"{LATE_CANCEL}: 1 shard(s) ended")
+        S.CANCELED, "2 shards: 1 Ended, 1 Canceled (S2)")
+    assert fan_out_outcome([("S1", "NotRun"), ("S2", "Canceled")], False) == (
+        S.ERROR, "2 shards: 1 Canceled (S2), 1 NotRun (S1)")
+    assert fan_out_outcome([("S1", "Ended")], True) == (S.ENDED, f"{LATE_CANCEL}: 1 shard: 1 Ended")
+    six = [(f"S00{i}", "Ended") for i in range(1, 7)]
+    six[3] = ("S004", "Error")
+    assert fan_out_outcome(six, False) == (S.ERROR, "6 shards: 5 Ended, 1 Error (S004)")
     many = fan_out_outcome([(f"S{i}", "Error") for i in range(30)], False)[1]
-    assert many.startswith("30 shard(s), 30 not ended: S0 Error") and "S19 Error" in many and "S20" not in many
+    assert many.startswith("30 shards: 30 Error (S0, S1,") and many.endswith("S19, +10 more)")
