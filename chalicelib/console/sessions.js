@@ -1,6 +1,6 @@
 // Download sessions (the AX form): filter; cancel; rerun; preview a package's rows.
 import { get, post } from './api.js';
-import { badge, clear, confirmed, errorBox, h, notice, shortId, table, time } from './dom.js';
+import { badge, clear, confirmed, errorBox, fields, h, notice, shortId, table, time } from './dom.js';
 import { filterForm, storeChoices } from './forms.js';
 
 const STATUSES = ['Started', 'Available', 'Requested', 'Downloaded', 'Applied', 'Canceled', 'CreateFailed',
@@ -72,15 +72,16 @@ async function showPreview(panel, s) {
   clear(panel, h('p', { class: 'muted' }, 'Loading the package…'));
   try {
     const pkg = await get(`/download-sessions/${encodeURIComponent(s.session_id)}/package`, { limit: PREVIEW_ROWS });
-    const header = pkg.header || Object.keys(pkg.rows[0] || {});
-    const cells = (row) => (Array.isArray(row) ? row : header.map((name) => row[name]));
+    const columns = [...new Set(pkg.rows.flatMap((row) => Object.keys(row)))];
+    const text = (value) => (value === null || value === undefined ? ''
+      : typeof value === 'object' ? JSON.stringify(value) : String(value));
     clear(panel, h('section', { class: 'panel', 'aria-label': 'Package preview' },
       h('h2', {}, `Package of ${pkg.data_group} #${pkg.seq} for store ${pkg.store_id}`),
+      fields(Object.entries(pkg.header || {}).map(([name, value]) => [name, text(value)])),
       h('p', { class: 'muted' }, `${pkg.rows.length} of ${pkg.total_rows} rows`),
       pkg.rows.length ? h('div', { class: 'scroll' }, h('table', {},
-        h('thead', {}, h('tr', {}, header.map((name) => h('th', { scope: 'col' }, name)))),
-        h('tbody', {}, pkg.rows.map((row) => h('tr', {}, cells(row).map((value) => h('td', {},
-          value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value))))))))
+        h('thead', {}, h('tr', {}, columns.map((name) => h('th', { scope: 'col' }, name)))),
+        h('tbody', {}, pkg.rows.map((row) => h('tr', {}, columns.map((name) => h('td', {}, text(row[name]))))))))
         : h('p', { class: 'empty' }, 'The package has no rows.')));
     panel.scrollIntoView({ block: 'nearest' });
   } catch (error) {

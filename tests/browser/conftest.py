@@ -1,0 +1,134 @@
+"""Browser tests of the console: `make serve`'s stack in a fresh process (its own moto, a free
+port, the demo retailer's master data, real tokens) and Debian's Chromium driven by Playwright.
+
+Run by ``make browser`` (not by ``make test``: see pyproject's ``testpaths``). A failed test leaves
+a screenshot in ``build/screenshots/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = PROJECT / "build" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 30_000
+
+
+@dataclass
+class Stack:
+    base: str
+    operator: str
+    store: str
+    store_id: str
+
+    def call(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {token or self.operator}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                return json.load(answer)
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()[:500]}") from None
+
+    @property
+    def console(self) -> str:
+        return f"{self.base}/console"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(PYTHONPATH=str(PROJECT), LOCAL_STACK_FILE=str(folder / "local-stack.json"))
+    process = subprocess.Popen([sys.executable, "-m", "devstack", "serve", "--port", str(port)], cwd=folder,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    printed, deadline = [], time.monotonic() + 300
+    try:
+        while not printed or "Ctrl-C stops" not in printed[-1]:
+            printed.append(lines.get(timeout=max(1.0, deadline - time.monotonic())))
+        banner = "".join(printed)
+        operator = re.search(r"operator token (\S+)", banner).group(1)
+        store, store_id = re.search(r"store token +(\S+) +\(store (\S+)\)", banner).groups()
+        yield Stack(f"http://127.0.0.1:{port}", operator, store, store_id)
+    except queue.Empty:
+        pytest.fail("make serve printed no banner:\n" + "".join(printed))
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (CI's .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.failed_call = report.failed
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser tab (its own sessionStorage); a dialog is answered yes and recorded; any
+    page error fails the test; a screenshot is saved when the test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.dialogs, tab.errors = [], []
+
+    def answer(dialog):
+        tab.dialogs.append((dialog.type, dialog.message))
+        dialog.accept()
+
+    tab.on("dialog", answer)
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    yield tab
+    if getattr(request.node, "failed_call", False):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(SCREENSHOTS / f"failed-{request.node.name}.png"), full_page=True)
+    context.close()
+    assert tab.errors == [], tab.errors
+
+
+def sign_in(page, stack: Stack, token: str | None = None, view: str = "jobs") -> None:
+    page.goto(f"{stack.console}#/{view}")
+    page.fill("#token", token or stack.operator)
+    page.click("button:has-text('Sign in')")
+    if token is None:
+        page.wait_for_selector("#nav a[aria-current='page']")

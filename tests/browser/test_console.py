@@ -1,0 +1,149 @@
+"""The operator console in a real browser against the local stack: sign-in (operator tokens only,
+back to sign-in on a 401), a dry run watched to its end and opened, an assortment published,
+its download sessions previewed, rerun and canceled, registrations approved, values shown as text."""
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import sign_in
+
+XSS = "<script>alert(1)</script>"
+
+
+def test_an_operator_signs_in_and_the_token_stays_out_of_the_address(page, stack):
+    sign_in(page, stack)
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("Purge run history"))).to_contain_text("daily at 04:30 UTC")
+    assert page.evaluate("sessionStorage.getItem('retail-sync.operator-token')") == stack.operator
+    assert page.evaluate("localStorage.length") == 0
+    assert stack.operator not in page.url
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_store_token_is_refused_at_sign_in(page, stack):
+    sign_in(page, stack, token=stack.store)
+    expect(page.get_by_role("alert")).to_have_text("This is a store token: the console needs an operator token.")
+    expect(page.locator("#nav")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_401_returns_to_sign_in(page, stack):
+    sign_in(page, stack)
+    page.evaluate("sessionStorage.setItem('retail-sync.operator-token', 'rs_revoked')")  # as if revoked meanwhile
+    page.get_by_role("link", name="Runs").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text("Your token expired or was revoked: sign in again.")
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_dry_run_is_started_watched_to_its_end_and_opened(page, stack):
+    sign_in(page, stack)
+    page.get_by_role("row", name=re.compile("Purge run history")).get_by_role("button", name="Run now…").click()
+    form = page.get_by_role("form", name="Run Purge run history")
+    form.get_by_label("older_than_days").fill("30")
+    form.get_by_label("Dry run").check()
+    form.get_by_role("button", name="Start run").click()
+    expect(page.get_by_role("heading", name=re.compile("purge-run-history"))).to_contain_text("Ended")
+    expect(page.locator("h1")).to_contain_text("dry run")
+    details = page.locator("dl.fields")
+    expect(details).to_contain_text("make serve")  # requested by: the token's label
+    expect(details).to_contain_text('{"older_than_days":30}')
+    expect(page.get_by_role("heading", name="AWS requests")).to_be_visible()
+    expect(page.get_by_role("heading", name="Errors (0)")).to_be_visible()
+    run_id = page.locator("dl.fields dd code").first.inner_text()
+    page.get_by_role("link", name=re.compile("runs of purge-run-history")).click()
+    first = page.locator("tbody tr").first
+    expect(first).to_contain_text("purge-run-history")
+    expect(first.get_by_role("link")).to_have_attribute("title", run_id)  # newest first
+
+
+def test_bad_parameters_show_the_api_message_and_field(page, stack):
+    sign_in(page, stack)
+    page.get_by_role("row", name=re.compile("Purge run history")).get_by_role("button", name="Run now…").click()
+    form = page.get_by_role("form", name="Run Purge run history")
+    form.get_by_label("older_than_days").fill("-3")
+    form.get_by_role("button", name="Start run").click()
+    problem = form.get_by_role("alert")
+    expect(problem).to_contain_text("older_than_days")
+    expect(problem.locator("li")).to_have_count(1)
+
+
+def test_publish_an_assortment_then_preview_rerun_and_cancel_its_sessions(page, stack):
+    sign_in(page, stack, view="assortments")
+    row = page.get_by_role("row", name=re.compile("Canada core range"))
+    expect(row).to_contain_text("Draft")
+    row.get_by_role("button", name="Publish").click()
+    assert page.dialogs and "Publish assortment Canada core range" in page.dialogs[-1][1]
+    expect(page.get_by_role("status")).to_contain_text("published")
+    expect(page.get_by_role("row", name=re.compile("Canada core range"))).not_to_contain_text("Draft")
+    page.get_by_role("status").get_by_role("link").click()
+    expect(page.locator("h1")).to_contain_text("Ended")
+
+    page.get_by_role("link", name="Download sessions").click()
+    page.get_by_label("Status").select_option("Available")
+    page.get_by_role("button", name="Show").click()
+    rows = page.locator("tbody tr")
+    expect(rows.first).to_contain_text("assortments")
+    rows.first.get_by_role("button", name="Preview").click()
+    preview = page.get_by_role("region", name="Package preview")
+    expect(preview.locator("th").first).to_be_visible()
+    expect(preview).to_contain_text(re.compile(r"\d+ of \d+ rows"))
+
+    session_id = rows.first.locator("code").get_attribute("title")
+    rows.first.get_by_role("button", name="Cancel").click()
+    assert "Cancel session" in page.dialogs[-1][1]
+    expect(page.get_by_role("status")).to_contain_text(f"Session {session_id} canceled.")
+    canceled = page.locator("tbody tr", has=page.locator(f"code[title='{session_id}']"))
+    expect(canceled).to_contain_text("Canceled")
+
+    canceled.get_by_role("button", name="Rerun").click()
+    assert "Rerun assortments" in page.dialogs[-1][1]
+    expect(page.get_by_role("status")).to_contain_text("Rerun started")
+    page.get_by_role("status").get_by_role("link").click()
+    expect(page.locator("h1")).to_contain_text("process-assortments")
+
+
+def _registrations(stack, days_ago: tuple[int, ...]) -> list[str]:
+    workers = [w for w in stack.call("GET", "/data/workers?limit=1000")["items"] if w["store_id"] == stack.store_id][:2]
+    registrations = []
+    for worker in workers:
+        for n in days_ago:
+            day = (datetime.now(UTC) - timedelta(days=n)).replace(hour=16, minute=0, second=0, microsecond=0)
+            registrations.append({"registration_id": f"BT-{worker['id']}-{n}", "worker_id": worker["id"],
+                                  "clock_in": day.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                  "clock_out": (day + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")})
+    stack.call("POST", f"/stores/{stack.store_id}/time-registrations", {"registrations": registrations},
+               token=stack.store)
+    return [w["id"] for w in workers]
+
+
+def test_approve_registrations_of_selected_workers_then_all_of_a_store(page, stack):
+    first, second = _registrations(stack, (3, 4))
+    sign_in(page, stack, view=f"time-registrations?store_id={stack.store_id}")
+    expect(page.get_by_role("row", name=re.compile(second))).to_contain_text("pending")
+    page.get_by_label(f"select worker {first}").check()
+    page.get_by_role("button", name="Approve selected workers").click()
+    expect(page.get_by_role("status")).to_contain_text("Approved 2;")
+    expect(page.get_by_role("row", name=re.compile(first))).to_have_count(0)  # pending only
+    page.get_by_role("button", name=f"Approve all of store {stack.store_id}").click()
+    assert f"every pending registration of store {stack.store_id}" in page.dialogs[-1][1]
+    expect(page.get_by_role("status")).to_contain_text("Approved 2;")
+    expect(page.get_by_text("Nothing pending approval for these days.")).to_be_visible()
+
+
+def test_names_are_shown_as_text_never_run(page, stack):
+    assortment = stack.call("GET", "/data/assortments/AS-HOLIDAY")
+    stack.call("PUT", "/data/assortments", {"items": [{**{k: v for k, v in assortment.items() if k != "status"},
+                                                       "id": "AS-XSS", "name": XSS}]})
+    sign_in(page, stack, view="assortments")
+    cell = page.get_by_role("row", name=re.compile("AS-XSS")).locator("strong")
+    expect(cell).to_have_text(XSS)
+    assert page.locator("main script").count() == 0
+    page.reload()
+    expect(page.get_by_role("row", name=re.compile("AS-XSS"))).to_be_visible()
+    assert page.dialogs == []
