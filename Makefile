@@ -7,7 +7,7 @@ SCALE ?= M
 export PYTHONPATH := $(CURDIR)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: catalogs catalogs-update demo serve token fuzz test crash lint openapi bench import-time package package-check deploy-smoke iam-audit cost clean
+.PHONY: catalogs catalogs-update demo serve token fuzz test browser crash lint openapi bench import-time package package-check deploy-smoke iam-audit cost clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,12 @@ token: $(STAMP)  ## mint a token on the running local stack (ROLE=operator|store
 fuzz: $(STAMP) catalogs  ## Schemathesis over every operation of the contract, on a local stack of its own
 	$(PY) -m devstack fuzz
 
-test: $(STAMP) catalogs  ## the test suite (unit and integration, moto in process)
-	$(PY) -m pytest -n 2 -q
+test: $(STAMP) catalogs  ## the test suite (unit and integration, moto in process); not the browser tests
+	$(PY) -m pytest -n 2 -q --ignore=tests/browser
+
+# Debian's chromium package (apt-get install -y chromium); CHROMIUM=<path> for another build.
+browser: $(STAMP) catalogs  ## the console in headless Chromium against make serve's stack; screenshots in build/screenshots/
+	$(PY) -m pytest -q -p no:cacheprovider tests/browser
 
 crash: $(STAMP) catalogs  ## every job killed/throttled at every AWS call of its run; prints crash points per job
 	CRASH_POINTS=1 $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/crash

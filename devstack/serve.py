@@ -79,6 +79,7 @@ def banner(base: str, endpoint: str, operator: str, store: str, store_id: str, s
     credentials = " ".join(f"{name}={value}" for name, value in LOCAL_CREDENTIALS.items())
     return f"""retail-sync local stack
   API            {base}   (moto: {endpoint}, dashboard {endpoint}/moto-api/)
+  console        {base}/console   (sign in with the operator token)
   operator token {operator}
   store token    {store}   (store {store_id})
   more tokens    make token ROLE=operator | make token ROLE=store STORE={store_id}

@@ -97,6 +97,13 @@ def _commands(text: str) -> list[str]:
     return [line.split("  # ")[0].strip() for line in joined.splitlines() if line.strip()]
 
 
+def test_the_banner_names_the_console_and_it_is_served(serve):
+    assert f"console        {serve.base}/console   (sign in with the operator token)" in serve.banner
+    status, headers, body = serve.request("GET", "/console")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"console/app.js" in body
+
+
 def test_the_banner_examples_work_as_printed(serve, tmp_path):
     commands = _commands(serve.banner.split("\n\n")[1])
     export = next(c for c in commands if c.startswith("export "))
