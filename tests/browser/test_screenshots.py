@@ -47,7 +47,8 @@ def test_page_weight_and_time_to_first_render(page, stack):
     paint = page.evaluate("""() => {
         const fcp = performance.getEntriesByName('first-contentful-paint')[0];
         const nav = performance.getEntriesByType('navigation')[0];
-        return {first_contentful_paint_ms: fcp ? fcp.startTime : null, dom_content_loaded_ms: nav.domContentLoadedEventEnd,
+        return {first_contentful_paint_ms: fcp ? fcp.startTime : null,
+                dom_content_loaded_ms: nav.domContentLoadedEventEnd,
                 transferred_bytes: performance.getEntriesByType('resource').reduce((n, r) => n + r.transferSize, 0)
                                    + nav.transferSize};
     }""")
