@@ -1,7 +1,7 @@
 // The console: sign-in, navigation (hash routes), the alerts banner, and the views.
 import { api, ApiError, post, session } from './api.js';
 import { assortmentsView, stockView } from './catalog.js';
-import { h, clear, errorBox, time } from './dom.js';
+import { clear, errorBox, h, loading, time } from './dom.js';
 import { financeView, registrationsView } from './finance.js';
 import { jobsView } from './jobs.js';
 import { migrationView, stagingJobView, uploadsView } from './operations.js';
@@ -92,7 +92,7 @@ async function render() {
   shown += 1;
   const generation = shown;
   const context = { alive: () => generation === shown && session.token() !== null, refresh: render };
-  clear(main, h('p', { class: 'muted' }, 'Loading…'));
+  clear(main, loading());
   refreshAlerts();
   try {
     await view(main, here, context);

@@ -1,6 +1,6 @@
 // Assortments (publish a Draft) and Statements and stock (statements with totals; on-hand).
 import { get, post } from './api.js';
-import { badge, clear, confirmed, errorBox, h, section, table, time } from './dom.js';
+import { badge, clear, confirmed, errorBox, h, loading, section, table, time } from './dom.js';
 import { filterForm, storeChoices } from './forms.js';
 
 function channels(assortment) {
@@ -51,12 +51,14 @@ export async function stockView(main, { query }) {
     { name: 'business_date', label: 'Business date', type: 'date' },
     { name: 'product_id', label: 'Product (on-hand)', placeholder: 'all products' },
   ], { ...query, store_id: storeId });
-  clear(main, h('h1', {}, 'Statements and stock'), filters);
+  const wait = loading();
+  clear(main, h('h1', {}, 'Statements and stock'), filters, wait);
   if (!storeId) return;
   const [statements, onHand] = await Promise.allSettled([
     get('/statements', { store_id: storeId, business_date: query.business_date, limit: 100 }),
     get('/inventory/on-hand', { store_id: storeId, product_id: query.product_id, limit: 200 }),
   ]);
+  wait.remove();
   main.append(
     section(`Statements of store ${storeId}`, statements.status === 'rejected' ? errorBox(statements.reason) : table([
       ['Statement', (s) => h('code', {}, s.statement_id)],

@@ -63,6 +63,10 @@ export function errorBox(error) {
     details.length ? h('ul', {}, details.map((d) => h('li', {}, h('code', {}, d.field), ': ', d.message))) : null);
 }
 
+export function loading() {
+  return h('p', { class: 'muted' }, 'Loading…');
+}
+
 export function notice(text) {
   return h('div', { class: 'notice', role: 'status' }, text);
 }

@@ -1,6 +1,6 @@
 // Finance (account-activity results, reset export; payroll files) and Time registrations (approve).
 import { get, post } from './api.js';
-import { badge, clear, confirmed, errorBox, h, notice, section, table, time } from './dom.js';
+import { badge, clear, confirmed, errorBox, h, loading, notice, section, table, time } from './dom.js';
 import { filterForm, storeChoices } from './forms.js';
 import { outputCell, runLink } from './runs.js';
 
@@ -22,7 +22,7 @@ export async function financeView(main, { query }) {
     get('/jobs/transfer-to-pay/runs', { limit: 20 }),
   ]);
   const profileId = query.profile_id || (profiles[0] && profiles[0].id);
-  const results = h('div', {});
+  const results = h('div', {}, loading());
   clear(main, h('h1', {}, 'Finance'),
     section('Account activity',
       filterForm('finance', [{ name: 'profile_id', label: 'Export profile', required: true,
@@ -88,7 +88,7 @@ export async function registrationsView(main, { query }) {
     { name: 'to', label: 'To', type: 'date', required: true },
     { name: 'status', label: 'Status', required: true, options: ['pending', 'approved', 'transferred', ['all', 'all statuses']] },
   ], chosen);
-  const result = h('div', {});
+  const result = h('div', {}, loading());
   clear(main, h('h1', {}, 'Time registrations'), filters, result);
   if (!chosen.store_id) return;
   const show = async (message) => {

@@ -1,6 +1,6 @@
 // Migration (staging jobs, row errors, mapping; copy to target) and Uploads (conflicts, rejections; accept).
 import { get, post } from './api.js';
-import { badge, clear, confirmed, errorBox, fields, h, json, notice, section, shortId, table, time } from './dom.js';
+import { badge, clear, confirmed, errorBox, fields, h, json, loading, notice, section, shortId, table, time } from './dom.js';
 import { filterForm, storeChoices } from './forms.js';
 
 const ENTITIES = ['stores', 'customers', 'workers', 'categories', 'products', 'inventory'];
@@ -73,7 +73,7 @@ export async function uploadsView(main, { query }) {
     { name: 'store_id', label: 'Store', options: stores, required: true },
     { name: 'kind', label: 'Kind', options: [['conflict', 'conflicts'], ['rejected', 'rejections']] },
   ], { ...query, store_id: storeId });
-  const result = h('div', {});
+  const result = h('div', {}, loading());
   clear(main, h('h1', {}, 'Uploads'),
     h('p', { class: 'muted' }, 'Transactions a store uploaded that were refused (rejections) or that differ from the version ' +
       'already stored (conflicts), the last 30 days. Accepting a conflict replaces the stored version while it is unposted.'),

@@ -1,6 +1,6 @@
 // Runs: every job's runs, newest first, filtered; live while one is Waiting or Executing. A run's detail.
 import { get, post } from './api.js';
-import { badge, clear, confirmed, errorBox, fields, h, json, notice, section, shortId, table, time } from './dom.js';
+import { badge, clear, confirmed, errorBox, fields, h, json, loading, notice, section, shortId, table, time } from './dom.js';
 import { filterForm, utc } from './forms.js';
 
 const LIVE = new Set(['Waiting', 'Executing', 'Cancelling']);
@@ -44,7 +44,7 @@ export async function runsView(main, { query }, context) {
     { name: 'since', label: 'Since (UTC)', type: 'datetime-local' },
     { name: 'until', label: 'Until (UTC)', type: 'datetime-local' },
   ], query);
-  const list = h('div', {});
+  const list = h('div', {}, loading());
   clear(main, h('h1', {}, 'Runs'), filters, list);
   const params = { job: query.job, status: query.status, trigger: query.trigger, since: utc(query.since),
     until: utc(query.until), limit: 50 };

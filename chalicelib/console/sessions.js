@@ -1,6 +1,6 @@
 // Download sessions (the AX form): filter; cancel; rerun; preview a package's rows.
 import { get, post } from './api.js';
-import { badge, clear, confirmed, errorBox, fields, h, notice, shortId, table, time } from './dom.js';
+import { badge, clear, confirmed, errorBox, fields, h, loading, notice, shortId, table, time } from './dom.js';
 import { filterForm, storeChoices } from './forms.js';
 
 const STATUSES = ['Started', 'Available', 'Requested', 'Downloaded', 'Applied', 'Canceled', 'CreateFailed',
@@ -14,7 +14,7 @@ export async function sessionsView(main, { query }) {
     { name: 'store_id', label: 'Store', options: await storeChoices(), any: 'all stores' },
     { name: 'status', label: 'Status', options: STATUSES },
   ], query);
-  const result = h('div', {});
+  const result = h('div', {}, loading());
   const preview = h('div', {});
   clear(main, h('h1', {}, 'Download sessions'), filters, result, preview);
   let sessions;
