@@ -1,6 +1,6 @@
 // Runs: every job's runs, newest first, filtered; live while one is Waiting or Executing. A run's detail.
 import { get, post } from './api.js';
-import { badge, clear, confirmed, errorBox, fields, h, json, loading, notice, section, shortId, table, time } from './dom.js';
+import { badge, clear, confirmed, errorBox, fields, h, json, loading, notice, section, table, time } from './dom.js';
 import { filterForm, utc } from './forms.js';
 
 const LIVE = new Set(['Waiting', 'Executing', 'Cancelling']);
@@ -18,7 +18,7 @@ export function who(run) {
 }
 
 export function runLink(run) {
-  return h('a', { href: `#/runs/${encodeURIComponent(run.run_id)}`, title: run.run_id }, shortId(run.run_id));
+  return h('a', { href: `#/runs/${encodeURIComponent(run.run_id)}`, title: run.run_id }, h('code', {}, run.run_id));
 }
 
 export function runsTable(runs, empty = 'No runs yet.') {
