@@ -36,6 +36,8 @@ class Stack:
     operator: str
     store: str
     store_id: str
+    endpoint: str  # the stack's moto server
+    folder: Path  # where make serve runs (its demo-output/ holds a sample RMS export)
 
     def call(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -75,7 +77,8 @@ def stack(tmp_path_factory):
         banner = "".join(printed)
         operator = re.search(r"operator token (\S+)", banner).group(1)
         store, store_id = re.search(r"store token +(\S+) +\(store (\S+)\)", banner).groups()
-        yield Stack(f"http://127.0.0.1:{port}", operator, store, store_id)
+        endpoint = json.loads((folder / "local-stack.json").read_text())["endpoint"]
+        yield Stack(f"http://127.0.0.1:{port}", operator, store, store_id, endpoint, folder)
     except queue.Empty:
         pytest.fail("make serve printed no banner:\n" + "".join(printed))
     finally:

@@ -147,3 +147,42 @@ def test_names_are_shown_as_text_never_run(page, stack):
     page.reload()
     expect(page.get_by_role("row", name=re.compile("AS-XSS"))).to_be_visible()
     assert page.dialogs == []
+
+
+def test_reset_an_export_and_download_an_export_file(page, stack):
+    stack.call("POST", "/jobs/generate-account-activity/runs", {"params": {}})
+    export = stack.call("POST", "/jobs/export-account-activity/runs", {"params": {}})["run"]
+    sign_in(page, stack, view="finance?profile_id=FIN-CSV")
+    exported = page.locator("tbody tr", has_text="Exported").first
+    exported.get_by_role("button", name="Reset export").click()
+    assert "Reset the export of" in page.dialogs[-1][1]
+    expect(page.get_by_role("status")).to_contain_text("will be exported again by the next export run")
+
+    page.goto(f"{stack.console}#/runs/{export['run_id']}")
+    outputs = page.locator("section", has=page.get_by_role("heading", name=re.compile("Outputs")))
+    outputs.get_by_role("button", name="Get download link").first.click()
+    link = outputs.get_by_role("link", name="Download").first
+    expect(link).to_have_attribute("href", re.compile(r"^http://127\.0\.0\.1:\d+/.*account-activity"))
+
+
+def test_a_dropped_rms_file_is_staged_and_copied_to_target(page, stack):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=stack.endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.put_object(Bucket="retail-sync-local-migration", Key="migration/data/products/browser-test.csv",
+                  Body=(stack.folder / "demo-output" / "rms-items.csv").read_bytes())
+    sign_in(page, stack, view="migration")
+    staged = page.locator("tbody tr", has_text="browser-test.csv")
+    for _ in range(30):  # make serve hands drops to their function every 2 s
+        if staged.count():
+            break
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Show").click()
+    staged.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Mapping in use")).to_be_visible()
+    page.get_by_role("button", name="Copy to target: all valid rows").click()
+    assert "Copy all" in page.dialogs[-1][1]
+    expect(page.get_by_role("status")).to_contain_text("Copy started")
+    page.get_by_role("status").get_by_role("link").click()
+    expect(page.locator("h1")).to_contain_text("copy-migration-to-target")
