@@ -186,3 +186,22 @@ def test_a_dropped_rms_file_is_staged_and_copied_to_target(page, stack):
     expect(page.get_by_role("status")).to_contain_text("Copy started")
     page.get_by_role("status").get_by_role("link").click()
     expect(page.locator("h1")).to_contain_text("copy-migration-to-target")
+
+
+def test_accept_a_conflicting_version_of_an_uploaded_transaction(page, stack):
+    from devstack.datagen import generate, transactions
+
+    sale = next(transactions(generate("S"), days=1, per_store_per_day=1, store_ids=[stack.store_id]))
+    sale = {**sale, "transaction_id": "BT-CONFLICT"}
+    path = f"/stores/{stack.store_id}/transactions"
+    assert stack.call("POST", path, {"transactions": [sale]}, token=stack.store)["accepted"] == 1
+    changed = {**sale, "lines": [{**sale["lines"][0], "qty": str(int(sale["lines"][0]["qty"]) + 1)},
+                                 *sale["lines"][1:]]}
+    assert stack.call("POST", path, {"transactions": [changed]}, token=stack.store)["conflicts"]
+    sign_in(page, stack, view=f"uploads?store_id={stack.store_id}")
+    row = page.locator("tbody tr", has_text="BT-CONFLICT")
+    expect(row).to_contain_text("Open")
+    row.get_by_role("button", name="Accept this version").click()
+    assert "Accept the uploaded version of transaction BT-CONFLICT" in page.dialogs[-1][1]
+    expect(page.get_by_role("status")).to_contain_text("Accepted the new version of BT-CONFLICT.")
+    expect(page.locator("tbody tr", has_text="BT-CONFLICT")).to_contain_text("Accepted")
