@@ -95,13 +95,17 @@ def test_runs_is_a_bounded_number_of_queries_never_a_scan(client, operator, monk
 def test_runs_refuses_bad_filters_naming_them(client, operator):
     for query, field in [("?status=Done", "status"), ("?trigger=cron", "trigger"), ("?since=yesterday", "since"),
                          ("?since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z", "until"), ("?limit=0", "limit"),
-                         ("?job=no-such-job", None), ("?colour=red", "colour")]:
+                         ("?job=no-such-job", None), ("?colour=red", "colour"),
+                         ("?since=0001-01-01T00:30:00+01:00", "since")]:
         answer = client.http.get(f"/runs{query}", headers=operator)
         if field is None:
             assert answer.status_code == 404, query
         else:
             assert answer.status_code == 400, query
             assert answer.json_body["error"]["details"][0]["field"] == field, query
+    # A range that holds no run by default: since in the future, or until before the retention.
+    for query in ("?since=2999-01-01T00:00:00Z", "?until=2001-01-01T00:00:00Z"):
+        assert runs(client, operator, query) == {"runs": [], "cursor": None}, query
 
 
 # --- run answers --------------------------------------------------------------------------
