@@ -34,8 +34,9 @@ serve: $(STAMP) catalogs  ## keep the local stack running: HTTP API, schedules, 
 # With make serve running: make token ROLE=operator | make token ROLE=store STORE=S001. STORE counts
 # only on the command line: the shell's $$STORE is the store token that make serve's export line sets.
 TOKEN_STORE = $(if $(filter command line,$(origin STORE)),--store-id "$(STORE)")
-token: $(STAMP)  ## mint a token on the running local stack (ROLE=operator|store, STORE=<store id>, LABEL=...)
-	$(PY) -m devstack tokens create --role "$(ROLE)" $(TOKEN_STORE) --label "$(or $(LABEL),make token)"
+token: $(STAMP)  ## mint a token on the running local stack (ROLE=operator|store, STORE=<store id>, LABEL=..., EXPIRES_IN=12h)
+	$(PY) -m devstack tokens create --role "$(ROLE)" $(TOKEN_STORE) --label "$(or $(LABEL),make token)" \
+	  $(if $(EXPIRES_IN),--expires-in "$(EXPIRES_IN)")
 
 fuzz: $(STAMP) catalogs  ## Schemathesis over every operation of the contract, on a local stack of its own
 	$(PY) -m devstack fuzz

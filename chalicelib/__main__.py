@@ -1,7 +1,7 @@
 """Operations CLI against the configured endpoint (AWS, or the local stack via AWS_ENDPOINT_URL).
 
     python -m chalicelib provision
-    python -m chalicelib tokens create --role operator --label "HQ ops"
+    python -m chalicelib tokens create --role operator --label "Ana (HQ ops)" --expires-in 12h
     python -m chalicelib tokens create --role store --store-id S001
     python -m chalicelib tokens list
     python -m chalicelib tokens revoke TOKEN_ID
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--role", required=True, choices=["operator", "store"])
     create.add_argument("--store-id")
     create.add_argument("--label", default="")
+    create.add_argument("--expires-in", help="refuse the token after 30m, 12h, 7d... (advised for people)")
     tokens.add_parser("list")
     revoke = tokens.add_parser("revoke")
     revoke.add_argument("token_id")
@@ -55,9 +56,10 @@ def _run(args: argparse.Namespace) -> int:
     from chalicelib.storage import records
 
     if args.action == "create":
+        expires_in = auth.parse_duration(args.expires_in, "--expires-in") if args.expires_in else None
         if args.role == "store" and args.store_id and records.get("stores", args.store_id) is None:
             raise ValidationError([FieldError("store_id", f"unknown store {args.store_id}")])
-        print(auth.issue_token(args.role, store_id=args.store_id, label=args.label))
+        print(auth.issue_token(args.role, store_id=args.store_id, label=args.label, expires_in=expires_in))
     elif args.action == "list":
         print(json.dumps(auth.list_tokens(), indent=2))
     else:

@@ -60,6 +60,16 @@ def _minute_fires(fields: list[str], hour: int, minute: int) -> bool:
     return _matches(fields[0], minute, 0) and _matches(fields[1], hour, 0)
 
 
+def _times_of_day(fields: list[str]) -> list[tuple[int, int]]:
+    """The (hour, minute)s of a day the expression fires in, in order."""
+    if fields[0] == "rate":
+        step = int(fields[1])
+        return [divmod(minute, 60) for minute in range(0, 1440, step)] if step <= 1440 else [(0, 0)]
+    hours = [hour for hour in range(24) if _matches(fields[1], hour, 0)]
+    minutes = [minute for minute in range(60) if _matches(fields[0], minute, 0)]
+    return [(hour, minute) for hour in hours for minute in minutes]
+
+
 def is_due(expression: str, moment: datetime) -> bool:
     """Whether ``expression`` fires in the minute of ``moment`` (UTC)."""
     fields = _fields(expression)
@@ -70,14 +80,14 @@ def next_fire(expression: str, after: datetime) -> datetime | None:
     """The first minute after ``after`` (aware) in which ``expression`` fires, None within a year."""
     fields = _fields(expression)
     start = after.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    times = _times_of_day(fields)
     day = start.replace(hour=0, minute=0)
     for _ in range(HORIZON_DAYS):
         if _day_fires(fields, day):
-            for hour in range(24):
-                for minute in range(60):
-                    moment = day.replace(hour=hour, minute=minute)
-                    if moment >= start and _minute_fires(fields, hour, minute):
-                        return moment
+            for hour, minute in times:
+                moment = day.replace(hour=hour, minute=minute)
+                if moment >= start:
+                    return moment
         day += timedelta(days=1)
     return None
 

@@ -76,7 +76,8 @@ def job_runs(job, query):
     return list_response("runs", runs, results.last_evaluated_key if len(runs) == limit else None)
 
 
-@operation(bp, "GET", "/runs", query="RunsQuery", response="RunList", order="newest first (by created_at)")
+@operation(bp, "GET", "/runs", query="RunsQuery", response="RunList", errors=(404,),
+           order="newest first (by created_at)")
 def list_runs(query):
     """Every job's runs (or one ``job``'s), of a ``status`` and ``trigger`` or all, created from
     ``since`` (default: the run history's retention, ``run_history_retention_days``) through
@@ -86,17 +87,14 @@ def list_runs(query):
 
     from chalicelib.jobs.parameters import retail_parameters
     from chalicelib.jobs.registry import get_job
-    from chalicelib.models.base import parse_datetime
     from chalicelib.storage.base import iso, utcnow
     from chalicelib.storage.runs import RunRecord, recent_runs
 
     if query.job and get_job(query.job) is None:
         raise NotFound(f"unknown job {query.job}")
-    until = iso(parse_datetime(query.until)) if query.until else iso()
-    if query.since:
-        since = iso(parse_datetime(query.since))
-    else:
-        since = iso(utcnow() - timedelta(days=retail_parameters()["run_history_retention_days"]))
+    # Both are UTC with milliseconds, as run records' created_at (models.base.DATETIME).
+    until = query.until or iso()
+    since = query.since or iso(utcnow() - timedelta(days=retail_parameters()["run_history_retention_days"]))
     condition = None
     if query.status:
         condition = RunRecord.status == query.status

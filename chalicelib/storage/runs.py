@@ -160,6 +160,8 @@ def recent_runs(job: str | None, since: str, until: str, limit: int, cursor: dic
     range is exhausted), after ``MAX_RUN_QUERIES`` Queries at most: a page may hold fewer runs
     than ``limit`` and still have a cursor. ``cursor`` is ``{"partition", "start"}``: the job or
     day being walked and the start key within it."""
+    if since > until:
+        return [], None
     index, key_name = (RunRecord.by_job, "job") if job else (RunRecord.by_day, "created_day")
     partition = (cursor or {}).get("partition") or (job or until[:10])
     start = (cursor or {}).get("start")

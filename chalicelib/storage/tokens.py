@@ -17,8 +17,9 @@ class ApiToken(Model):
     created_at = UnicodeAttribute()
     last_used_at = UnicodeAttribute(null=True)
     revoked_at = UnicodeAttribute(null=True)
+    expires_at = UnicodeAttribute(null=True)  # refused from then on; None: until revoked
 
     def to_api(self) -> dict:
         return {"token_id": self.token_id, "role": self.role, "store_id": self.store_id,
                 "label": self.label, "created_at": self.created_at,
-                "last_used_at": self.last_used_at, "revoked_at": self.revoked_at}
+                "last_used_at": self.last_used_at, "revoked_at": self.revoked_at, "expires_at": self.expires_at}

@@ -95,13 +95,17 @@ def test_runs_is_a_bounded_number_of_queries_never_a_scan(client, operator, monk
 def test_runs_refuses_bad_filters_naming_them(client, operator):
     for query, field in [("?status=Done", "status"), ("?trigger=cron", "trigger"), ("?since=yesterday", "since"),
                          ("?since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z", "until"), ("?limit=0", "limit"),
-                         ("?job=no-such-job", None), ("?colour=red", "colour")]:
+                         ("?job=no-such-job", None), ("?colour=red", "colour"),
+                         ("?since=0001-01-01T00:30:00+01:00", "since")]:
         answer = client.http.get(f"/runs{query}", headers=operator)
         if field is None:
             assert answer.status_code == 404, query
         else:
             assert answer.status_code == 400, query
             assert answer.json_body["error"]["details"][0]["field"] == field, query
+    # A range that holds no run by default: since in the future, or until before the retention.
+    for query in ("?since=2999-01-01T00:00:00Z", "?until=2001-01-01T00:00:00Z"):
+        assert runs(client, operator, query) == {"runs": [], "cursor": None}, query
 
 
 # --- run answers --------------------------------------------------------------------------
@@ -270,3 +274,34 @@ def test_a_store_token_is_refused_on_every_console_route(client, operator):
     for path in ["/runs", f"/runs/{run['run_id']}", f"/runs/{run['run_id']}/outputs/0", "/jobs",
                  "/download-sessions/SES-3/package"]:
         assert client.http.get(path, headers=s1).status_code == 403, path
+
+
+# --- tokens that expire -------------------------------------------------------------------
+
+def test_a_token_expired_a_second_ago_is_refused_and_a_valid_one_works(client, aws):
+    from chalicelib.auth import issue_token, list_tokens
+    from chalicelib.storage.tokens import ApiToken
+
+    valid = issue_token("operator", label="Ana", expires_in=timedelta(hours=12))
+    expired = issue_token("operator", label="Bo", expires_in=timedelta(hours=1))
+    record = next(t for t in ApiToken.scan() if t.label == "Bo")
+    gone = (datetime.now(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    record.update(actions=[ApiToken.expires_at.set(gone)])
+    assert client.http.get("/jobs", headers={"Authorization": f"Bearer {valid}"}).status_code == 200
+    refused = client.http.get("/jobs", headers={"Authorization": f"Bearer {expired}"})
+    unknown = client.http.get("/jobs", headers={"Authorization": "Bearer rs_unknown"})
+    assert refused.status_code == unknown.status_code == 401 and refused.json_body == unknown.json_body
+    listed = {t["label"]: t for t in list_tokens()}
+    assert listed["Bo"]["expires_at"] == gone and listed["Ana"]["expires_at"] > gone
+
+
+def test_token_lifetimes_are_written_as_minutes_hours_or_days():
+    from chalicelib.auth import parse_duration
+    from chalicelib.domain.errors import ValidationError
+
+    assert [parse_duration(t) for t in ("30m", "12h", "7d")] == [
+        timedelta(minutes=30), timedelta(hours=12), timedelta(days=7)]
+    for bad in ("12", "12 h", "0h", "-1d", "1w", "400d", ""):
+        with pytest.raises(ValidationError) as refused:
+            parse_duration(bad, "--expires-in")
+        assert refused.value.errors[0].path == "--expires-in", bad
