@@ -49,6 +49,15 @@ class Stack:
         except urllib.error.HTTPError as error:
             raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()[:500]}") from None
 
+    def tokens(self, *argv: str) -> str:
+        """``python -m devstack tokens ...`` on this stack (what ``make token`` runs)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(PYTHONPATH=str(PROJECT), LOCAL_STACK_FILE=str(self.folder / "local-stack.json"))
+        done = subprocess.run([sys.executable, "-m", "devstack", "tokens", *argv], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
     @property
     def console(self) -> str:
         return f"{self.base}/console"

@@ -3,6 +3,7 @@ back to sign-in on a 401), a dry run watched to its end and opened, an assortmen
 its download sessions previewed, rerun and canceled, registrations approved, values shown as text."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -32,9 +33,12 @@ def test_a_store_token_is_refused_at_sign_in(page, stack):
     assert page.evaluate("sessionStorage.length") == 0
 
 
-def test_a_401_returns_to_sign_in(page, stack):
-    sign_in(page, stack)
-    page.evaluate("sessionStorage.setItem('retail-sync.operator-token', 'rs_revoked')")  # as if revoked meanwhile
+def test_a_token_revoked_while_signed_in_returns_to_sign_in(page, stack):
+    token = stack.tokens("create", "--role", "operator", "--label", "browser-revoked", "--expires-in", "12h")
+    sign_in(page, stack, token=token)
+    page.wait_for_selector("#nav a[aria-current='page']")
+    token_id = next(t["token_id"] for t in json.loads(stack.tokens("list")) if t["label"] == "browser-revoked")
+    stack.tokens("revoke", token_id)
     page.get_by_role("link", name="Runs").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_role("alert")).to_have_text("Your token expired or was revoked: sign in again.")
