@@ -41,7 +41,8 @@ export function badge(status) {
     Ended: 'ok', Applied: 'ok', Downloaded: 'ok', Published: 'ok', approved: 'ok', transferred: 'ok', Copied: 'ok',
     Accepted: 'ok', Staged: 'info', Available: 'info', Requested: 'info', Started: 'info', InProgress: 'info',
     Waiting: 'info', Executing: 'run', Cancelling: 'run', Draft: 'draft', pending: 'warn', Open: 'warn',
-    conflict: 'warn', NoData: 'muted', NotRun: 'muted', Canceled: 'muted', Expired: 'muted', Cleaned: 'muted',
+    conflict: 'warn', CompletedWithErrors: 'warn', Completed: 'ok', NoData: 'muted', NotRun: 'muted',
+    Canceled: 'muted', Expired: 'muted', Cleaned: 'muted',
   }[status] || (/fail|error|suspend|reject/i.test(status) ? 'bad' : 'muted');
   return h('span', { class: `badge ${tone}` }, status);
 }
