@@ -84,16 +84,17 @@ export function outputCell(run, output, index) {
 }
 
 export async function runView(main, { id }, context) {
+  const problem = h('div', {}); // kept while the view refreshes
   const load = async () => {
     if (!context.alive()) return;
     const run = await get(`/runs/${encodeURIComponent(id)}`);
     if (!context.alive()) return;
-    const problem = h('div', {});
     const cancel = LIVE.has(run.status) && run.status !== 'Cancelling'
       ? h('button', { type: 'button', class: 'danger', onclick: async () => {
         if (!confirmed(`Cancel run ${run.run_id} of ${run.job}? It stops at its next page.`)) return;
         try {
           await post(`/runs/${encodeURIComponent(run.run_id)}/cancel`);
+          clear(problem);
           load();
         } catch (error) {
           clear(problem, errorBox(error));

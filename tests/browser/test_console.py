@@ -209,3 +209,43 @@ def test_accept_a_conflicting_version_of_an_uploaded_transaction(page, stack):
     assert "Accept the uploaded version of transaction BT-CONFLICT" in page.dialogs[-1][1]
     expect(page.get_by_role("status")).to_contain_text("Accepted the new version of BT-CONFLICT.")
     expect(page.locator("tbody tr", has_text="BT-CONFLICT")).to_contain_text("Accepted")
+
+
+def test_a_run_shown_executing_refreshes_until_it_ends(page, stack):
+    run = stack.call("POST", "/jobs/purge-run-history/runs", {"params": {}, "dry_run": True})["run"]
+    answers = []
+
+    def first_executing(route):
+        """The run's first answer says Executing (as while it works); the later ones are the stack's."""
+        response = route.fetch()
+        body = response.json()
+        if not answers:
+            body = {**body, "status": "Executing", "ended_at": None}
+        answers.append(body["status"])
+        route.fulfill(response=response, json=body)
+
+    page.route(f"**/runs/{run['run_id']}", first_executing)
+    sign_in(page, stack)
+    page.goto(f"{stack.console}#/runs/{run['run_id']}")
+    expect(page.locator("h1")).to_contain_text("Executing")
+    expect(page.get_by_role("status")).to_contain_text("Refreshing while the run is waiting or executing")
+    expect(page.get_by_role("button", name="Cancel run")).to_be_visible()
+    expect(page.locator("h1")).to_contain_text("Ended")  # no reload: the view asked again
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    assert answers[:2] == ["Executing", "Ended"]
+
+
+def test_cancel_asks_first_and_shows_the_apis_refusal(page, stack):
+    run = stack.call("POST", "/jobs/purge-run-history/runs", {"params": {}, "dry_run": True})["run"]
+
+    def always_executing(route):
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "status": "Executing", "ended_at": None})
+
+    page.route(f"**/runs/{run['run_id']}", always_executing)
+    sign_in(page, stack)
+    page.goto(f"{stack.console}#/runs/{run['run_id']}")
+    page.get_by_role("button", name="Cancel run").click()
+    question = f"Cancel run {run['run_id']} of purge-run-history? It stops at its next page."
+    assert page.dialogs[-1] == ("confirm", question)
+    expect(page.get_by_role("alert")).to_have_text(f"run {run['run_id']} has already ended (Ended)")  # the 409
