@@ -64,7 +64,9 @@ def _architecture() -> Path | None:
 # Named in ARCHITECTURE.md for the console issue, which comes after this one (issue 14's order).
 NOT_BUILT_YET = {("GET", "/runs"), ("GET", "/console")}
 # Served and published, but missing from ARCHITECTURE.md's route tables (the document is the contract).
-NOT_IN_ARCHITECTURE = {("GET", "/data/{}"), ("GET", "/stores/{}")}
+# The alert routes (issue 15) are in the README and the published document until ARCHITECTURE.md lists them.
+NOT_IN_ARCHITECTURE = {("GET", "/data/{}"), ("GET", "/stores/{}"),
+                       ("GET", "/alerts"), ("POST", "/alerts/{}/acknowledge")}
 
 
 def test_architecture_route_list_matches_the_generated_paths(client):
