@@ -10,7 +10,7 @@ which a test checks.
 """
 from chalice import Chalice
 
-from chalicelib.http import common, console, distribution, finance, migration, platform, store_ops
+from chalicelib.http import alerts, common, console, distribution, finance, migration, platform, store_ops
 from chalicelib.jobs.triggers import (
     MigrationDropEvent,
     on_migration_files,
@@ -29,6 +29,7 @@ app.register_blueprint(distribution.bp)
 app.register_blueprint(migration.bp)
 app.register_blueprint(store_ops.bp)
 app.register_blueprint(console.bp)
+app.register_blueprint(alerts.bp)
 
 SHARD_QUEUE = "retail-sync-shards"  # Terraform points the event source at the stage's queue
 # Chalice needs a literal bucket at import: the dev stage's. Terraform rewrites the notification
@@ -98,6 +99,11 @@ def post_inventory(event):
 @app.schedule("cron(0/15 * * * ? *)", name="send_email_receipts")
 def send_email_receipts(event):
     return on_schedule("send-email-receipts", event)
+
+
+@app.schedule("cron(0 * * * ? *)", name="publish_alerts")
+def publish_alerts(event):
+    return on_schedule("publish-alerts", event)
 
 
 @app.lambda_function(name="run_job")

@@ -4,7 +4,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import lru_cache
 
+from chalicelib import settings
 from chalicelib.settings import APP_NAME
+
+METRICS_NAMESPACE = "RetailSync"
 
 
 @lru_cache(maxsize=1)
@@ -29,12 +32,14 @@ def _inject_lambda_context():
 
 
 def emit_run_metrics(job: str, status: str, seconds: float, counters: dict) -> None:
-    """One EMF document per finished run: duration, records and failures by job and status."""
+    """One EMF document per finished run: duration, records and failures by stage, job and status
+    (the per-job CloudWatch alarms of ``deploy/stack.py`` watch them)."""
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
     # A provider of its own per run: the shared Metrics singleton would carry dimensions over.
-    emf = AmazonCloudWatchEMFProvider(namespace="RetailSync", service=APP_NAME)
+    emf = AmazonCloudWatchEMFProvider(namespace=METRICS_NAMESPACE, service=APP_NAME)
+    emf.add_dimension(name="stage", value=settings.stage())  # stages may share an account (and this namespace)
     emf.add_dimension(name="job", value=job)
     emf.add_dimension(name="status", value=status)
     emf.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=seconds)

@@ -1,4 +1,4 @@
-"""Create every table, bucket, queue and the SES sender identity against the configured endpoint.
+"""Create every table, bucket, queue, the alerts topic and the SES sender identity against the configured endpoint.
 
 Idempotent: what exists is left as it is. Tests, the local stack and the benchmark use it; in AWS
 the Terraform configuration creates the same resources.
@@ -40,6 +40,10 @@ def provision() -> dict:
     name = settings.shard_queue_name()
     sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "5400"})
     created["queues"].append(name)
+    topic = settings.alerts_topic_arn()
+    if topic:
+        aws.client("sns").create_topic(Name=topic.rpartition(":")[2])  # idempotent: answers the existing one
+        created["topics"] = [topic]
     if not _identity_exists(settings.mail_from()):
         aws.client("sesv2").create_email_identity(EmailIdentity=settings.mail_from())
     return created

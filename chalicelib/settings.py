@@ -36,6 +36,16 @@ def mail_from() -> str:
     return _env("MAIL_FROM", "receipts@example.com")
 
 
+def alerts_topic_arn() -> str | None:
+    """The SNS topic the hourly alert digest publishes to (Terraform creates it per stage, the
+    local stage names one that ``provision()`` creates)."""
+    return _env("ALERTS_TOPIC_ARN")
+
+
+def alerts_topic_name() -> str:
+    return f"{APP_NAME}-{stage()}-alerts"
+
+
 def run_dispatch() -> str:
     """``inline`` runs in the calling process; ``lambda`` hands runs to the ``run_job`` function."""
     value = _env("RUN_DISPATCH", "inline")

@@ -132,6 +132,12 @@ def _sqs(operation: str, params: dict, where: Account) -> list[Permission]:
     raise Unmapped(f"sqs.{operation}")
 
 
+def _sns(operation: str, params: dict) -> list[Permission]:
+    if operation == "Publish":
+        return [Permission("sns:Publish", params["TopicArn"])]
+    raise Unmapped(f"sns.{operation}")
+
+
 def _lambda(operation: str, params: dict, where: Account) -> list[Permission]:
     if operation == "Invoke":
         name = params["FunctionName"]
@@ -152,6 +158,8 @@ def required(service: str, operation: str, params: dict, where: Account) -> list
         return _sqs(operation, params, where)
     if service == "lambda":
         return _lambda(operation, params, where)
+    if service == "sns":
+        return _sns(operation, params)
     raise Unmapped(f"{service}.{operation}")
 
 

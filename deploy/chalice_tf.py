@@ -113,8 +113,9 @@ def _configure_function(doc: dict, function: Function, policy: dict, stage: Stag
     resources = doc["resource"]
     definition = resources["aws_lambda_function"][function.name]
     _check_timeout(function, definition, stage)
-    definition.setdefault("environment", {}).setdefault("variables", {})["SHARD_QUEUE_URL"] = \
-        "${aws_sqs_queue.shards.url}"
+    variables = definition.setdefault("environment", {}).setdefault("variables", {})
+    variables["SHARD_QUEUE_URL"] = "${aws_sqs_queue.shards.url}"
+    variables["ALERTS_TOPIC_ARN"] = "${aws_sns_topic.alerts.arn}"
     log_key = iam.log_group_key(function.name)
     resources.setdefault("aws_cloudwatch_log_group", {})[log_key] = {
         "name": f"/aws/lambda/{definition['function_name']}", "retention_in_days": "${var.log_retention_days}"}

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from chalicelib.jobs.registry import Job, Resources, all_jobs, get_job
 from chalicelib.storage.account_activity import AccountActivityResult
+from chalicelib.storage.alerts import Alert
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.exports import EXPORT_PREFIXES
@@ -41,11 +42,15 @@ from deploy.stage import BUCKETS, QUEUES, Stage, model_by_base, table_base, tf_k
 
 RUN_JOB = "run_job"
 
-# What the job runtime itself touches while executing any run.
-RUNTIME = Resources(tables={RunRecord: "write", Coordination: "write", MasterRecord: "read"})
+# Recording an alert (storage/alerts.record, a run's end): a conditional put, never a read.
+RECORDS_ALERTS = ("PutItem",)
 
-# Submitting runs (and cancelling them): the API records them and hands them to run_job.
-STARTS_RUNS = Resources(tables={RunRecord: "write", Coordination: "write"})
+# What the job runtime itself touches while executing any run (a run's end may record an alert,
+# and so may a job: a refused pay period, a suspended or stale session).
+RUNTIME = Resources(tables={RunRecord: "write", Coordination: "write", MasterRecord: "read", Alert: RECORDS_ALERTS})
+
+# Submitting runs (and cancelling them, which may end one): the API records them and hands them to run_job.
+STARTS_RUNS = Resources(tables={RunRecord: "write", Coordination: "write", Alert: RECORDS_ALERTS})
 
 # Route families served by api_handler (blueprint module -> what its routes touch).
 ROUTES: dict[str, Resources] = {
@@ -60,7 +65,9 @@ ROUTES: dict[str, Resources] = {
                                                  PayBacklog: "write", PayItem: "read"}),
     "chalicelib.http.migration": Resources(tables={StagingJob: "read"}),
     "chalicelib.http.store_ops": Resources(tables={PosTransaction: "write", StatementRecord: "read", OnHand: "read",
-                                                   UploadIssue: "write"}),
+                                                   UploadIssue: "write", Alert: RECORDS_ALERTS}),
+    # /alerts: the list (an index query) and acknowledging one.
+    "chalicelib.http.alerts": Resources(tables={Alert: ("GetItem", "Query", "UpdateItem")}),
     # /console and its files: read from the package, no AWS resource.
     "chalicelib.http.console": Resources(),
 }
@@ -103,6 +110,7 @@ class Access:
     tables: dict[str, set[str]] = field(default_factory=dict)  # table base -> DynamoDB actions
     objects: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (bucket, prefix) -> S3 actions
     email: bool = False
+    publishes_alerts: bool = False  # sns:Publish on the stage's alerts topic
     sends: set[str] = field(default_factory=set)  # queue keys
     consumes: set[str] = field(default_factory=set)
     invokes: set[str] = field(default_factory=set)  # Chalice function names
@@ -113,6 +121,7 @@ class Access:
         for key, actions in other.objects.items():
             self.objects.setdefault(key, set()).update(actions)
         self.email |= other.email
+        self.publishes_alerts |= other.publishes_alerts
         self.sends |= other.sends
         self.consumes |= other.consumes
         self.invokes |= other.invokes
@@ -131,7 +140,7 @@ def table_actions(level: str | tuple[str, ...]) -> set[str]:
 
 
 def from_resources(resources: Resources) -> Access:
-    access = Access(email=resources.email)
+    access = Access(email=resources.email, publishes_alerts=resources.alerts_topic)
     known = model_by_base()
     for model, level in resources.tables.items():
         base = table_base(model)
@@ -212,6 +221,7 @@ class Arns(Protocol):
     def queue(self, key: str) -> str: ...
     def function(self, name: str) -> str: ...
     def email_identity(self) -> str: ...
+    def alerts_topic(self) -> str: ...
     def log_streams(self, function: str) -> str: ...
 
 
@@ -232,6 +242,9 @@ class TerraformArns:
 
     def email_identity(self) -> str:
         return "${aws_sesv2_email_identity.mail_from.arn}"
+
+    def alerts_topic(self) -> str:
+        return "${aws_sns_topic.alerts.arn}"
 
     def log_streams(self, function: str) -> str:
         return f"${{aws_cloudwatch_log_group.{log_group_key(function)}.arn}}:*"
@@ -269,6 +282,9 @@ class StageArns:
     def email_identity(self) -> str:
         return self._arn("ses", f"identity/{self.stage.mail_from}")
 
+    def alerts_topic(self) -> str:
+        return self._arn("sns", self.stage.alerts_topic)
+
     def log_streams(self, function: str) -> str:
         return self._arn("logs", f"log-group:/aws/lambda/{self.stage.function(function)}") + ":*"
 
@@ -302,6 +318,9 @@ def render(function: str, access: Access, arns: Arns) -> dict:
         # SESv2 SendEmail is authorised as ses:SendEmail, or as ses:SendRawEmail for raw MIME.
         statements.append({"Sid": "SendMail", "Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
                            "Resource": [arns.email_identity()]})
+    if access.publishes_alerts:
+        statements.append({"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"],
+                           "Resource": [arns.alerts_topic()]})
     if access.sends:
         statements.append({"Sid": "SendToQueues", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                            "Resource": [arns.queue(q) for q in sorted(access.sends)]})

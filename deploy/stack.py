@@ -1,10 +1,15 @@
 """The project's own Terraform, beside what ``chalice package`` emits: every DynamoDB table of
 ``ALL_MODELS`` (keys, indexes with their projections, TTL, point-in-time recovery, encryption,
 on-demand billing), the data and migration buckets, the shard queue with its dead-letter queue,
-the failure queue, the SES sender identity, alarms, variables and outputs. Generated as
+the failure queue, the SES sender identity, the alerts topic with its email subscriptions, alarms
+(per failure queue, and per job on its run metrics), variables and outputs. Generated as
 ``stack.tf.json`` so a new model or bucket needs no hand-written HCL."""
 from __future__ import annotations
 
+import json
+
+from chalicelib.jobs.registry import all_jobs
+from chalicelib.observability import METRICS_NAMESPACE
 from chalicelib.settings import APP_NAME
 from chalicelib.storage.tables import ALL_MODELS
 from deploy.stage import BUCKETS, Stage, table_base, tf_key
@@ -44,6 +49,8 @@ VARIABLES = {
                                 "description": "deliveries of a shard message before it goes to the dead-letter queue"},
     "alarm_actions": {"type": "list(string)", "default": [],
                       "description": "ARNs (e.g. an SNS topic) notified when a failure queue is not empty"},
+    "alert_emails": {"type": "list(string)", "default": [],
+                     "description": "email addresses subscribed to the alerts topic (each confirms by email)"},
 }
 
 
@@ -184,15 +191,54 @@ def _queues(stage: Stage, shard_consumer_timeout: int) -> dict:
     }
 
 
+def _alerts(stage: Stage) -> dict:
+    """The alerts topic (the hourly digest of ``publish_alerts`` and the alarms below publish to
+    it), its email subscriptions, and per job an alarm on runs ending Error and one on failed
+    records, from the run metrics every run emits (``chalicelib/observability.emit_run_metrics``)."""
+    topic = "${aws_sns_topic.alerts.arn}"
+    account = "${data.aws_caller_identity.stack.account_id}"
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AccountPublishes", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:${{data.aws_partition.stack.partition}}:iam::{account}:root"},
+         "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes"], "Resource": topic},
+        {"Sid": "AlarmsPublish", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+         "Action": "sns:Publish", "Resource": topic,
+         "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
+    alarms = {}
+    for job in all_jobs():
+        for suffix, metric, status, statistic, what in (
+                ("run-error", "RunDuration", "Error", "SampleCount", "a run ended Error"),
+                ("failed-records", "RecordsFailed", "Ended", "Sum", "a run ended with failed records")):
+            alarms[tf_key(f"{job.name}-{suffix}")] = {
+                "alarm_name": f"{stage.prefix()}{job.name}-{suffix}",
+                "alarm_description": f"{job.name}: {what} (see GET /alerts and the hourly digest)",
+                "namespace": METRICS_NAMESPACE, "metric_name": metric,
+                "dimensions": {"service": APP_NAME, "stage": stage.name, "job": job.name, "status": status},
+                "statistic": statistic, "period": 3600, "evaluation_periods": 1, "threshold": 0,
+                "comparison_operator": "GreaterThanThreshold", "treat_missing_data": "notBreaching",
+                "alarm_actions": [topic]}
+    return {
+        "aws_sns_topic": {"alerts": {"name": stage.alerts_topic}},
+        "aws_sns_topic_policy": {"alerts": {"arn": topic, "policy": json.dumps(policy)}},
+        "aws_sns_topic_subscription": {"alert_emails": {
+            "for_each": "${toset(var.alert_emails)}", "topic_arn": topic, "protocol": "email",
+            "endpoint": "${each.value}"}},
+        "aws_cloudwatch_metric_alarm": alarms,
+    }
+
+
 def configuration(stage: Stage, shard_consumer_timeout: int) -> dict:
     """``stack.tf.json`` for ``stage``."""
     tables = {tf_key(table_base(m)): table(m, stage) for m in ALL_MODELS}
-    resources = {"aws_dynamodb_table": tables, **_buckets(stage), **_queues(stage, shard_consumer_timeout),
+    queues, alerts = _queues(stage, shard_consumer_timeout), _alerts(stage)
+    alerts["aws_cloudwatch_metric_alarm"].update(queues.pop("aws_cloudwatch_metric_alarm"))
+    resources = {"aws_dynamodb_table": tables, **_buckets(stage), **queues, **alerts,
                  "aws_sesv2_email_identity": {"mail_from": {"email_identity": stage.mail_from}}}
     outputs = {f"table_{key}": {"value": f"${{aws_dynamodb_table.{key}.name}}"} for key in tables}
     outputs.update({f"bucket_{key}": {"value": f"${{aws_s3_bucket.{key}.bucket}}"} for key in BUCKETS})
     outputs.update({f"queue_{key}": {"value": f"${{aws_sqs_queue.{key}.url}}"}
                     for key in ("shards", "shards_dlq", "failures")})
+    outputs["alerts_topic"] = {"value": "${aws_sns_topic.alerts.arn}"}
     return {
         # State lives outside build/ (which make clean removes); see README for an S3 backend.
         "terraform": {"backend": {"local": {"path": str(STATE_DIR / stage.name / "terraform.tfstate")}}},

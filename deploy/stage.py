@@ -71,6 +71,7 @@ class Stage:
                 "buckets": {key: name() for key, name in BUCKETS.items()},
                 "queues": {key: name() for key, name in QUEUES.items()},
                 "mail_from": settings.mail_from(),
+                "alerts_topic": settings.alerts_topic_name(),
             }
 
     def table(self, base: str) -> str:
@@ -85,6 +86,10 @@ class Stage:
     @property
     def mail_from(self) -> str:
         return self._names["mail_from"]
+
+    @property
+    def alerts_topic(self) -> str:
+        return self._names["alerts_topic"]
 
     def function(self, name: str) -> str:
         """Chalice's deployed function name (the API handler carries no suffix)."""

@@ -57,18 +57,26 @@ class LocalStack:
         """Drain the migration bucket's notification queue into ``on_migration_drop``."""
         from chalicelib.storage import aws
 
-        sqs = aws.client("sqs")
-        url = sqs.get_queue_url(QueueName=MIGRATION_DROP_QUEUE)["QueueUrl"]
+        url = aws.client("sqs").get_queue_url(QueueName=MIGRATION_DROP_QUEUE)["QueueUrl"]
         results = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return results
-            for message in messages:
-                body = json.loads(message["Body"])
-                if "Records" in body and "on_migration_drop" in self.client._app.handler_map:
-                    results.append(self.invoke("on_migration_drop", body))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        for body in drain(url):
+            if "Records" in body and "on_migration_drop" in self.client._app.handler_map:
+                results.append(self.invoke("on_migration_drop", body))
+        return results
+
+
+def drain(url: str) -> Iterator[dict]:
+    """Every message of an SQS queue until it is empty, as parsed JSON; each deleted once handled."""
+    from chalicelib.storage import aws
+
+    sqs = aws.client("sqs")
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return
+        for message in messages:
+            yield json.loads(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _wire_migration_notifications() -> None:

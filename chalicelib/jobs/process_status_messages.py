@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from chalicelib.domain.alerts import SESSION_STALE, SESSION_SUSPENDED, alert_id
 from chalicelib.domain.days import in_future
 from chalicelib.domain.sessions import (
     FINAL_STATUSES,
@@ -33,7 +34,7 @@ from chalicelib.domain.sessions import (
 from chalicelib.jobs.distribution import state_actions, transaction
 from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.storage import faults
+from chalicelib.storage import alerts, faults
 from chalicelib.storage.base import iso, parse_iso, update_if, utcnow, write_all
 from chalicelib.storage.download_sessions import (
     MESSAGE_ERRORS,
@@ -57,6 +58,7 @@ class _Unit:
     session: object | None
     actions: list | None
     messages: list = field(default_factory=list)
+    suspended: object | None = None  # the session's new state when these messages suspended it
 
 
 def run(ctx: JobContext) -> str:
@@ -132,9 +134,11 @@ def _replay(ctx: JobContext, session, records: list, try_limit: int, tally: Coun
         errors += [e for e in ({"at": r.at, "status": r.status, "error": r.error}
                                for r in sorted(refused, key=lambda r: r.at)) if e not in errors]
         actions.append(DownloadSession.message_errors.set(errors[-MESSAGE_ERRORS:]))
-    if replay.state.status is SessionStatus.SUSPENDED and before.status is not SessionStatus.SUSPENDED:
+    # Suspended and changed: (again) suspended by these messages, a manual retry's failure included.
+    suspended = replay.state.status is SessionStatus.SUSPENDED and replay.state != before
+    if suspended:
         tally["suspended"] += 1
-    return _Unit(session, actions or None, records)
+    return _Unit(session, actions or None, records, replay.state if suspended else None)
 
 
 def _mark(record, outcome: str, error: str | None) -> None:
@@ -152,6 +156,8 @@ def _write(ctx: JobContext, units: list[_Unit], retention_days: int, tally: Coun
         conflicts |= _update_sessions(changed[start:start + MAX_ACTIONS])
     for session_id in sorted(conflicts):
         ctx.warn(f"session {session_id} changed while its messages were applied; they are applied by the next run")
+    alerts.record(_suspended_alert(ctx, unit.session, unit.suspended) for unit in changed
+                  if unit.suspended is not None and unit.session.session_id not in conflicts)
     processed_at = iso()
     done = []
     for unit in units:
@@ -180,15 +186,34 @@ def _update_sessions(units: list[_Unit]) -> set[str]:
     return set().union(*(_update_sessions([unit]) for unit in units))
 
 
+def _suspended_alert(ctx: JobContext, session, state) -> alerts.Alert:
+    """A session the messages suspended (one alert per suspension: a session retried by hand and
+    suspended again raises another)."""
+    return alerts.new_alert(
+        alert_id(SESSION_SUSPENDED, session.session_id, iso(state.changed_at)), SESSION_SUSPENDED,
+        f"session {session.session_id} ({session.data_group}, seq {session.seq}) of store {session.store_id} "
+        f"suspended after {state.try_count} failed tries: {state.message or 'no message'}",
+        job=ctx.run.job, store_id=session.store_id, run_id=ctx.run_id, subject_id=session.session_id)
+
+
 def _flag_stale(ctx: JobContext, hours: int) -> list:
+    """Flag sessions unchanged for ``hours``; each newly stale one raises an alert (one per
+    session and last change: a session that moves on and goes stale again raises another)."""
     cutoff = iso(utcnow() - timedelta(hours=hours))
-    stale = []
+    stale, newly = [], []
     for status in ("Available", "Requested"):
         for session in sessions_changed_before(status, cutoff):
             stale.append(session)
             if session.stale or ctx.dry_run:
                 continue
-            update_if(session, [DownloadSession.stale.set(True)], None)  # refused: it changed, it is not stale
+            # refused: it changed, it is not stale
+            if update_if(session, [DownloadSession.stale.set(True)], None):
+                newly.append(session)
+    alerts.record(alerts.new_alert(
+        alert_id(SESSION_STALE, s.session_id, s.changed_at), SESSION_STALE,
+        f"session {s.session_id} ({s.data_group}, seq {s.seq}) of store {s.store_id} is stale: {s.status} "
+        f"since {s.changed_at}, more than {hours} hour(s)",
+        job=ctx.run.job, store_id=s.store_id, run_id=ctx.run_id, subject_id=s.session_id) for s in newly)
     return sorted(stale, key=lambda s: (s.store_id, s.seq))
 
 

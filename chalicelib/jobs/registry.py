@@ -17,6 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from chalicelib.storage.account_activity import AccountActivityCursor, AccountActivityResult
+from chalicelib.storage.alerts import Alert
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
@@ -40,6 +41,7 @@ class Resources:
     ``objects``: ``"<bucket>/<key prefix>"`` (bucket ``data`` or ``migration``) -> ``"read"``
     (get, list under the prefix), ``"write"`` (read, put) or ``"delete"`` (write, delete).
     ``email``: sends mail from ``MAIL_FROM``.
+    ``alerts_topic``: publishes to the stage's alerts topic (``ALERTS_TOPIC_ARN``).
 
     >>> Resources(tables={LedgerLine: "write", MasterRecord: "read"}, objects={"data/exports/": "write"})
     """
@@ -47,6 +49,7 @@ class Resources:
     tables: dict = field(default_factory=dict)
     objects: dict = field(default_factory=dict)
     email: bool = False
+    alerts_topic: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,16 @@ JOBS: dict[str, Job] = _jobs(
         run="chalicelib.jobs.process_status_messages:run",
         resources=Resources(tables={DownloadSession: "write", StatusMessageRecord: "write"},
                             objects={"data/packages/": "delete"}),
+    ),
+    Job(
+        name="publish-alerts",
+        title="Publish alerts",
+        description="Hourly digest of the alerts recorded since the last one (runs ended Error or with failed "
+                    "records, refused pay periods, suspended or stale sessions, upload conflicts): one message per "
+                    "kind and job (or store) to the alerts topic, whose subscribers get it by email.",
+        schedule="cron(0 * * * ? *)",
+        run="chalicelib.jobs.publish_alerts:run",
+        resources=Resources(tables={Alert: ("Query", "UpdateItem")}, alerts_topic=True),
     ),
     Job(
         name="purge-run-history",

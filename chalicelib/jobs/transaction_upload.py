@@ -20,13 +20,14 @@ Rejections and conflicts are kept 30 days as upload issues (``storage/upload_iss
 """
 from __future__ import annotations
 
+from chalicelib.domain.alerts import UPLOAD_CONFLICT, alert_id
 from chalicelib.domain.days import business_date_problem, local_today
 from chalicelib.domain.errors import ConflictError, FieldError, NotFoundError
 from chalicelib.domain.parameters import parameters_with_defaults
 from chalicelib.domain.receipts import receipt_address
 from chalicelib.domain.uploads import UploadOutcome, canonical_hash
 from chalicelib.models.parsing import check_record
-from chalicelib.storage import records
+from chalicelib.storage import alerts, records
 from chalicelib.storage.base import iso, utcnow
 from chalicelib.storage.statements import in_range
 from chalicelib.storage.transact import Put
@@ -135,8 +136,13 @@ class _Issues:
         outcome.conflict(index, item.transaction_id, issue.issue_id, message)
 
     def save(self) -> None:
+        """The issues (25 a batch), then an alert per conflict (a conditional put each: a conflict
+        sent again is the same issue, and finds its alert)."""
         if self.items:
             save_issues(self.items)
+        alerts.record(alerts.new_alert(alert_id(UPLOAD_CONFLICT, issue.store_id, issue.issue_id), UPLOAD_CONFLICT,
+                                       issue.message, store_id=issue.store_id, subject_id=issue.issue_id)
+                      for issue in self.items if issue.kind == CONFLICT)
 
 
 def _own_errors(store_id: str, path: str, transaction: dict, today, max_backdated: int,

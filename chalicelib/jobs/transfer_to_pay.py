@@ -39,6 +39,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 from chalicelib import clock, settings
+from chalicelib.domain.alerts import PAY_PERIOD_REFUSED, alert_id
 from chalicelib.domain.days import store_zone
 from chalicelib.domain.pay import (
     ExportedItem,
@@ -57,7 +58,7 @@ from chalicelib.domain.pay import (
     write_pay_csv,
 )
 from chalicelib.jobs.runtime import JobContext, JobFailed
-from chalicelib.storage import exports, records
+from chalicelib.storage import alerts, exports, records
 from chalicelib.storage import pay as store
 from chalicelib.storage.base import iso, utcnow
 from chalicelib.storage.pay import registrations_on
@@ -81,6 +82,8 @@ def run(ctx: JobContext) -> str:
             continue
         registrations = _read_registrations(ctx, plan, workers, days)
         outcome = _transfer(ctx, plan, workers, pay_types, registrations)
+        if outcome["status"] in (WAITING, REFUSED) and not ctx.dry_run:
+            _alert_refused(ctx, plan, outcome)
         outcomes[plan["id"]] = outcome
         ctx.checkpoint(outcomes=outcomes)
     if entries and not ctx.dry_run:
@@ -90,6 +93,19 @@ def run(ctx: JobContext) -> str:
     if statuses & {WAITING, REFUSED} and SENT not in statuses:
         raise JobFailed(message)
     return message
+
+
+def _alert_refused(ctx: JobContext, plan: dict, outcome: dict) -> None:
+    """A period held back (unapproved registrations, DOMAIN §2's refusal) or refused: one alert
+    per run and period, naming the workers by id."""
+    period = f"{plan['period_type']} {plan['start']}..{plan['end']}"
+    if outcome["status"] == WAITING:
+        text = (f"{period} refused: registrations of worker(s) {', '.join(outcome['held'])} are not approved; "
+                "approve them or run with accept_errors")
+    else:
+        text = outcome["text"]
+    alerts.record([alerts.new_alert(alert_id(PAY_PERIOD_REFUSED, ctx.run_id, plan["id"]), PAY_PERIOD_REFUSED,
+                                    text, job=ctx.run.job, run_id=ctx.run_id, subject_id=period)])
 
 
 def _summary(plans: list[dict], outcomes: dict) -> str:

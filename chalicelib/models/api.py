@@ -21,6 +21,7 @@ from pydantic import Field, PlainValidator, WithJsonSchema, create_model, field_
 from pydantic import ValidationError as PydanticError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from chalicelib.domain import alerts
 from chalicelib.domain.pay import REGISTRATION_STATUSES
 from chalicelib.domain.runs import RunStatus
 from chalicelib.domain.sessions import SessionStatus
@@ -238,6 +239,12 @@ class StatementsQuery(StrictModel):
         if self.store_id is None and self.business_date is None:
             raise errors_at((("store_id",), "store_id or business_date is required"))
         return self
+
+
+class AlertsQuery(StrictModel):
+    status: choice(*alerts.STATUSES) = alerts.OPEN
+    limit: page_size(500) = 50
+    cursor: CURSOR = None
 
 
 class OnHandQuery(StrictModel):
@@ -500,6 +507,22 @@ class OutputLink(StrictModel):
     kind: str
 
 
+class Alert(StrictModel):
+    """An event that needs a person (README "Alerts")."""
+
+    alert_id: str
+    kind: choice(*alerts.KINDS)
+    job: str | None
+    store_id: str | None
+    run_id: str | None
+    subject_id: str | None = Field(description="what else the alert is about: a session id, a pay period, "
+                                               "an upload issue id")
+    message: str = Field(description="plain text")
+    created_at: str
+    status: choice(*alerts.STATUSES)
+    published_at: str | None = Field(description="when an hourly digest sent it; null until then")
+
+
 class StoreSession(Session):
     package_url: str | None = Field(description="a short-lived link to download the package")
 
@@ -520,3 +543,4 @@ ResultList = _page("ResultList", "results", dict[str, Any])
 StagingJobList = _page("StagingJobList", "jobs", dict[str, Any])
 IssueList = _page("IssueList", "issues", dict[str, Any])
 StatementList = _page("StatementList", "statements", dict[str, Any])
+AlertList = _page("AlertList", "alerts", Alert)

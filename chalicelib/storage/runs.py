@@ -21,10 +21,13 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
+from chalicelib.domain.alerts import alert_id, run_end_kind, run_end_message
 from chalicelib.domain.runs import OPEN_STATUSES, STARTED_STATUSES, RunStatus, is_final
 from chalicelib.prices import estimate_usd
+from chalicelib.storage.alerts import first_time, new_alert
 from chalicelib.storage.base import JSONAttribute, iso, meta, save_if, update_if
 from chalicelib.storage.faults import ConditionFailed, translated
+from chalicelib.storage.transact import Update, write_transaction
 
 IDEMPOTENCY_TTL = timedelta(days=7)
 
@@ -243,12 +246,34 @@ def finish(run: RunRecord, status: str, message: str | None, expect: tuple, *, r
            cancel: bool = False) -> bool:
     """End the run ``status`` if it is in one of ``expect``; False (nothing written) when it was not.
     ``results`` (counters, errors, outputs, aws_requests) replace the stored ones; ``cancel``
-    records that an operator asked for the end."""
-    actions = [RunRecord.status.set(status), RunRecord.ended_at.set(iso()), RunRecord.open_fanout.remove(),
-               RunRecord.message.set(message), *_results(results or {})]
+    records that an operator asked for the end.
+
+    An end that needs a person (``domain.alerts.run_end_kind``: Error, or failed records) records
+    its alert in the same transaction, so the run never ends without its alert, and a retried end
+    (refused: the run has ended) never adds a second one. Other ends are one conditional update."""
+    results = results or {}
+    ended_at = iso()
+    actions = [RunRecord.status.set(status), RunRecord.ended_at.set(ended_at), RunRecord.open_fanout.remove(),
+               RunRecord.message.set(message), *_results(results)]
     if cancel:
         actions.append(RunRecord.cancel_requested.set(True))
-    return update_if(run, actions, RunRecord.status.is_in(*expect))
+    condition = RunRecord.status.is_in(*expect)
+    counters = results.get("counters", run.counters)
+    kind = run_end_kind(status, counters)
+    if kind is None:
+        return update_if(run, actions, condition)
+    store_id = (run.params or {}).get("store_ids", [None])[0] if run.parent_run_id else None
+    alert = new_alert(alert_id(kind, run.run_id), kind,
+                      run_end_message(kind, run.job, status, counters, message, bool(run.dry_run)),
+                      job=run.job, store_id=store_id, run_id=run.run_id)
+    if write_transaction(puts=[first_time(alert)], updates=[Update(run, actions, condition)]):
+        return False  # the run had ended (its alert, if any, was written with that end)
+    run.status, run.ended_at, run.message, run.open_fanout = status, ended_at, message, None
+    for name, value in results.items():
+        setattr(run, name, value)
+    if cancel:
+        run.cancel_requested = True
+    return True
 
 
 def mark_fanned_out(parent: RunRecord, message: str, aws_requests: dict) -> None:

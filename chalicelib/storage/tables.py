@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from chalicelib.storage.account_activity import AccountActivityCursor, AccountActivityResult
+from chalicelib.storage.alerts import Alert
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
@@ -22,7 +23,7 @@ ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, Ledge
               AccountActivityResult, AccountActivityCursor, TimeRegistration, PayItem, PayTransfer, PayBacklog,
               StoreState, DownloadSession, StatusMessageRecord,
               StagingJob, StagingRow, EntityMapping,
-              PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting, UploadIssue]
+              PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting, UploadIssue, Alert]
 
 
 _bound_to: tuple | None = None
