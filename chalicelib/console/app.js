@@ -26,6 +26,7 @@ const nav = document.getElementById('nav');
 const signOutButton = document.getElementById('sign-out');
 const banner = document.getElementById('alerts');
 let shown = 0; // the view generation: a view's timers stop when another is shown
+let alertsExpanded = false; // the alert list stays open while alerts are acknowledged
 
 // '#/runs/ID?job=x' → {name: 'runs', id: 'ID', query: {job: 'x'}}
 function route() {
@@ -111,8 +112,8 @@ async function refreshAlerts() {
     return;
   }
   banner.hidden = alerts.length === 0;
-  const list = h('ul', { class: 'alert-list', hidden: true }, alerts.map((alert) => h('li', {},
-    h('span', { class: 'badge bad' }, alert.kind), ' ', time(alert.created_at), ' ',
+  const list = h('ul', { class: 'alert-list', hidden: !alertsExpanded }, alerts.map((alert) => h('li', {},
+    h('span', { class: 'badge bad' }, alert.kind.replaceAll('_', ' ')), ' ', time(alert.created_at), ' ',
     [alert.job, alert.store_id].filter(Boolean).join(' · '), ': ', alert.message || '',
     alert.run_id ? [' ', h('a', { href: `#/runs/${encodeURIComponent(alert.run_id)}` }, 'open run')] : null, ' ',
     h('button', { type: 'button', class: 'small', onclick: async () => {
@@ -124,10 +125,11 @@ async function refreshAlerts() {
       }
     } }, 'Acknowledge'))));
   clear(banner,
-    h('button', { type: 'button', class: 'link', 'aria-expanded': 'false', onclick: (event) => {
-      list.hidden = !list.hidden;
-      event.currentTarget.setAttribute('aria-expanded', String(!list.hidden));
-    } }, `${alerts.length} open alert${alerts.length === 1 ? '' : 's'} — show`),
+    h('button', { type: 'button', class: 'link', 'aria-expanded': String(alertsExpanded), onclick: (event) => {
+      alertsExpanded = !alertsExpanded;
+      list.hidden = !alertsExpanded;
+      event.currentTarget.setAttribute('aria-expanded', String(alertsExpanded));
+    } }, `${alerts.length} open alert${alerts.length === 1 ? '' : 's'} (list)`),
     list);
 }
 
