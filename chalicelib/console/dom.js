@@ -88,7 +88,7 @@ export function json(value) {
   return h('code', { class: 'json' }, JSON.stringify(value));
 }
 
-// Run `action` when the operator confirms `question`; a destructive action is always confirmed.
+// True when the operator confirms `question` (the browser's own dialog); every destructive action asks.
 export function confirmed(question) {
   return window.confirm(question);
 }
