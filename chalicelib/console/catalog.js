@@ -38,9 +38,10 @@ export async function assortmentsView(main) {
 }
 
 function totals(statement) {
-  const t = statement.totals || {};
-  return Object.entries(t).map(([name, value]) => h('span', { class: 'total' }, h('small', {}, name), ' ',
-    typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value)));
+  const shown = (value) => (typeof value === 'object' && value !== null
+    ? Object.entries(value).map(([name, amount]) => `${name} ${amount}`).join(', ') || '—' : String(value));
+  return Object.entries(statement.totals || {}).map(([name, value]) => h('span', { class: 'total' },
+    h('small', {}, name), ' ', shown(value)));
 }
 
 export async function stockView(main, { query }) {

@@ -272,3 +272,20 @@ def test_open_alerts_show_as_a_banner_and_are_acknowledged(page, stack):
         expect(banner.locator("li").first).to_be_visible()  # the list stays open
     else:
         expect(banner).to_be_hidden()
+
+
+def test_statements_with_totals_and_stock_on_hand_after_posting(page, stack):
+    from devstack.datagen import generate, transactions
+
+    store_id = "S002"
+    sales = list(transactions(generate("S"), days=1, per_store_per_day=3, store_ids=[store_id]))
+    assert stack.call("POST", f"/stores/{store_id}/transactions", {"transactions": sales},
+                      token=stack.tokens("create", "--role", "store", "--store-id", store_id))["accepted"]
+    stack.call("POST", "/jobs/post-statements/runs", {"params": {"store_ids": [store_id]}})
+    stack.call("POST", "/jobs/post-inventory/runs", {"params": {"store_ids": [store_id]}})
+    sign_in(page, stack, view=f"stock?store_id={store_id}")
+    statement = page.locator("section", has=page.get_by_role("heading", name=f"Statements of store {store_id}"))
+    expect(statement.locator("tbody tr").first).to_contain_text("sales")
+    expect(statement.locator("tbody tr").first).to_contain_text("tenders")
+    stock = page.locator("section", has=page.get_by_role("heading", name=f"On hand at store {store_id}"))
+    expect(stock.locator("tbody tr").first).to_be_visible()
