@@ -95,6 +95,43 @@ def banner(base: str, endpoint: str, operator: str, store: str, store_id: str, s
 Schedules fire on their cron (UTC); Ctrl-C stops."""
 
 
+NEWEST_ALERTS = 5
+
+
+def alert_line(alert: dict) -> str:
+    """One open alert on one line: when, kind, its job or store, the start of its message."""
+    about = alert["job"] or (f"store {alert['store_id']}" if alert["store_id"] else "")
+    message = alert["message"] if len(alert["message"]) <= 100 else alert["message"][:99] + "…"
+    return f"  alert {alert['created_at'][:16].replace('T', ' ')} {alert['kind']} {about}: {message}"
+
+
+class AlertWatch:
+    """The open alerts for the console of ``make serve``: a summary for the banner, then each new
+    one as it is recorded (``new()``, called every loop of the runner)."""
+
+    def __init__(self):
+        self.since = ""
+
+    def summary(self) -> str:
+        from chalicelib.domain.alerts import OPEN
+        from chalicelib.storage import alerts
+
+        newest = [a.to_api() for a in alerts.by_status(OPEN, NEWEST_ALERTS, None)]
+        self.since = max([a["created_at"] for a in newest] + [self.since])
+        count = alerts.count(OPEN)
+        lines = [f"Open alerts: {count}" + (f" (newest {len(newest)}; GET /alerts lists them)" if count else "")]
+        return "\n".join(lines + [alert_line(a) for a in newest])
+
+    def new(self) -> list[str]:
+        from chalicelib.domain.alerts import OPEN
+        from chalicelib.storage import alerts
+
+        found = [a.to_api() for a in alerts.created_after(OPEN, self.since)]
+        if found:
+            self.since = found[-1]["created_at"]
+        return [alert_line(a) for a in found]
+
+
 def tokens(argv: list[str]) -> int:
     """``python -m chalicelib tokens <argv>`` pointed at the running local stack."""
     import sys
@@ -132,6 +169,8 @@ def main(port: int = 8000, scale: str = "S") -> int:
         state = state_file()
         state.write_text(json.dumps({"api": base, "endpoint": stack.endpoint}))
         print(banner(base, stack.endpoint, operator, store, store_id, sample), flush=True)
+        watch = AlertWatch()
+        print(watch.summary(), flush=True)
         schedules = _scheduled_functions(app.app)
         last_minute = None
         try:
@@ -145,6 +184,8 @@ def main(port: int = 8000, scale: str = "S") -> int:
                             print(f"{now:%H:%M} {function}: {run['status']} — {run['message']}", flush=True)
                 for result in stack.deliver_drops():
                     print(f"migration drop handled: {result}", flush=True)
+                for line in watch.new():
+                    print(line, flush=True)
                 time.sleep(2)
         except KeyboardInterrupt:
             print("stopping", flush=True)

@@ -97,7 +97,12 @@ def record(alerts: Iterable[Alert]) -> int:
     return sum(save_if(alert, Alert.alert_id.does_not_exist()) for alert in alerts)
 
 
+MAX_ID_BYTES = 1024  # DynamoDB refuses a key over 2048 bytes (a 500); no alert id comes near
+
+
 def get_alert(alert_id: str) -> Alert | None:
+    if len(alert_id.encode()) > MAX_ID_BYTES:
+        return None
     try:
         return Alert.get(alert_id, consistent_read=True)
     except Alert.DoesNotExist:
@@ -108,6 +113,16 @@ def by_status(status: str, limit: int, cursor: dict | None):
     """One status's alerts newest first (a PynamoDB result: iterate it, then ``last_evaluated_key``)."""
     return Alert.by_status.query(status, scan_index_forward=False, limit=limit, page_size=limit,
                                  last_evaluated_key=cursor)
+
+
+def count(status: str) -> int:
+    """How many alerts have ``status`` (a counting query of ``by_status``)."""
+    return Alert.by_status.count(status)
+
+
+def created_after(status: str, after: str) -> list[Alert]:
+    """One status's alerts created after ``after`` (an ISO time), oldest first."""
+    return list(Alert.by_status.query(status, Alert.created_at > after))
 
 
 def acknowledge(alert_id: str, by: str) -> Alert | None:

@@ -368,11 +368,12 @@ def _value(name: str, value: Any) -> Any:
 
 
 def _items(job: str) -> dict[str, list[dict]]:
-    """Every table's items but run bookkeeping (locks, idempotency keys, ``job``'s own runs) and the
-    API tokens (an HTTP request killed before it records the token's last use), as plain Python
-    values; other jobs' runs stay (purge-run-history deletes them)."""
+    """Every table's items but run bookkeeping (locks, idempotency keys, ``job``'s own runs and the
+    alerts they raised) and the API tokens (an HTTP request killed before it records the token's
+    last use), as plain Python values; other jobs' runs stay (purge-run-history deletes them)."""
     from boto3.dynamodb.types import TypeDeserializer
 
+    from chalicelib.storage.alerts import Alert
     from chalicelib.storage.runs import Coordination, RunRecord
     from chalicelib.storage.tables import ALL_MODELS
     from chalicelib.storage.tokens import ApiToken
@@ -385,7 +386,8 @@ def _items(job: str) -> dict[str, list[dict]]:
             continue
         rows = [{k: deserialize(v) for k, v in item.to_json()["Attributes"].items()}
                 for item in tables[model.Meta.table_name].all_items()]
-        found[model.__name__] = [r for r in rows if model is not RunRecord or r.get("job") != job]
+        # ``job``'s own runs and the alerts they raised: a run a crash abandoned ends Error (its alert)
+        found[model.__name__] = [r for r in rows if model not in (RunRecord, Alert) or r.get("job") != job]
     return found
 
 

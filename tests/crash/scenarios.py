@@ -255,6 +255,14 @@ def _old_staging(world: World) -> None:
         actions=[staging.StagingJob.created_at.set((TODAY - timedelta(days=60)).isoformat() + "T00:00:00.000Z")])
 
 
+def _alerts_recorded(world: World) -> None:
+    from chalicelib.storage import alerts
+
+    alerts.record(alerts.new_alert(f"crash-{i}", kind, f"alert {i}", job=job, store_id=store_id)
+                  for i, (kind, job, store_id) in enumerate([("run_error", "post-inventory", None)] * 3
+                                                            + [("upload_conflict", None, "S1")] * 2))
+
+
 SCENARIOS: dict[str, Scenario] = {s.job: s for s in [
     Scenario("purge-run-history", _purge_setup),
     Scenario("generate-account-activity", _ledger_setup),
@@ -270,6 +278,7 @@ SCENARIOS: dict[str, Scenario] = {s.job: s for s in [
     Scenario("copy-migration-to-target", _copy_setup, start=_copy,
              again=lambda world, n: _copy(world, f"copy-again-{n}")),
     Scenario("clean-up-staging", _old_staging),
+    Scenario("publish-alerts", _alerts_recorded),
 ]}
 
 

@@ -131,6 +131,7 @@ def test_alerts_list_newest_first_pages_and_acknowledge(client, operator):
     assert [a["alert_id"] for a in open_alerts(client, operator, status="acknowledged")] == ["test-4"]
     assert alerts.get_alert("test-4").expires is not None  # kept 30 days after acknowledgement
     assert client.http.post("/alerts/nope/acknowledge", headers=operator).status_code == 404
+    assert client.http.post(f"/alerts/{'x' * 3000}/acknowledge", headers=operator).status_code == 404
     assert client.http.get("/alerts?status=closed", headers=operator).status_code == 400
 
 
@@ -221,3 +222,25 @@ def test_the_digest_runs_on_its_schedule(client):
 
     [message] = received(url)
     assert message["subject"] == "retail-sync: 2 session_stale alerts for process-status-messages"
+
+
+# --- make serve ---------------------------------------------------------------------------------
+
+def test_make_serve_prints_the_open_alerts_then_each_new_one(aws):
+    import time
+
+    from devstack.serve import AlertWatch
+
+    raise_alerts("run_error", 7, job="post-inventory", text="boom")
+    watch = AlertWatch()
+
+    summary = watch.summary().splitlines()
+
+    assert summary[0] == "Open alerts: 7 (newest 5; GET /alerts lists them)"
+    assert len(summary) == 6 and all(" run_error post-inventory: boom " in line for line in summary[1:])
+    assert watch.new() == []
+    time.sleep(0.002)  # alert times are in milliseconds
+    raise_alerts("upload_conflict", 1, store_id="S9", text="conflict")
+    [line] = watch.new()
+    assert line.endswith(" upload_conflict store S9: conflict upload_conflict-S9-000")
+    assert watch.new() == []
