@@ -5,6 +5,10 @@ Each measurement is a first full run in a fresh process (this file run as a scri
 process) for a retailer of ``PRODUCTS`` products with ``VARIANTS`` variants each, all sold by every
 store (one assortment on the head office): the packages dominate. The peak resident size
 (``ru_maxrss``) for 100 stores must stay within 1.2 x the one for 10 stores plus 20 MB.
+
+Measured: before the packages were streamed, 264 MB for 10 stores and 384 MB for 100 (a page of
+25 stores' rows and gzip bodies in memory); after, 198 MB and 220 MB. process-delivery-modes
+holds no per-store copies of its modes' data (rows refer to it), so it is not measured here.
 """
 from __future__ import annotations
 
@@ -13,8 +17,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 PRODUCTS, VARIANTS = 5000, 3
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +31,8 @@ def peak_rss_mb(job: str, stores: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("job", ["process-assortments", "process-delivery-modes"])
-def test_peak_memory_does_not_grow_with_the_number_of_stores(job):
+def test_peak_memory_of_a_first_full_assortment_run_does_not_grow_with_the_number_of_stores():
+    job = "process-assortments"
     small, large = peak_rss_mb(job, 10), peak_rss_mb(job, 100)
     for outcome, stores in ((small, 10), (large, 100)):
         assert outcome["status"] == "Ended", outcome
@@ -49,9 +51,6 @@ def _retailer(stores: int) -> dict[str, list[dict]]:
                    for s in range(stores)],
         "categories": [{"id": "ALL", "name": "All", "parent_id": None}],
         "products": products,
-        "delivery-modes": [{"id": f"M{m}", "name": f"Mode {m}", "channel_lines": [{"org_node_id": "HQ"}],
-                            "product_lines": [{"kind": "category", "ref": "ALL", "line_type": "Include"}],
-                            "address_lines": [{"country": "USA", "line_type": "Include"}]} for m in range(3)],
     }
 
 
