@@ -11,24 +11,22 @@ Example (process status messages)::
         mark_processed(msg, error=outcome.error)
     save(replay.state)
 
-Example (a job writing a package)::
+Example (a job writing a package: rows are generated lazily and the gzip streams into ``out``)::
 
     rows = assortment_rows(added, removed, full=False, all_items=wanted)
-    lines = build_package_lines(header, rows)
-    body, checksum = gzip_package(lines)
+    checksum = gzip_package(build_package_lines({**header, "rows": len(added) + len(removed)}, rows), out)
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 from chalicelib.domain.catalog import VariantKey, variant_key_text
 from chalicelib.domain.errors import DomainError, FieldError, ValidationError
@@ -353,18 +351,33 @@ def build_package_lines(
         raise PackageError(f"package header says {header['rows']} rows, got {count}")
 
 
-def gzip_package(lines: Iterable[bytes]) -> tuple[bytes, str]:
-    """``(gzip bytes, sha256 hex of those bytes)``: the S3 object and the session's ``checksum``.
+def gzip_package(lines: Iterable[bytes], out: BinaryIO) -> str:
+    """Write the gzip of ``lines`` to ``out`` as they come; returns the sha256 hex of the bytes
+    written: the session's ``checksum``. Only zlib's window is held, never the package.
 
     The gzip header carries no time stamp or file name, so equal lines give equal bytes and an
     equal checksum.
     """
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", filename="", mtime=0) as out:
+    hashing = _Hashing(out)
+    with gzip.GzipFile(fileobj=hashing, mode="wb", filename="", mtime=0) as packed:  # type: ignore[arg-type]
         for line in lines:
-            out.write(line)
-    body = buffer.getvalue()
-    return body, hashlib.sha256(body).hexdigest()
+            packed.write(line)
+    return hashing.sha256.hexdigest()
+
+
+class _Hashing:
+    """A binary sink passing what it is given on to ``out`` and hashing it."""
+
+    def __init__(self, out: BinaryIO):
+        self.out, self.sha256 = out, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def read_package(
@@ -408,8 +421,9 @@ def assortment_rows(
     removed: Iterable[VariantKey],
     full: bool,
     all_items: Iterable[VariantKey] = (),
-) -> list[dict[str, Any]]:
-    """Package rows of a store's assortment change (§5, §12).
+) -> Iterator[dict[str, Any]]:
+    """Package rows of a store's assortment change (§5, §12), generated one at a time (a row
+    exists only while it is written; the sorted keys are the only list).
 
     Incremental: deletes for ``removed`` then upserts for ``added``. Full (``full_sync``, header
     ``full: true``: the store replaces its whole assortment): one upsert per item of
@@ -417,21 +431,19 @@ def assortment_rows(
     ``data`` ``{product_id, variant_id}`` like upserts, so a store never has to parse the key.
     """
     if full:
-        return [_assortment_row("upsert", key) for key in sorted(all_items)]
-    return [_assortment_row("delete", key) for key in sorted(removed)] + [
-        _assortment_row("upsert", key) for key in sorted(added)
-    ]
+        yield from (_assortment_row("upsert", key) for key in sorted(all_items))
+        return
+    yield from (_assortment_row("delete", key) for key in sorted(removed))
+    yield from (_assortment_row("upsert", key) for key in sorted(added))
 
 
-def delivery_mode_rows(upserts: Mapping[str, Any], deletes: Iterable[str]) -> list[dict[str, Any]]:
-    """Package rows of a store's delivery-mode change: deletes (``data`` null) then upserts.
+def delivery_mode_rows(upserts: Mapping[str, Any], deletes: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Package rows of a store's delivery-mode change: deletes (``data`` null) then upserts,
+    generated one at a time.
 
     ``upserts`` is ``{mode_id: data}`` as in ``explosion.delivery_mode_diff``; sorted by mode id.
     """
-    return [
-        {"op": "delete", "entity": DELIVERY_MODE_ENTITY, "key": mode_id, "data": None}
-        for mode_id in sorted(deletes)
-    ] + [
-        {"op": "upsert", "entity": DELIVERY_MODE_ENTITY, "key": mode_id, "data": upserts[mode_id]}
-        for mode_id in sorted(upserts)
-    ]
+    for mode_id in sorted(deletes):
+        yield {"op": "delete", "entity": DELIVERY_MODE_ENTITY, "key": mode_id, "data": None}
+    for mode_id in sorted(upserts):
+        yield {"op": "upsert", "entity": DELIVERY_MODE_ENTITY, "key": mode_id, "data": upserts[mode_id]}

@@ -2,22 +2,30 @@
 of the job finishes.
 
 Shared by process-assortments and process-delivery-modes (which compute what changed) and by
-the operator's cancel and rerun. A page of changed stores goes out in steps:
+the operator's cancel and rerun. Stores go in pages sized by rows (``store_pages``: stores until
+their (store, variant) pairs reach ``PAGE_ROWS``, at most ``PAGE`` stores, at least one), and a
+page of changed stores goes out in steps:
 
 1. each session is saved ``Started`` with a fresh ``seq`` (its id derives from store and
-   ``seq``) and the package's row count and checksum, then its package is written to S3;
+   ``seq``) and the package's row count (counted from the change's keys; no checksum yet), then
+   its package is streamed to S3 one store at a time: rows generated lazily, gzip written as it
+   comes (``put_package``), the checksum taken on the way;
 2. the stores' new state is written, its *marker* item last — the marker names the session
    that delivered it (``last_session``) and is the commit point (``storage/distribution.py``);
 3. what the commit replaced is deleted, a resend request the session satisfies is dropped, the
-   session a rerun replaces gets ``replaced_by``, and each session moves ``Started → Available``.
+   session a rerun replaces gets ``replaced_by``, and each session moves ``Started → Available``
+   with its checksum recorded in the same write.
 
 A ``Started`` session is the record of unfinished work, whoever left it: every run of the job,
 whatever its run id, lists the group's ``Started`` sessions (one index query, none in the
 steady state) and finishes them store by store within its pages. One the store's marker names
-was committed: step 3 is done for it (and chunks a dead run left are swept). Any other was not:
+was committed: step 3 is done for it (and chunks a dead run left are swept; its checksum, if the
+dead run had not recorded it, is read back from its package). Any other was not:
 it is rebuilt in place from the change computed now (same id and ``seq``; a full one stays
 full), or closed ``NoData`` when nothing is left to send or when the store's ``seq`` has moved
-on meanwhile (then a new session carries the change, so ``seq`` never goes backwards).
+on meanwhile (then a new session carries the change, so ``seq`` never goes backwards). A
+multipart upload a killed run left incomplete never became an object; the rebuild writes the
+package again and the bucket's lifecycle rule aborts the leftover upload.
 
 Truthfulness (DOMAIN §13): cancelling a session the store has not applied records a resend
 request, and the next run sends the store a full package of the group; a rerun starts a targeted
@@ -42,7 +50,6 @@ from chalicelib.domain.sessions import (
     StatusMessage,
     apply_status_message,
     build_package_lines,
-    gzip_package,
 )
 from chalicelib.jobs import runtime
 from chalicelib.storage import faults, records
@@ -58,6 +65,7 @@ from chalicelib.storage.distribution import (
 from chalicelib.storage.download_sessions import (
     DownloadSession,
     get_session,
+    package_checksum,
     package_key,
     package_location,
     put_package,
@@ -79,9 +87,11 @@ class SessionConflict(ConflictError):
 
 @dataclass
 class StoreChange:
-    """What one store must be sent: the package rows, and the state recording it as sent."""
+    """What one store must be sent: the package rows (an iterable generating them once, when
+    the package is written), how many there are, and the state recording it as sent."""
 
-    rows: list[dict]
+    rows: Iterable[dict]
+    count: int
     full: bool
     state: StateChange
 
@@ -104,17 +114,28 @@ def load_catalog() -> Catalog:
 
 # --- sending a page of stores -----------------------------------------------------------------------
 
-PAGE = 25
+PAGE = 25  # stores at most: one BatchGetItem reads a page's state
+PAGE_ROWS = 250_000  # (store, variant) pairs a page holds at most, unless one store alone has more
 JOB_OF_GROUP = {"assortments": "process-assortments", "delivery-modes": "process-delivery-modes"}
 
 
-def store_pages(ctx, store_ids: Iterable[str]) -> Iterator[list[str]]:
-    """The stores in sorted pages of ``PAGE``, checkpointed after each; a resumed run starts
-    after the last page it finished."""
+def store_pages(ctx, store_ids: Iterable[str], rows: Callable[[str], int]) -> Iterator[list[str]]:
+    """The stores in sorted pages, checkpointed after each; a resumed run starts after the last
+    page it finished. A page holds stores until their estimated rows (``rows(store_id)``) would
+    pass ``PAGE_ROWS``, at most ``PAGE`` stores and at least one: what a page holds in memory (the
+    old chunks it compares, the state it writes) grows with its rows, not with the run's stores."""
     after = ctx.state.get("after")
-    pending = sorted(s for s in store_ids if after is None or s > after)
-    for start in range(0, len(pending), PAGE):
-        page = pending[start:start + PAGE]
+    page: list[str] = []
+    total = 0
+    for store_id in sorted(s for s in store_ids if after is None or s > after):
+        weight = rows(store_id)
+        if page and (len(page) == PAGE or total + weight > PAGE_ROWS):
+            yield page
+            ctx.checkpoint(after=page[-1])
+            page, total = [], 0
+        page.append(store_id)
+        total += weight
+    if page:
         yield page
         ctx.checkpoint(after=page[-1])
 
@@ -192,10 +213,12 @@ class Sender:
                        "send or a later session carries it")
             if change is None:
                 continue
+            session = open_session(reuse, store_id, self.group, ctx.run_id, change.count, change.full,
+                                   self.replaces.get(store_id) or (reuse.replaces if reuse else None))
             try:
-                session = open_session(reuse, store_id, self.group, ctx.run_id, change.rows, change.full,
-                                       self.replaces.get(store_id) or (reuse.replaces if reuse else None))
+                write_package(session, change.rows)
             except DomainError as exc:  # a package that cannot be built; an AWS fault ends the run instead
+                _close(session, SessionStatus.CREATE_FAILED, f"package not created: {exc}")
                 ctx.error(store_id, f"{self.group} package not created: {exc}")
                 continue
             change.state.marker.last_session = session.session_id
@@ -227,34 +250,43 @@ class Sender:
 
 
 def open_session(session: DownloadSession | None, store_id: str, group: str, job_run_id: str,
-                 rows: list[dict], full: bool, replaces: str | None = None) -> DownloadSession:
-    """Save the session ``Started`` with its package's row count and checksum, then write the package.
+                 rows: int, full: bool, replaces: str | None = None) -> DownloadSession:
+    """Save the session ``Started`` with its package's row count (no checksum yet), before its
+    package is written (``write_package``).
 
     ``session`` is a ``Started`` session an earlier attempt left (rebuilt in place: its id,
-    ``seq`` and ``created_at`` are kept, and it is saved again only if its package differs) or
-    ``None`` for a new one. A failed upload leaves the session ``Started`` for the next run.
+    ``seq`` and ``created_at`` are kept, and it is saved again only if what it records differs)
+    or ``None`` for a new one.
     """
-    new = session is None
-    if new:
+    if session is None:
         seq, created = next_seq(store_id), iso()
         session = DownloadSession(session_id_for(store_id, str(seq), group=group), store_id=store_id,
                                   data_group=group, seq=seq, job_run_id=job_run_id, status=STARTED,
                                   created_at=created, changed_at=created)
-    header = {"session_id": session.session_id, "store_id": store_id, "data_group": group, "seq": int(session.seq),
-              "created_at": session.created_at, "rows": len(rows), "full": full}
-    body, checksum = gzip_package(build_package_lines(header, rows))
-    if new or (int(session.rows), bool(session.full), session.checksum, session.replaces) != (
-            len(rows), full, checksum, replaces):
-        session.rows, session.full, session.checksum, session.replaces = len(rows), full, checksum, replaces
-        session.message = f"rerun of {replaces}" if replaces else None
-        session.package = package_location(package_key(store_id, int(session.seq), session.session_id))
-        session.save()
-    put_package(session.package, body)
+    elif (int(session.rows), bool(session.full), session.checksum, session.replaces) == (rows, full, None, replaces):
+        return session
+    session.rows, session.full, session.checksum, session.replaces = rows, full, None, replaces
+    session.message = f"rerun of {replaces}" if replaces else None
+    session.package = package_location(package_key(store_id, int(session.seq), session.session_id))
+    session.save()
     return session
 
 
+def write_package(session: DownloadSession, rows: Iterable[dict]) -> None:
+    """Stream the session's package to S3 and keep its checksum on ``session`` (recorded by
+    ``make_available``). A failed upload leaves the session ``Started`` for the next run."""
+    header = {"session_id": session.session_id, "store_id": session.store_id, "data_group": session.data_group,
+              "seq": int(session.seq), "created_at": session.created_at, "rows": int(session.rows),
+              "full": bool(session.full)}
+    session.checksum = put_package(session.package, build_package_lines(header, rows))
+
+
 def make_available(session: DownloadSession) -> None:
-    session.update(actions=[DownloadSession.status.set(AVAILABLE)], condition=DownloadSession.status == STARTED)
+    """``Started → Available``, recording the package's checksum (read back from the package
+    when the run that wrote it died before recording it)."""
+    checksum = session.checksum or package_checksum(session.package)
+    session.update(actions=[DownloadSession.status.set(AVAILABLE), DownloadSession.checksum.set(checksum)],
+                   condition=DownloadSession.status == STARTED)
 
 
 def _close(session: DownloadSession, status: SessionStatus, message: str) -> None:

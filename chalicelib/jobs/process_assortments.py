@@ -1,11 +1,14 @@
 """Process assortments (DOMAIN §5): which products each store may sell, sent as download sessions.
 
 A run explodes every visible assortment once, groups stores with equal assortments, and walks
-the stores in pages of ``PAGE`` (sorted, checkpointed after each page). Per page it reads the
+the stores in pages sized by their pairs (``store_pages``: sorted, checkpointed after each page).
+Per page it reads the
 stores' digest items (one BatchGetItem); an unchanged store costs nothing more. A changed store
 has its changed buckets read, gets a session whose package holds exactly the added and removed
 pairs (the whole assortment for ``full_sync`` or a store never sent one), and its new state is
 written with the session (``jobs/distribution.py``; storage layout in ``storage/distribution.py``).
+A package's rows are generated while it is written, one store at a time; a page holds only keys
+(the shared assortment sets and each changed store's added and removed pairs).
 
 Statuses: publishing sets ``InProgress`` and starts a run with ``assortment_ids``; every run
 counts ``InProgress`` assortments as visible (the publishing run must, and a publish whose run
@@ -80,7 +83,7 @@ def run(ctx: JobContext) -> str:
 
 def _send(ctx: JobContext, sender: Sender, stores: list[str], groups) -> None:
     bucketed: dict[int, BucketedAssortment] = {}
-    for page in store_pages(ctx, stores):
+    for page in store_pages(ctx, stores, lambda store_id: len(groups.for_store(store_id))):
         for store_id in page:
             index = groups.group_of[store_id]
             if index not in bucketed:
@@ -109,10 +112,11 @@ def _send_page(ctx: JobContext, sender: Sender, page: list[str], wanted: dict, i
                 before, after = old.get((store_id, bucket), set()), wanted[store_id].keys(bucket)
                 added |= after - before
                 removed |= before - after
-        rows = assortment_rows(added, removed, whole, all_items=items[store_id])
-        ctx.count(written=len(rows))
+        count = len(items[store_id]) if whole else len(added) + len(removed)
+        ctx.count(written=count)
         state = assortment_state(store_id, stored[store_id], wanted[store_id], buckets, ctx.run_id)
-        changes[store_id] = StoreChange(rows, whole, state)
+        changes[store_id] = StoreChange(assortment_rows(added, removed, whole, all_items=items[store_id]), count,
+                                        whole, state)
     sender.send(page, changes, stored, strays=stray_chunks)
 
 

@@ -44,7 +44,7 @@ def run(ctx: JobContext) -> str:
 
     stores = tree.store_ids if scope is None else scope
     sender = Sender(ctx, GROUP)
-    for page in store_pages(ctx, stores):
+    for page in store_pages(ctx, stores, lambda store_id: len(wanted.get(store_id, ()))):
         _send_page(ctx, sender, page, {s: wanted.get(s, {}) for s in page}, data)
     verb = "would send" if ctx.dry_run else "sent"
     return (f"{len(explosions)} delivery mode(s), {len(stores)} store(s): {verb} {sessions_sent(ctx)} session(s) with "
@@ -60,13 +60,15 @@ def _send_page(ctx: JobContext, sender: Sender, page: list[str], wanted: dict[st
     for store_id in page:
         ctx.count(read=len(wanted[store_id]))
         if store_id in full:
-            rows = delivery_mode_rows({m: data[m] for m in wanted[store_id]}, [])
+            upserts, deletes = {m: data[m] for m in wanted[store_id]}, []
         elif store_id in diff:
-            rows = delivery_mode_rows({m: data[m] for m in diff[store_id].upserts}, diff[store_id].deletes)
+            upserts, deletes = {m: data[m] for m in diff[store_id].upserts}, diff[store_id].deletes
         else:
             ctx.count(skipped=1)
             continue
-        ctx.count(written=len(rows))
+        count = len(upserts) + len(deletes)
+        ctx.count(written=count)
         whole = store_id in full or stored[store_id].digests is None
-        changes[store_id] = StoreChange(rows, whole, mode_state(store_id, wanted[store_id], ctx.run_id))
+        changes[store_id] = StoreChange(delivery_mode_rows(upserts, deletes), count, whole,
+                                        mode_state(store_id, wanted[store_id], ctx.run_id))
     sender.send(page, changes, stored)

@@ -14,7 +14,8 @@ Tables and indexes, each serving a query a job or route makes (never a scan on a
   ``pending`` index ordered by ``at``: the job reads exactly the unprocessed ones, 1 MB a
   request, and marking one processed drops it from the index. Processed messages expire through
   DynamoDB's TTL ``download_session_retention_days`` after processing.
-- Packages are S3 objects ``packages/<store_id>/<seq>-<session_id>.jsonl.gz`` in ``DATA_BUCKET``.
+- Packages are S3 objects ``packages/<store_id>/<seq>-<session_id>.jsonl.gz`` in ``DATA_BUCKET``,
+  streamed as they are generated (``put_package``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import BinaryIO
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -36,8 +38,8 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib import settings
-from chalicelib.domain.sessions import SessionState, SessionStatus
-from chalicelib.storage import aws
+from chalicelib.domain.sessions import SessionState, SessionStatus, gzip_package
+from chalicelib.storage import aws, exports
 from chalicelib.storage.base import JSONAttribute, get_many, meta
 
 DATA_GROUPS = {"assortments": "AS", "delivery-modes": "DM"}
@@ -254,9 +256,33 @@ def package_location(key: str) -> dict:
     return {"bucket": settings.data_bucket(), "key": key}
 
 
-def put_package(package: dict, body: bytes) -> None:
-    aws.client("s3").put_object(Bucket=package["bucket"], Key=package["key"], Body=body,
-                                ContentType="application/gzip")
+def put_package(package: dict, lines: Iterable[bytes]) -> str:
+    """Stream the gzip of a package's ``lines`` to S3; returns its checksum (``gzip_package``).
+
+    The gzip goes through ``exports.upload``: a spooled file (memory up to 8 MB, then disk), sent
+    as one PutObject below 8 MB and as a multipart upload above, so memory stays bounded whatever
+    the package's size. A failed upload is aborted by boto3; one a killed process leaves behind
+    is aborted by the data bucket's lifecycle rule (``deploy/stack.py``, after 7 days) and never
+    becomes an object: the session stays ``Started`` and the next run rebuilds it.
+    """
+    checksum = ""
+
+    def write(out: BinaryIO) -> None:
+        nonlocal checksum
+        checksum = gzip_package(lines, out)
+
+    exports.upload(package["key"], write, "application/gzip", bucket=package["bucket"])
+    return checksum
+
+
+def package_checksum(package: dict) -> str:
+    """The sha256 hex of a package object, read in chunks (a session committed before its
+    checksum was recorded)."""
+    body = aws.client("s3").get_object(Bucket=package["bucket"], Key=package["key"])["Body"]
+    sha256 = hashlib.sha256()
+    for chunk in body.iter_chunks(exports.PART_BYTES):
+        sha256.update(chunk)
+    return sha256.hexdigest()
 
 
 def get_package(package: dict) -> bytes:

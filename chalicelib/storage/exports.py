@@ -1,4 +1,5 @@
-"""Export files in the data bucket (account activity, payroll).
+"""Files written to the data bucket in bounded memory: exports (account activity, payroll) and
+the download sessions' packages (``download_sessions.put_package``).
 
 A file is written into a spooled temporary file (memory up to 8 MB, then disk) and handed to
 boto3's managed transfer, which sends one PutObject below 8 MB and a multipart upload above, so
@@ -23,14 +24,15 @@ EXPORT_PREFIXES = ("account-activity/", "payroll/")
 LINK_SECONDS = 15 * 60
 
 
-def upload(key: str, write: Callable[[BinaryIO], object], content_type: str) -> int:
-    """Write an object through ``write(binary_file)`` and upload it to ``key``; returns its size."""
+def upload(key: str, write: Callable[[BinaryIO], object], content_type: str, bucket: str | None = None) -> int:
+    """Write an object through ``write(binary_file)`` and upload it to ``key`` of ``bucket`` (the
+    data bucket by default); returns its size."""
     config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False)
     with SpooledTemporaryFile(max_size=PART_BYTES) as spool:
         write(spool)
         size = spool.tell()
         spool.seek(0)
-        aws.client("s3").upload_fileobj(spool, settings.data_bucket(), key,
+        aws.client("s3").upload_fileobj(spool, bucket or settings.data_bucket(), key,
                                         ExtraArgs={"ContentType": content_type}, Config=config)
     return size
 

@@ -28,16 +28,15 @@ def at(minutes: int, base: datetime = T0) -> str:
 def make_session(session_id: str, store_id: str = "S1", status: str = "Available", changed: str | None = None,
                  try_count: int = 0):
     """A session as a job leaves it (with its package), in any status, last changed at ``changed``."""
-    from chalicelib.domain.sessions import assortment_rows, build_package_lines, gzip_package
+    from chalicelib.domain.sessions import assortment_rows, build_package_lines
     from chalicelib.storage.download_sessions import DownloadSession, package_key, package_location, put_package
 
     created = changed or at(0)
     package = package_location(package_key(store_id, 1, session_id))
     rows = assortment_rows({("APPLE", "*")}, set(), False)
-    body, checksum = gzip_package(build_package_lines(
+    checksum = put_package(package, build_package_lines(
         {"session_id": session_id, "store_id": store_id, "data_group": "assortments", "seq": 1,
          "created_at": created, "full": False}, rows))
-    put_package(package, body)
     session = DownloadSession(session_id, store_id=store_id, data_group="assortments", seq=1, job_run_id="run-1",
                               status=status, rows=1, checksum=checksum, package=package, created_at=created,
                               changed_at=created, try_count=try_count)
