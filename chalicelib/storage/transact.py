@@ -57,6 +57,23 @@ def write_transaction(puts: Sequence[Put] = (), updates: Sequence[Update] = ()) 
     return [reason.code if reason else None for reason in write_transaction_reasons(puts, updates)]
 
 
+def write_each(updates: Sequence[Update]) -> list[bool]:
+    """Commit ``updates`` in transactions of ``MAX_ACTIONS``, each on its own condition: an update
+    whose condition fails is left out and the rest of its transaction committed again. Returns,
+    per update, whether it was written. One request per 100 updates when every condition holds."""
+    written = [False] * len(updates)
+    for start in range(0, len(updates), MAX_ACTIONS):
+        chunk = list(range(start, min(start + MAX_ACTIONS, len(updates))))
+        while chunk:
+            codes = write_transaction(updates=[updates[i] for i in chunk])
+            if not codes:
+                for i in chunk:
+                    written[i] = True
+                break
+            chunk = [i for i, code in zip(chunk, codes, strict=True) if code != CONDITION_FAILED]
+    return written
+
+
 def write_transaction_reasons(puts: Sequence[Put] = (),
                               updates: Sequence[Update] = ()) -> list[CancellationReason | None]:
     """``write_transaction`` with DynamoDB's cancellation reasons: a put made with ``return_old``
