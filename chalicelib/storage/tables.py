@@ -7,7 +7,7 @@ from chalicelib.storage.account_activity import AccountActivityCursor, AccountAc
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
-from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
+from chalicelib.storage.journals import InventoryJournalRecord
 from chalicelib.storage.ledger import LedgerLine, LedgerSequence
 from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
 from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
@@ -22,7 +22,7 @@ ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, Ledge
               AccountActivityResult, AccountActivityCursor, TimeRegistration, PayItem, PayTransfer, PayBacklog,
               StoreState, DownloadSession, StatusMessageRecord,
               StagingJob, StagingRow, EntityMapping,
-              PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting, UploadIssue]
+              PosTransaction, StatementRecord, InventoryJournalRecord, UploadIssue]
 
 
 _bound_to: tuple | None = None

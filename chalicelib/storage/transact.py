@@ -1,14 +1,14 @@
 """DynamoDB transactions (TransactWriteItems) for effects that must commit together or not at all.
 
 Jobs use them where a write must be conditional *and* batched (a transaction upload, the
-transactions a statement marks Posted) or where two writes must never be seen apart (an on-hand
-change and the marker saying its journal line is posted). A transaction holds at most
+transactions a statement marks Posted, receipts claimed 100 at a time) or where two writes must
+never be seen apart (on-hand changes and the journal's record of the lines that made them). A transaction holds at most
 ``MAX_ACTIONS`` actions, one per item.
 
 Example::
 
-    failed = write_transaction(puts=[Put(marker, JournalLinePosting.line_no.does_not_exist())],
-                               updates=[Update(on_hand, [OnHand.qty.add(-2)])])
+    failed = write_transaction(puts=[Put(statement, StatementRecord.statement_key.does_not_exist())],
+                               updates=[Update(transaction, [PosTransaction.status.set("Posted")])])
     if failed:            # the codes of the actions whose condition failed; nothing was written
         ...
 """
