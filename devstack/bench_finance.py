@@ -123,7 +123,7 @@ def _upload(bench: Bench, registrations: list[dict]) -> dict:
 def _approve(bench: Bench) -> dict:
     """The operator approves store by store (the batch form), over the scale's days in windows of
     at most 62 (the route's limit); the local days reach a day either side of the UTC ones."""
-    from chalicelib.http.finance import MAX_BATCH_DAYS
+    from chalicelib.models.api import MAX_BATCH_DAYS
     from chalicelib.storage.metering import metered
     from devstack.datagen import SCALES
 

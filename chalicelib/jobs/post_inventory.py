@@ -1,17 +1,25 @@
 """Post inventory (DOMAIN §8): apply the inventory journals statement posting created to on-hand stock.
 
-Every journal line moves stock exactly once. A line is applied in a DynamoDB transaction that
-adds its quantity to on-hand and writes its posted marker with ``attribute_not_exists``; a rerun
-(or a line already posted before a crash) cancels that transaction instead of moving stock again.
-A transaction holds 100 actions, so a journal is posted in chunks of 49 lines (two actions each,
-plus the journal's own record of the posted lines). For products that do not allow negative
-inventory the change carries a condition that on-hand stays at or above zero; lines that would
-break it are refused with the AX message, the journal goes to Error, and a rerun after the stock
-is corrected posts only the lines still unposted.
+Every journal line moves stock exactly once. Lines are applied in DynamoDB transactions that add
+each line's quantity to on-hand and the line numbers to the journal's ``posted_line_nos``, on
+condition that the journal's posted lines are still those read (the set only grows, so its size
+tells): a rerun, or a run that read the journal before another posted some of its lines, cancels
+that transaction instead of moving stock again, re-reads the journal and posts only the rest. A
+transaction holds 100 actions, so a journal is posted in chunks of 99 lines (one on-hand item
+each, plus the journal). For products that do not allow negative inventory the change carries a
+condition that on-hand stays at or above zero; lines that would break it are refused with the AX
+message, the journal goes to Error, and a rerun after the stock is corrected posts only the lines
+still unposted.
+
+A store's open journals are read together: their products in one batch get, the on-hand of
+their guarded items (products that may not go negative) in another, kept up to date with the
+lines this run applies. A line is refused only on a fresh, consistent read of its on-hand.
 """
 from __future__ import annotations
 
 from decimal import Decimal
+
+from pynamodb.expressions.condition import size
 
 from chalicelib.domain.inventory import JOURNAL_POSTED, PostingPlan, StockKey, plan_journal_posting, stock_key
 from chalicelib.jobs.runtime import JobContext
@@ -19,10 +27,10 @@ from chalicelib.jobs.targeting import store_shards, target_store_ids
 from chalicelib.storage import records
 from chalicelib.storage.base import get_many, iso
 from chalicelib.storage.inventory import OnHand, item_key
-from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting, open_journals
-from chalicelib.storage.transact import CONDITION_FAILED, MAX_ACTIONS, Put, Update, write_transaction
+from chalicelib.storage.journals import InventoryJournalRecord, open_journals
+from chalicelib.storage.transact import CONDITION_FAILED, MAX_ACTIONS, Update, write_transaction
 
-LINES_PER_TRANSACTION = (MAX_ACTIONS - 1) // 2
+LINES_PER_TRANSACTION = MAX_ACTIONS - 1
 MAX_PLANS = 5  # on-hand changed by someone else between our read and our write: plan again
 CHECKPOINT_EVERY = 10  # journals; each is durable on its own, so a continuation simply goes on
 
@@ -31,7 +39,9 @@ def run(ctx: JobContext) -> str:
     poster = _JournalPoster(ctx)
     store_ids = target_store_ids(ctx)
     for store_id in store_ids:
-        for journal in open_journals(store_id):
+        journals = list(open_journals(store_id))
+        poster.prepare(journals)
+        for journal in journals:
             poster.post(journal)
             if poster.journals % CHECKPOINT_EVERY == 0:
                 ctx.checkpoint()
@@ -45,14 +55,20 @@ class _JournalPoster:
     def __init__(self, ctx: JobContext):
         self.ctx = ctx
         self.allow_negative: dict[str, bool] = {}
+        self.stock: dict[tuple[str, StockKey], Decimal] = {}  # (warehouse, item) -> on-hand, guarded items
         self.journals = self.lines = self.refused = 0
+
+    def prepare(self, journals: list[InventoryJournalRecord]) -> None:
+        """Read what a store's open journals need: their products, then their guarded items' on-hand."""
+        lines = [(journal.warehouse_id, line) for journal in journals for line in _unposted(journal)]
+        self._load_products({line["product_id"] for _, line in lines})
+        self._read_stock({(warehouse, stock_key(line)) for warehouse, line in lines if self._guarded(line)})
 
     def post(self, journal: InventoryJournalRecord) -> None:
         unposted = _unposted(journal)
-        self._load_products({line["product_id"] for line in unposted})
         applied = 0
-        for _ in range(MAX_PLANS):
-            plan = self._plan(journal, _unposted(journal))
+        for attempt in range(MAX_PLANS):
+            plan = self._plan(journal, _unposted(journal), fresh=attempt > 0)
             if self.ctx.dry_run:
                 applied = len(plan.post)
                 break
@@ -70,10 +86,25 @@ class _JournalPoster:
         for line, message in plan.refused:
             self.ctx.error(f"{journal.journal_id} line {line['line_no']}", message)
 
-    def _plan(self, journal: InventoryJournalRecord, lines: list[dict]) -> PostingPlan:
-        guarded = {stock_key(line) for line in lines if self._guarded(line)}
-        on_hand = _on_hand(journal.warehouse_id, guarded)
+    def _plan(self, journal: InventoryJournalRecord, lines: list[dict], fresh: bool) -> PostingPlan:
+        """Plan on the on-hand known (read when missing or ``fresh``); a refusal is decided on a fresh read."""
+        guarded = {(journal.warehouse_id, stock_key(line)) for line in lines if self._guarded(line)}
+        self._read_stock(guarded if fresh else guarded - self.stock.keys())
+        plan = self._plan_on_stock(journal, lines)
+        if plan.refused and not fresh:
+            self._read_stock(guarded)
+            plan = self._plan_on_stock(journal, lines)
+        return plan
+
+    def _plan_on_stock(self, journal: InventoryJournalRecord, lines: list[dict]) -> PostingPlan:
+        on_hand = {key: qty for (warehouse, key), qty in self.stock.items() if warehouse == journal.warehouse_id}
         return plan_journal_posting(lines, set(), on_hand, self.allow_negative)
+
+    def _read_stock(self, keys: set[tuple[str, StockKey]]) -> None:
+        """Current on-hand of ``keys`` (strongly consistent); an item without a record has none."""
+        found = get_many(OnHand, [(warehouse, item_key(*key)) for warehouse, key in keys], consistent_read=True)
+        self.stock.update(dict.fromkeys(keys, Decimal(0)))
+        self.stock.update({(item.warehouse_id, (item.product_id, item.variant_id)): item.qty for item in found})
 
     def _guarded(self, line: dict) -> bool:
         """A line that takes stock of a product that must not go negative."""
@@ -88,39 +119,48 @@ class _JournalPoster:
         while pending:
             chunk = _chunk(pending)
             closing = _closing(plan) if len(chunk) == len(pending) else []
-            codes = write_transaction(*self._actions(journal, chunk, closing))
-            markers = codes[:len(chunk)] if codes else [None] * len(chunk)
-            stock = codes[len(chunk):2 * len(chunk)]
-            # A marker that exists means an earlier run posted the line (the header was stale).
-            posted = {int(line["line_no"]) for line, code in zip(chunk, markers, strict=True) if not codes or code}
-            journal.posted_line_nos = {*(journal.posted_line_nos or ()), *posted}
+            codes = write_transaction(updates=self._actions(journal, chunk, closing))
             if not codes:
                 applied += len(chunk)
-            elif CONDITION_FAILED in stock:
+                self._applied(journal, chunk)
+                pending = pending[len(chunk):]
+            elif codes[-1] == CONDITION_FAILED:
+                # Another run posted lines of this journal since it was read: post only the rest.
+                journal.refresh(consistent_read=True)
+                posted = {int(n) for n in journal.posted_line_nos or ()}
+                pending = [line for line in pending if int(line["line_no"]) not in posted]
+                if not pending and journal.open_store:
+                    journal.update(actions=[InventoryJournalRecord.updated_at.set(iso()), *_closing(plan)])
+            else:
                 return applied, True
-            pending = [line for line in pending if int(line["line_no"]) not in posted]
         return applied, False
 
-    def _actions(self, journal: InventoryJournalRecord, chunk: list[dict],
-                 closing: list) -> tuple[list[Put], list[Update]]:
+    def _applied(self, journal: InventoryJournalRecord, chunk: list[dict]) -> None:
+        """What this run knows after a chunk committed: the journal's posted lines, the guarded on-hand."""
+        journal.posted_line_nos = {*(journal.posted_line_nos or ()), *(int(line["line_no"]) for line in chunk)}
+        for line in chunk:
+            key = (journal.warehouse_id, stock_key(line))
+            if key in self.stock:
+                self.stock[key] += Decimal(line["qty"])
+
+    def _actions(self, journal: InventoryJournalRecord, chunk: list[dict], closing: list) -> list[Update]:
         now = iso()
-        puts, updates = [], []
+        updates = []
         for line in chunk:
             product_id, variant_id = stock_key(line)
             qty = Decimal(line["qty"])
-            puts.append(Put(JournalLinePosting(journal.journal_id, int(line["line_no"]),
-                                               item_key=item_key(product_id, variant_id), qty=qty,
-                                               posted_at=now, run_id=self.ctx.run_id),
-                            JournalLinePosting.line_no.does_not_exist()))
             updates.append(Update(
                 OnHand(journal.warehouse_id, item_key(product_id, variant_id)),
                 [OnHand.product_id.set(product_id), OnHand.variant_id.set(variant_id),
                  OnHand.qty.add(qty), OnHand.updated_at.set(now)],
                 (OnHand.qty >= -qty) if self._guarded(line) else None))
+        posted = journal.posted_line_nos or set()
+        unchanged = (size(InventoryJournalRecord.posted_line_nos) == len(posted) if posted
+                     else InventoryJournalRecord.posted_line_nos.does_not_exist())
         line_nos = {int(line["line_no"]) for line in chunk}
         updates.append(Update(journal, [InventoryJournalRecord.posted_line_nos.add(line_nos),
-                                        InventoryJournalRecord.updated_at.set(now), *closing]))
-        return puts, updates
+                                        InventoryJournalRecord.updated_at.set(now), *closing], unchanged))
+        return updates
 
     def _load_products(self, product_ids: set[str]) -> None:
         missing = product_ids - self.allow_negative.keys()
@@ -162,9 +202,3 @@ def _chunk(lines: list[dict]) -> list[dict]:
         chunk.append(line)
         items.add(key)
     return chunk
-
-
-def _on_hand(warehouse_id: str, keys: set[StockKey]) -> dict[StockKey, Decimal]:
-    """Current on-hand of ``keys`` (strongly consistent: the plan decides on it)."""
-    found = get_many(OnHand, [(warehouse_id, item_key(*key)) for key in keys], consistent_read=True)
-    return {(item.product_id, item.variant_id): item.qty for item in found}

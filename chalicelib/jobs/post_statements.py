@@ -2,16 +2,21 @@
 become a statement with balanced ledger lines and one inventory journal; the transactions become
 Posted (their requested receipts stay Pending for send-email-receipts).
 
-A statement is posted exactly once, whatever reruns or crashes happen:
+A statement is posted exactly once, whatever reruns or crashes happen. One DynamoDB transaction
+writes the statement (with its transaction ids, under a deterministic id ``<store>-<date>-<seq>``
+that must not exist yet), its ledger lines (numbered as one block of the legal entity's ledger
+sequence, whose counter moves in the same transaction: ``ledger.write_numbered``), its journal and,
+when they all fit its 100 actions (a statement of a store's day mostly does), the marks of its
+transactions as Posted, each on condition that it is still unposted: the statement is then
+``Posted`` at once, in one request. A larger statement is posted in two steps:
 
-1. one DynamoDB transaction writes the statement ``Posting`` (with its transaction ids, under a
-   deterministic id ``<store>-<date>-<seq>`` that must not exist yet), its ledger lines (numbered
-   as one block of the legal entity's ledger sequence, whose counter moves in the same
-   transaction: ``ledger.write_numbered``) and its journal — they appear together or not at all;
-2. transactions of up to 100 actions mark its transactions Posted, each on condition that it is
-   still unposted; the last one also sets the statement ``Posted``.
+1. that transaction writes the statement ``Posting`` without the marks — statement, ledger lines
+   and journal appear together or not at all;
+2. transactions of up to 100 actions mark its transactions Posted; the last one also sets the
+   statement ``Posted``.
 
-A crash between the two leaves a ``Posting`` statement whose transactions are still (partly)
+The transactions of several dates are read together (one consistent batch get of up to 100).
+A crash between the two steps leaves a ``Posting`` statement whose transactions are still (partly)
 unposted. The next run finds it through them, re-reads them consistently and marks only those
 not yet marked, so no ledger line, journal or transaction is written twice. Transactions that
 arrive after a date was posted go into the next statement of that date (``seq`` + 1), and the run's
@@ -44,6 +49,7 @@ from chalicelib.storage.transactions import PosTransaction, is_unposted, mark_po
 
 DEFAULT_CURRENCY = "USD"  # DOMAIN §12: a store without currency
 UNKNOWN_LEGAL_ENTITY = "-"  # a store record gone missing; its lines still get numbers
+READ_AHEAD = 100  # transactions read in one batch get, over as many dates as they fill
 CHECKPOINT_EVERY = 10  # statements; each is durable on its own, so a continuation simply goes on
 
 
@@ -106,14 +112,19 @@ class _Poster:
             if statement.status == POSTING:
                 claimed.update(statement.transaction_ids)
                 self._finish(statement)
-        for business_date in dates:
-            transaction_ids = [t for t in candidates[business_date] if t not in claimed]
-            if transaction_ids:
-                self._post_date(store, business_date, transaction_ids, last_seq[business_date] + 1)
+        pending = [(d, ids) for d in dates if (ids := [t for t in candidates[d] if t not in claimed])]
+        while pending:
+            batch, count = [], 0
+            while pending and (not batch or count + len(pending[0][1]) <= READ_AHEAD):
+                batch.append(pending.pop(0))
+                count += len(batch[-1][1])
+            found = read_consistent(store_id, [t for _, ids in batch for t in ids])
+            for business_date, ids in batch:
+                self._post_date(store, business_date, [found[t] for t in sorted(ids) if t in found],
+                                last_seq[business_date] + 1)
 
-    def _post_date(self, store: dict, business_date: str, transaction_ids: list[str], seq: int) -> None:
-        found = read_consistent(store["id"], transaction_ids)
-        unposted = [found[t] for t in sorted(found) if is_unposted(found[t])]
+    def _post_date(self, store: dict, business_date: str, found: list[PosTransaction], seq: int) -> None:
+        unposted = [t for t in found if is_unposted(t)]
         if not unposted:
             return
         key = f"{store['id']} {business_date}"
@@ -121,8 +132,9 @@ class _Poster:
             statement = build_statement(store, business_date, [t.data for t in unposted],
                                         self._categories_by_product(unposted), self.categories, self.accounts, seq=seq)
             if not self.ctx.dry_run:
-                record = _write_statement(statement, seq, iso(), store, self.ledger_sequence)
-                _mark_transactions(record, unposted, iso())
+                record, marked = _write_statement(statement, seq, iso(), store, self.ledger_sequence, unposted)
+                if not marked:
+                    _mark_transactions(record, unposted, iso())
         except DomainError as exc:
             self.ctx.error(key, str(exc))
             return
@@ -159,16 +171,18 @@ class _Poster:
                 for pid in wanted if self.products[pid]}
 
 
-def _write_statement(statement: Statement, seq: int, now: str, store: dict,
-                     ledger_sequence: dict[str, int]) -> StatementRecord:
-    """Statement (Posting), ledger lines (numbered from the legal entity's sequence, with the
-    counter) and journal in one DynamoDB transaction."""
+def _write_statement(statement: Statement, seq: int, now: str, store: dict, ledger_sequence: dict[str, int],
+                     transactions: list[PosTransaction]) -> tuple[StatementRecord, bool]:
+    """Statement, ledger lines (numbered from the legal entity's sequence, with the counter),
+    journal and, when they fit, the transactions' marks in one DynamoDB transaction. Returns the
+    statement and whether its transactions were marked (it is then Posted, else Posting)."""
+    marked = len(statement.ledger_lines) + 3 + len(transactions) <= MAX_ACTIONS
     record = StatementRecord(
         statement.store_id, statement_key(statement.business_date, seq),
         statement_id=statement.statement_id, business_date=statement.business_date,
-        seq=seq, status=POSTING, totals=statement.totals.to_dict(),
+        seq=seq, status=POSTED if marked else POSTING, totals=statement.totals.to_dict(),
         transaction_ids=list(statement.transaction_ids), journal_id=statement.inventory_journal.journal_id,
-        created_at=now)
+        created_at=now, posted_at=now if marked else None)
     ledger = [make_line(statement.statement_id, number, posting_date=line.posting_date,
                         main_account=line.main_account, debit=line.debit, credit=line.credit,
                         store_id=line.store_id, description=line.description,
@@ -187,12 +201,16 @@ def _write_statement(statement: Statement, seq: int, now: str, store: dict,
     try:
         failed = write_numbered(store.get("legal_entity") or UNKNOWN_LEGAL_ENTITY, ledger,
                                 [Put(record, StatementRecord.statement_key.does_not_exist()), Put(journal_record)],
-                                ledger_sequence)
+                                ledger_sequence, [mark_posted(t, statement.statement_id, now) for t in transactions]
+                                if marked else [])
     except SequenceContended as exc:
         raise CannotPost(f"statement {statement.statement_id}: {exc}; posting it next run") from None
-    if failed:
+    if failed and failed[0]:
         raise CannotPost(f"statement {statement.statement_id} already exists; posting it again next run")
-    return record
+    if failed:
+        raise CannotPost(f"statement {statement.statement_id}: a transaction was posted by someone else; "
+                         "left for the next run")
+    return record, marked
 
 
 def _mark_transactions(statement: StatementRecord, transactions: list[PosTransaction], now: str) -> None:

@@ -21,7 +21,7 @@ from chalicelib.storage.alerts import Alert
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
-from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
+from chalicelib.storage.journals import InventoryJournalRecord
 from chalicelib.storage.ledger import LedgerLine, LedgerSequence
 from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
 from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
@@ -194,8 +194,7 @@ JOBS: dict[str, Job] = _jobs(
         run="chalicelib.jobs.post_inventory:run",
         params="StoreTargeting",
         shards="chalicelib.jobs.post_inventory:stores_with_open_journals",
-        resources=Resources(tables={InventoryJournalRecord: "write+scan", JournalLinePosting: "write",
-                                    OnHand: "write"}),
+        resources=Resources(tables={InventoryJournalRecord: "write+scan", OnHand: "write"}),
     ),
     Job(
         name="post-statements",

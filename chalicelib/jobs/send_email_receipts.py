@@ -5,20 +5,26 @@ for a receipt at the sale, with email status Pending. The job reads them from th
 index (never a scan) a page at a time, then for each receipt:
 
 1. claims it: a conditional update Pending → Sending with this run's token and time, so two runs
-   never send the same receipt. A claim is a lease as long as the job lock's and is never renewed:
-   one send takes well under a second (the SES client's timeouts and retries are bounded below
-   the lease, ``storage.aws``), so a claim older than the lease belongs to an invocation that died
-   or gave up (its own lock ran out with it). The next run after the lease takes it over and sends
-   it — again, if the dead one died after SES accepted it (the one repeat allowed). A takeover is
-   counted in ``email_takeovers`` until the receipt is sent, so a receipt that kills every run
-   that tries it fails after ``email_max_attempts`` like a transient failure;
+   never send the same receipt. Claims are written 100 at a time (one DynamoDB transaction of
+   conditional updates; a receipt whose condition fails is left out), right before those 100 are
+   sent. A claim is a lease as long as the job lock's and is never renewed: one send takes well
+   under a second (the SES client's timeouts and retries are bounded below the lease,
+   ``storage.aws``), so a claim older than the lease belongs to an invocation that died or gave up
+   (its own lock ran out with it). The next run after the lease takes it over and sends it —
+   again, if the dead one died after SES accepted it (the one repeat allowed). The dead run sent
+   its claims in queue order, so only the first of its claims still held was being sent: that one
+   is counted in ``email_takeovers`` until the receipt is sent (the others were never tried), so a
+   receipt that kills every run that tries it fails after ``email_max_attempts`` like a transient
+   failure;
 2. renders it (HTML, text, PDF attachment) and sends one raw MIME message;
 3. records the outcome: Sent with the SES message id; Failed when SES rejects the message or after
    ``email_max_attempts`` transient failures (else back to Pending); Expired, unsent, once the sale
    is ``email_expiry_days`` old. The Sent record is retried a few times past the SDK's retries on a
    transient fault: losing it would send the receipt again.
 
-SES throttling ends the run early; the receipt in hand and the rest stay Pending for the next run.
+SES throttling ends the run early; the receipt in hand and the rest stay Pending for the next run
+(claims not sent yet are released, 100 a request). Per receipt sent: one SES call and one
+UpdateItem, plus a hundredth of a claim, a query page and the batch reads.
 Addresses never reach logs or run errors: those name transaction ids.
 """
 from __future__ import annotations
@@ -35,6 +41,7 @@ from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext, JobFailed
 from chalicelib.storage import aws, faults, records
 from chalicelib.storage.base import iso, update_if, utcnow
+from chalicelib.storage.transact import MAX_ACTIONS, Update, write_each
 from chalicelib.storage.transactions import (
     EMAIL_EXPIRED,
     EMAIL_FAILED,
@@ -46,7 +53,7 @@ from chalicelib.storage.transactions import (
     queued_receipts,
 )
 
-PAGE = 100
+PAGE = 200  # receipts a query page (a checkpoint each); claimed MAX_ACTIONS at a time
 RECORD_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each retry of a Sent record after a transient fault
 THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"})
 # The account cannot send at all: no receipt is at fault, an operator must act.
@@ -90,6 +97,7 @@ class _ReceiptSender:
         self.products: dict[str, dict] = {}
         self.sent = self.failed = self.retry = self.expired = 0
         self.missing_glyphs: set[str] = set()
+        self.dead_claims: set[str] = set()  # claims of dead invocations whose first receipt was taken over
 
     def send_page(self, page: list[PosTransaction]) -> None:
         now = utcnow()
@@ -111,17 +119,23 @@ class _ReceiptSender:
         customers = records.get_by_ids("customers", {r.data["customer_id"] for r in due if r.data.get("customer_id")})
         self._load("stores", self.stores, {r.store_id for r in due})
         self._load("products", self.products, {line["product_id"] for r in due for line in r.data["lines"]})
-        for receipt in due:
-            self._send(receipt, customers.get(receipt.data.get("customer_id")), stale_before)
+        for start in range(0, len(due), MAX_ACTIONS):
+            chunk = due[start:start + MAX_ACTIONS]
+            if self.ctx.dry_run:
+                self.sent += sum(receipt_address(r.data, customers.get(r.data.get("customer_id"))) is not None
+                                 for r in chunk)
+                continue
+            claimed = self._claim(chunk, stale_before)
+            for position, receipt in enumerate(claimed):
+                try:
+                    self._send(receipt, customers.get(receipt.data.get("customer_id")))
+                except (_Throttled, JobFailed):
+                    self._release(claimed[position + 1:])
+                    raise
 
-    def _send(self, receipt: PosTransaction, customer: dict | None, stale_before: str) -> None:
+    def _send(self, receipt: PosTransaction, customer: dict | None) -> None:
+        """Send a receipt this run has claimed and record the outcome."""
         address = receipt_address(receipt.data, customer)
-        if self.ctx.dry_run:
-            self.sent += address is not None
-            return
-        if not self._claim(receipt, stale_before):
-            self.ctx.count(skipped=1)
-            return
         if receipt.email_attempts + (receipt.email_takeovers or 0) >= self.parameters["email_max_attempts"]:
             return self._fail(receipt, "gave up: the last attempt did not finish and no attempts are left")
         if address is None:
@@ -173,17 +187,40 @@ class _ReceiptSender:
             return self._fail(receipt, reason)
         return self._retry_later(receipt, reason)
 
-    def _claim(self, receipt: PosTransaction, stale_before: str) -> bool:
+    def _claim(self, receipts: list[PosTransaction], stale_before: str) -> list[PosTransaction]:
+        """Claim ``receipts`` (100 a request); returns those claimed, in order."""
         claimable = (PosTransaction.email_status == EMAIL_PENDING) | (
             (PosTransaction.email_status == EMAIL_SENDING) & (PosTransaction.email_claimed_at < stale_before))
         condition = PosTransaction.email_queue.exists() & claimable
         if not self.include_unposted:
             condition &= PosTransaction.status == POSTED
-        actions = [PosTransaction.email_status.set(EMAIL_SENDING), PosTransaction.email_claim.set(self.ctx.run_id),
-                   PosTransaction.email_claimed_at.set(iso(clock.utcnow()))]
-        if receipt.email_status == EMAIL_SENDING:  # taking over from an invocation that died mid-send
-            actions.append(PosTransaction.email_takeovers.add(1))
-        return update_if(receipt, actions, condition)
+        now = iso(clock.utcnow())
+        updates, counted = [], []
+        for receipt in receipts:
+            actions = [PosTransaction.email_status.set(EMAIL_SENDING),
+                       PosTransaction.email_claim.set(self.ctx.run_id), PosTransaction.email_claimed_at.set(now)]
+            # Taking over from an invocation that died: the first of its claims (in queue order)
+            # is the one it was sending; it never tried the others.
+            taken_over = receipt.email_status == EMAIL_SENDING and receipt.email_claim not in self.dead_claims
+            if taken_over:
+                self.dead_claims.add(receipt.email_claim)
+                actions.append(PosTransaction.email_takeovers.add(1))
+            updates.append(Update(receipt, actions, condition))
+            counted.append(taken_over)
+        claimed = []
+        for receipt, taken_over, written in zip(receipts, counted, write_each(updates), strict=True):
+            if not written:
+                self.ctx.count(skipped=1)
+                continue
+            if taken_over:
+                receipt.email_takeovers = (receipt.email_takeovers or 0) + 1
+            claimed.append(receipt)
+        return claimed
+
+    def _release(self, receipts: list[PosTransaction]) -> None:
+        """Give claims not sent back to the queue (Pending), 100 a request, while they are still ours."""
+        write_each([Update(r, self._outcome(EMAIL_PENDING), PosTransaction.email_claim == self.ctx.run_id)
+                    for r in receipts])
 
     def _retry_later(self, receipt: PosTransaction, reason: str) -> None:
         attempts = receipt.email_attempts + 1
@@ -201,13 +238,17 @@ class _ReceiptSender:
         self.ctx.error(receipt.transaction_id, reason)
 
     def _finish(self, receipt: PosTransaction, status: str, *actions) -> None:
-        """Record an outcome and release the claim, only while this run's claim holds; a receipt
-        that is no longer Pending leaves the queue."""
+        """Record an outcome and release the claim, only while this run's claim holds."""
+        update_if(receipt, self._outcome(status, *actions), PosTransaction.email_claim == self.ctx.run_id)
+
+    @staticmethod
+    def _outcome(status: str, *actions) -> list:
+        """The actions recording ``status`` and releasing the claim; a receipt no longer Pending leaves the queue."""
         actions = [PosTransaction.email_status.set(status), PosTransaction.email_claim.remove(),
                    PosTransaction.email_claimed_at.remove(), *actions]
         if status != EMAIL_PENDING:
             actions.append(PosTransaction.email_queue.remove())
-        update_if(receipt, actions, PosTransaction.email_claim == self.ctx.run_id)
+        return actions
 
     def _expire(self, receipt: PosTransaction, stale_before: str) -> None:
         if self.ctx.dry_run:

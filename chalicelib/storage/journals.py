@@ -3,18 +3,17 @@
 A journal keeps its lines (quantities per product and variant) as JSON. ``open_store`` is set while
 the journal is Created or Error, so ``by_open_store`` lists a store's journals still to post, in
 the order they were created.
-Exactly-once posting rests on ``JournalLinePosting``: one marker per posted line, written with
-``attribute_not_exists`` in the same DynamoDB transaction as the on-hand change, so a line can
-move stock only once whatever reruns happen. ``posted_line_nos`` mirrors the markers on the
-journal (same transaction), so planning a rerun needs no extra read.
+Exactly-once posting rests on ``posted_line_nos``: the lines that moved stock, added in the same
+DynamoDB transaction as their on-hand changes, on condition that the set is still the one read
+(it only grows: its size tells), so a line can move stock only once whatever reruns happen.
 """
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, NumberSetAttribute, UnicodeAttribute
+from pynamodb.attributes import NumberSetAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.storage.base import DecimalAttribute, JSONAttribute, meta
+from chalicelib.storage.base import JSONAttribute, meta
 
 
 class JournalsOpenByStore(GlobalSecondaryIndex):
@@ -46,18 +45,6 @@ class InventoryJournalRecord(Model):
         return {"journal_id": self.journal_id, "store_id": self.store_id, "warehouse_id": self.warehouse_id,
                 "statement_id": self.statement_id, "business_date": self.business_date, "status": self.status,
                 "lines": self.lines, "posted_lines": len(self.posted_line_nos or ()), "message": self.message}
-
-
-class JournalLinePosting(Model):
-    """The proof that one journal line moved stock (written once, never updated)."""
-
-    Meta = meta("journal-line-postings")
-    journal_id = UnicodeAttribute(hash_key=True)
-    line_no = NumberAttribute(range_key=True)
-    item_key = UnicodeAttribute()
-    qty = DecimalAttribute()
-    posted_at = UnicodeAttribute()
-    run_id = UnicodeAttribute(null=True)
 
 
 def open_journals(store_id: str):

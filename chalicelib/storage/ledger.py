@@ -85,14 +85,14 @@ def make_line(statement_id: str, line_no: int, **fields) -> LedgerLine:
 
 
 def write_numbered(legal_entity: str, lines: Sequence[LedgerLine], puts: Sequence[Put] = (),
-                   last_seen: dict[str, int] | None = None) -> list[str | None]:
-    """Number ``lines`` as one block of ``legal_entity``'s sequence and commit them with ``puts``
-    and the counter in one transaction.
+                   last_seen: dict[str, int] | None = None, updates: Sequence[Update] = ()) -> list[str | None]:
+    """Number ``lines`` as one block of ``legal_entity``'s sequence and commit them with ``puts``,
+    ``updates`` and the counter in one transaction.
 
     ``last_seen`` caches the counter per legal entity between calls (a posting run reads it once
     and re-reads only when another run moved it). Returns ``[]`` when committed, else the failure
-    codes of ``puts`` (as ``write_transaction``); raises ``SequenceContended`` after
-    ``NUMBERING_ATTEMPTS`` stale reads.
+    codes of ``puts`` then ``updates`` (as ``write_transaction``); raises ``SequenceContended``
+    after ``NUMBERING_ATTEMPTS`` stale reads.
     """
     last_seen = {} if last_seen is None else last_seen
     for _ in range(NUMBERING_ATTEMPTS):
@@ -104,12 +104,13 @@ def write_numbered(legal_entity: str, lines: Sequence[LedgerLine], puts: Sequenc
             line.legal_entity, line.seq, line.block_end = legal_entity, number, end
         counter = Update(LedgerSequence(legal_entity), [LedgerSequence.last_seq.set(end)],
                          LedgerSequence.last_seq == last if last else LedgerSequence.last_seq.does_not_exist())
-        failed = write_transaction(puts=[*puts, *(Put(line) for line in lines)], updates=[counter])
+        failed = write_transaction(puts=[*puts, *(Put(line) for line in lines)], updates=[*updates, counter])
         if not failed:
             last_seen[legal_entity] = end
             return []
-        if CONDITION_FAILED in failed[:len(puts)]:
-            return failed[:len(puts)]
+        own = failed[:len(puts)] + failed[len(puts) + len(lines):-1]
+        if CONDITION_FAILED in own:
+            return own
         del last_seen[legal_entity]  # another posting took these numbers: read the counter again
     raise SequenceContended(f"the ledger sequence of {legal_entity} kept moving; {NUMBERING_ATTEMPTS} attempts")
 

@@ -8,7 +8,7 @@ from chalicelib.storage.alerts import Alert
 from chalicelib.storage.distribution import StoreState
 from chalicelib.storage.download_sessions import DownloadSession, StatusMessageRecord
 from chalicelib.storage.inventory import OnHand
-from chalicelib.storage.journals import InventoryJournalRecord, JournalLinePosting
+from chalicelib.storage.journals import InventoryJournalRecord
 from chalicelib.storage.ledger import LedgerLine, LedgerSequence
 from chalicelib.storage.migration import EntityMapping, StagingJob, StagingRow
 from chalicelib.storage.pay import PayBacklog, PayItem, PayTransfer, TimeRegistration
@@ -23,7 +23,7 @@ ALL_MODELS = [RunRecord, Coordination, ApiToken, MasterRecord, LedgerLine, Ledge
               AccountActivityResult, AccountActivityCursor, TimeRegistration, PayItem, PayTransfer, PayBacklog,
               StoreState, DownloadSession, StatusMessageRecord,
               StagingJob, StagingRow, EntityMapping,
-              PosTransaction, StatementRecord, InventoryJournalRecord, JournalLinePosting, UploadIssue, Alert]
+              PosTransaction, StatementRecord, InventoryJournalRecord, UploadIssue, Alert]
 
 
 _bound_to: tuple | None = None

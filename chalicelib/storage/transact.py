@@ -1,14 +1,14 @@
 """DynamoDB transactions (TransactWriteItems) for effects that must commit together or not at all.
 
 Jobs use them where a write must be conditional *and* batched (a transaction upload, the
-transactions a statement marks Posted) or where two writes must never be seen apart (an on-hand
-change and the marker saying its journal line is posted). A transaction holds at most
+transactions a statement marks Posted, receipts claimed 100 at a time) or where two writes must
+never be seen apart (on-hand changes and the journal's record of the lines that made them). A transaction holds at most
 ``MAX_ACTIONS`` actions, one per item.
 
 Example::
 
-    failed = write_transaction(puts=[Put(marker, JournalLinePosting.line_no.does_not_exist())],
-                               updates=[Update(on_hand, [OnHand.qty.add(-2)])])
+    failed = write_transaction(puts=[Put(statement, StatementRecord.statement_key.does_not_exist())],
+                               updates=[Update(transaction, [PosTransaction.status.set("Posted")])])
     if failed:            # the codes of the actions whose condition failed; nothing was written
         ...
 """
@@ -55,6 +55,23 @@ def write_transaction(puts: Sequence[Put] = (), updates: Sequence[Update] = ()) 
     write is retried with backoff; other errors propagate.
     """
     return [reason.code if reason else None for reason in write_transaction_reasons(puts, updates)]
+
+
+def write_each(updates: Sequence[Update]) -> list[bool]:
+    """Commit ``updates`` in transactions of ``MAX_ACTIONS``, each on its own condition: an update
+    whose condition fails is left out and the rest of its transaction committed again. Returns,
+    per update, whether it was written. One request per 100 updates when every condition holds."""
+    written = [False] * len(updates)
+    for start in range(0, len(updates), MAX_ACTIONS):
+        chunk = list(range(start, min(start + MAX_ACTIONS, len(updates))))
+        while chunk:
+            codes = write_transaction(updates=[updates[i] for i in chunk])
+            if not codes:
+                for i in chunk:
+                    written[i] = True
+                break
+            chunk = [i for i, code in zip(chunk, codes, strict=True) if code != CONDITION_FAILED]
+    return written
 
 
 def write_transaction_reasons(puts: Sequence[Put] = (),

@@ -65,7 +65,7 @@ def test_a_journal_with_more_items_than_one_transaction_holds_posts_completely(r
     run = run_job(retailer, operator, "post-inventory", {"store_ids": ["S1"]})
 
     assert run["status"] == "Ended", run
-    assert run["aws_requests"]["dynamodb.TransactWriteItems"] == 3  # 49 + 49 + 22 lines
+    assert run["aws_requests"]["dynamodb.TransactWriteItems"] == 2  # 99 + 21 lines, one on-hand item each
     stock = on_hand(retailer, operator, "S1")
     assert len(stock) == 120
     assert stock[("P000", "*")] == D("-1") and stock[("P119", "*")] == D("-2")
@@ -100,12 +100,14 @@ def test_an_item_that_may_not_go_negative_is_refused_then_posted_once_stock_is_f
 def test_a_crash_mid_journal_then_a_rerun_posts_each_line_once(retailer, operator, monkeypatch):
     from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
-    from chalicelib.storage.journals import InventoryJournalRecord
+    from chalicelib.storage.journals import open_journals
 
     products = [{"id": f"P{n:03d}", "name": f"Item {n}", "category_id": "TOYS", "price": "1.00",
-                 "released_to": ["USRT"]} for n in range(60)]
+                 "released_to": ["USRT"]} for n in range(120)]
     records.upsert("products", parse_records("products", products))
-    post_day(retailer, operator, "S1", [sale("T1", [(p["id"], None, 1, "1.00") for p in products])])
+    post_day(retailer, operator, "S1", [sale("T1", [(p["id"], None, 1, "1.00") for p in products[:60]]),
+                                        sale("T2", [(p["id"], None, 1, "1.00") for p in products[60:]])])
+    as_read = list(open_journals("S1"))  # before any line was posted
     real_write = post_inventory.write_transaction
 
     def crash_after_first_chunk(*args, **kwargs):
@@ -115,9 +117,10 @@ def test_a_crash_mid_journal_then_a_rerun_posts_each_line_once(retailer, operato
     monkeypatch.setattr(post_inventory, "write_transaction", crash_after_first_chunk)
     with pytest.raises(Crash):
         run_job(retailer, operator, "post-inventory", {"store_ids": ["S1"]})
-    assert len(on_hand(retailer, operator, "S1")) == 49
-    # Pretend the journal's own record of posted lines was lost: only the line markers remain.
-    InventoryJournalRecord(journal().journal_id).update(actions=[InventoryJournalRecord.posted_line_nos.remove()])
+    assert len(on_hand(retailer, operator, "S1")) == 99 and len(journal().posted_line_nos) == 99
+    # The rerun reads the journal as it was before the crash (an index lags its table): the
+    # journal's condition refuses the stale chunk, the rerun re-reads it and posts only the rest.
+    monkeypatch.setattr(post_inventory, "open_journals", lambda store_id: as_read)
 
     monkeypatch.setattr(post_inventory, "write_transaction", real_write)
     expire_locks()
@@ -125,8 +128,9 @@ def test_a_crash_mid_journal_then_a_rerun_posts_each_line_once(retailer, operato
 
     assert run["status"] == "Ended", run
     stock = on_hand(retailer, operator, "S1")
-    assert len(stock) == 60 and set(stock.values()) == {D("-1")}
-    assert journal().status == "Posted"
+    assert len(stock) == 120 and set(stock.values()) == {D("-1")}
+    assert journal().status == "Posted" and len(journal().posted_line_nos) == 120
+    assert run["counters"]["written"] == 21, run
 
 
 def test_dry_run_moves_no_stock_and_the_route_checks_its_store(retailer, operator):
