@@ -110,7 +110,7 @@ class AlertWatch:
     one as it is recorded (``new()``, called every loop of the runner)."""
 
     def __init__(self):
-        self.since = ""
+        self.since = "0"  # before every ISO time (a key condition may not be an empty string)
 
     def summary(self) -> str:
         from chalicelib.domain.alerts import OPEN

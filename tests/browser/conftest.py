@@ -97,6 +97,9 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)  # a run started from the page may take seconds on a loaded machine
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (CI's .ci/run does)")
     from playwright.sync_api import sync_playwright

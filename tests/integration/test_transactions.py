@@ -286,6 +286,8 @@ def test_telling_duplicates_from_conflicts_costs_no_extra_request(retailer):
     with metered(Counter()) as resend:
         body = direct_upload("S1", batch)
     assert (body["duplicates"], len(body["conflicts"])) == (149, 1)
-    # store and parameters in one batch get, products in another; a transaction per 100; the issue.
+    # store and parameters in one batch get, products in another; a transaction per 100; the issue
+    # and the conflict's alert.
     assert first == {"dynamodb.BatchGetItem": 2, "dynamodb.TransactWriteItems": 2}
-    assert resend == {"dynamodb.BatchGetItem": 2, "dynamodb.TransactWriteItems": 2, "dynamodb.BatchWriteItem": 1}
+    assert resend == {"dynamodb.BatchGetItem": 2, "dynamodb.TransactWriteItems": 2, "dynamodb.BatchWriteItem": 1,
+                      "dynamodb.PutItem": 1}
