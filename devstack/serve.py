@@ -109,7 +109,7 @@ class AlertWatch:
     one as it is recorded (``new()``, called every loop of the runner)."""
 
     def __init__(self):
-        self.since = ""
+        self.since = "1970-01-01T00:00:00.000Z"  # a key condition may not compare with an empty string
 
     def summary(self) -> str:
         from chalicelib.domain.alerts import OPEN
