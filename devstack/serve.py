@@ -110,7 +110,7 @@ class AlertWatch:
     one as it is recorded (``new()``, called every loop of the runner)."""
 
     def __init__(self):
-        self.since = "0"  # before every ISO time (a key condition may not be an empty string)
+        self.since = "1970-01-01T00:00:00.000Z"  # a key condition may not compare with an empty string
 
     def summary(self) -> str:
         from chalicelib.domain.alerts import OPEN

@@ -24,9 +24,9 @@ from chalicelib import clock
 from chalicelib.domain.alerts import alert_id, run_end_kind, run_end_message
 from chalicelib.domain.runs import OPEN_STATUSES, STARTED_STATUSES, RunStatus, is_final
 from chalicelib.prices import estimate_usd
-from chalicelib.storage.alerts import first_time, new_alert
+from chalicelib.storage.alerts import first_time, new_alert, record
 from chalicelib.storage.base import JSONAttribute, iso, meta, save_if, update_if
-from chalicelib.storage.faults import ConditionFailed, translated
+from chalicelib.storage.faults import ConditionFailed, is_transient, translated
 from chalicelib.storage.transact import Update, write_transaction
 
 IDEMPOTENCY_TTL = timedelta(days=7)
@@ -266,8 +266,22 @@ def finish(run: RunRecord, status: str, message: str | None, expect: tuple, *, r
     alert = new_alert(alert_id(kind, run.run_id), kind,
                       run_end_message(kind, run.job, status, counters, message, bool(run.dry_run)),
                       job=run.job, store_id=store_id, run_id=run.run_id)
-    if write_transaction(puts=[first_time(alert)], updates=[Update(run, actions, condition)]):
-        return False  # the run had ended (its alert, if any, was written with that end)
+    try:
+        if write_transaction(puts=[first_time(alert)], updates=[Update(run, actions, condition)]):
+            return False  # the run had ended (its alert, if any, was written with that end)
+    except Exception as exc:  # noqa: BLE001 - only throttling is answered here
+        if not is_transient(exc):
+            raise
+        # DynamoDB throttles transactions: the run still ends (one update), its alert on its own
+        # (lost only if that put is throttled too).
+        if not update_if(run, actions, condition):
+            return False
+        try:
+            record([alert])
+        except Exception as put_failed:  # noqa: BLE001
+            if not is_transient(put_failed):
+                raise
+        return True
     run.status, run.ended_at, run.message, run.open_fanout = status, ended_at, message, None
     for name, value in results.items():
         setattr(run, name, value)

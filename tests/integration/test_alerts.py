@@ -231,6 +231,8 @@ def test_make_serve_prints_the_open_alerts_then_each_new_one(aws):
 
     from devstack.serve import AlertWatch
 
+    quiet = AlertWatch()  # no alert yet (make serve's start)
+    assert quiet.summary() == "Open alerts: 0" and quiet.new() == []
     raise_alerts("run_error", 7, job="post-inventory", text="boom")
     watch = AlertWatch()
 
