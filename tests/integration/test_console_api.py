@@ -182,7 +182,7 @@ def test_jobs_say_their_schedule_in_words_and_when_it_fires_next(client, operato
 # --- package preview ----------------------------------------------------------------------
 
 def make_session(session_id, rows=120, package=True):
-    from chalicelib.domain.sessions import build_package_lines, gzip_package
+    from chalicelib.domain.sessions import build_package_lines
     from chalicelib.storage.download_sessions import DownloadSession, package_key, package_location, put_package
 
     created = iso_days_ago(0, hour=0)
@@ -193,8 +193,7 @@ def make_session(session_id, rows=120, package=True):
              "created_at": created, "full": True},
             [{"op": "upsert", "entity": "assortment", "key": f"P{i:06d}", "data": {"n": i, "name": f"Product {i}"}}
              for i in range(rows)])
-        body, _ = gzip_package(lines)
-        put_package(location, body)
+        put_package(location, lines)
     DownloadSession(session_id, store_id="S1", data_group="assortments", seq=7, status="Available" if package
                     else "Started", rows=rows, package=location, created_at=created, changed_at=created).save()
 
