@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.serving import PROJECT, served
+
 SCREENSHOTS = PROJECT / "build" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -63,36 +59,11 @@ class Stack:
         return f"{self.base}/console"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(PYTHONPATH=str(PROJECT), LOCAL_STACK_FILE=str(folder / "local-stack.json"))
-    process = subprocess.Popen([sys.executable, "-m", "devstack", "serve", "--port", str(port)], cwd=folder,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    printed, deadline = [], time.monotonic() + 300
-    try:
-        while not printed or "Ctrl-C stops" not in printed[-1]:
-            printed.append(lines.get(timeout=max(1.0, deadline - time.monotonic())))
-        banner = "".join(printed)
-        operator = re.search(r"operator token (\S+)", banner).group(1)
-        store, store_id = re.search(r"store token +(\S+) +\(store (\S+)\)", banner).groups()
-        endpoint = json.loads((folder / "local-stack.json").read_text())["endpoint"]
-        yield Stack(f"http://127.0.0.1:{port}", operator, store, store_id, endpoint, folder)
-    except queue.Empty:
-        pytest.fail("make serve printed no banner:\n" + "".join(printed))
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    with served(tmp_path_factory.mktemp("serve")) as serve:
+        endpoint = json.loads((serve.folder / "local-stack.json").read_text())["endpoint"]
+        yield Stack(serve.base, serve.operator, serve.store, serve.store_id, endpoint, serve.folder)
 
 
 @pytest.fixture(scope="session")

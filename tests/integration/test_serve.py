@@ -4,15 +4,10 @@ process, its own moto server, a free port, real tokens)."""
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,7 +17,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.serving import PROJECT, served
+
 README_PORT = "127.0.0.1:8000"
 
 
@@ -52,35 +48,10 @@ class Serve:
                               capture_output=True, text=True, timeout=300)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(PYTHONPATH=str(PROJECT), LOCAL_STACK_FILE=str(folder / "local-stack.json"))
-    process = subprocess.Popen([sys.executable, "-m", "devstack", "serve", "--port", str(port)], cwd=folder,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    printed, deadline = [], time.monotonic() + 300
-    try:
-        while not printed or "Ctrl-C stops" not in printed[-1]:
-            printed.append(lines.get(timeout=max(1.0, deadline - time.monotonic())))
-        banner = "".join(printed)
-        operator = re.search(r"operator token (\S+)", banner).group(1)
-        store, store_id = re.search(r"store token +(\S+) +\(store (\S+)\)", banner).groups()
-        yield Serve(f"http://127.0.0.1:{port}", banner, operator, store, store_id, env, folder / "local-stack.json")
-    except queue.Empty:
-        pytest.fail("make serve printed no banner:\n" + "".join(printed))
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    with served(tmp_path_factory.mktemp("serve")) as it:
+        yield Serve(it.base, it.banner, it.operator, it.store, it.store_id, it.env, it.folder / "local-stack.json")
 
 
 def _curl(serve: Serve, command: str) -> tuple[int, str]:
