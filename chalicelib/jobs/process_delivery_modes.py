@@ -23,7 +23,7 @@ from chalicelib.jobs.distribution import (
     store_pages,
 )
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.jobs.targeting import targeted_stores
+from chalicelib.jobs.targeting import stores_to_send, targeted_stores
 from chalicelib.storage import records
 from chalicelib.storage.base import dumps
 from chalicelib.storage.distribution import mode_state, read_mode_digests
@@ -32,23 +32,57 @@ GROUP = "delivery-modes"
 
 
 def run(ctx: JobContext) -> str:
+    explosions, stores, wanted, data = _explode(ctx)
+    sender = Sender(ctx, GROUP)
+    for page in store_pages(ctx, stores):
+        _send_page(ctx, sender, page, {s: wanted.get(s, {}) for s in page}, data)
+    return _summary(ctx.dry_run, len(explosions), len(stores), ctx.counters, sessions_sent(ctx)) + recovery_note(ctx)
+
+
+def changed_stores(ctx: JobContext) -> list[str] | None:
+    """``shards=``: the stores whose modes differ from what they were sent (one small digest item
+    per store, 50 stores a request), with a pending resend or an unfinished session; the
+    unchanged ones are counted here (read, skipped)."""
+    _, stores, wanted, _ = _explode(ctx)
+    busy = stores_to_send(ctx, stores, GROUP, read_mode_digests,
+                          lambda store_id, stored: (stored.digests or {}) != wanted.get(store_id, {}))
+    if busy is not None:
+        for store_id in sorted(set(stores) - set(busy)):
+            ctx.count(read=len(wanted.get(store_id, {})), skipped=1)
+    return busy
+
+
+def close(parent, shards: list, counters: dict, outputs: list) -> str:
+    """A fan-out's summary, once every shard has ended."""
+    modes = sum(1 for _ in records.scan_entity("delivery-modes"))
+    # the run's stores: one per shard, and those the parent found unchanged
+    stores = len(shards) + counters.get("skipped", 0) - sum(shard.counters.get("skipped", 0) for shard in shards)
+    sent = sum((shard.checkpoint or {}).get("state", {}).get("sent", 0) for shard in shards)
+    return _summary(parent.dry_run, modes, stores, counters, sent)
+
+
+def _explode(ctx: JobContext) -> tuple:
+    """Every mode exploded once: the run's stores, each store's ``{mode_id: digest}`` and each
+    mode's data; warnings are the parent's (a shard's store is one it named)."""
     tree, catalog = load_org_tree(), load_catalog()
     explosions = [explode_delivery_mode(mode, tree, catalog) for mode in records.scan_entity("delivery-modes")]
     scope, warnings = targeted_stores(ctx.params, tree)
-    for warning in warnings + [w for e in explosions for w in e.warnings]:
-        ctx.warn(warning)
+    if not ctx.run.parent_run_id:
+        for warning in warnings + [w for e in explosions for w in e.warnings]:
+            ctx.warn(warning)
     rows_by_store = store_delivery_mode_rows(explosions)
     data = {mode_id: mode_data for rows in rows_by_store.values() for mode_id, mode_data in rows.items()}
     digest = {mode_id: hashlib.blake2b(dumps(d).encode(), digest_size=16).hexdigest() for mode_id, d in data.items()}
     wanted = {store_id: {mode_id: digest[mode_id] for mode_id in rows} for store_id, rows in rows_by_store.items()}
+    if ctx.run.parent_run_id:  # a shard: exactly its store
+        scope = set(ctx.params["store_ids"])
+    return explosions, sorted(tree.store_ids if scope is None else scope), wanted, data
 
-    stores = tree.store_ids if scope is None else scope
-    sender = Sender(ctx, GROUP)
-    for page in store_pages(ctx, stores):
-        _send_page(ctx, sender, page, {s: wanted.get(s, {}) for s in page}, data)
-    verb = "would send" if ctx.dry_run else "sent"
-    return (f"{len(explosions)} delivery mode(s), {len(stores)} store(s): {verb} {sessions_sent(ctx)} session(s) with "
-            f"{ctx.counters.get('written', 0)} row(s); {ctx.counters.get('skipped', 0)} unchanged{recovery_note(ctx)}")
+
+def _summary(dry_run: bool, modes: int, stores: int, counters: dict, sent: int) -> str:
+    verb = "would send" if dry_run else "sent"
+    return (f"{modes} delivery mode(s), {stores} store(s): {verb} {sent} session(s) with "
+            f"{counters.get('written', 0)} row(s); {counters.get('skipped', 0)} unchanged")
 
 
 def _send_page(ctx: JobContext, sender: Sender, page: list[str], wanted: dict[str, dict[str, str]],
