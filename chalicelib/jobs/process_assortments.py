@@ -1,8 +1,12 @@
 """Process assortments (DOMAIN §5): which products each store may sell, sent as download sessions.
 
-A run explodes every visible assortment once, groups stores with equal assortments, and walks
-the stores in pages of ``PAGE`` (sorted, checkpointed after each page). Per page it reads the
-stores' digest items (one BatchGetItem); an unchanged store costs nothing more. A changed store
+A run explodes every visible assortment once and groups stores with equal assortments. Over
+several stores it fans out (``changed_stores``): it reads the stores' digest items (50 stores a
+BatchGetItem) and makes one shard per store whose digests differ (or with a resend request or an
+unfinished session; every store for ``full_sync``), counting the unchanged ones; an idle run
+makes none. A shard (or a run naming one store) walks its stores in pages of ``PAGE``
+(checkpointed after each page), reading their digest items again; an unchanged store costs
+nothing more. A changed store
 has its changed buckets read, gets a session whose package holds exactly the added and removed
 pairs (the whole assortment for ``full_sync`` or a store never sent one), and its new state is
 written with the session (``jobs/distribution.py``; storage layout in ``storage/distribution.py``).
@@ -10,7 +14,8 @@ written with the session (``jobs/distribution.py``; storage layout in ``storage/
 Statuses: publishing sets ``InProgress`` and starts a run with ``assortment_ids``; every run
 counts ``InProgress`` assortments as visible (the publishing run must, and a publish whose run
 could not start — the job was busy — is completed by the next scheduled run), and at the end
-moves each ``InProgress`` assortment whose stores were all processed to ``Published``.
+(a fan-out: in ``close``, once every shard has ended; a store whose shard did not end counts as
+not processed) moves each ``InProgress`` assortment whose stores were all processed to ``Published``.
 ``Published`` assortments whose ``valid_to`` has passed become ``Expired``. A status is only
 written if the record is still as read, so an operator's edit (which makes it ``Draft``) wins.
 """

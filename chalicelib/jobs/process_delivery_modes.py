@@ -2,8 +2,10 @@
 
 Every mode is exploded once; its data (products, addresses) is the same for every store it
 covers, so what a store was sent is kept as ``{mode_id: digest of the data}`` — one small item
-per store, read 100 stores a request. A store whose modes differ from what it was sent gets a
-session (data group ``delivery-modes``) with an upsert per new or changed mode (its full data)
+per store, read 50 stores a request. Over several stores a run fans out (``changed_stores``)
+to one shard per store whose digests differ, has a resend request or an unfinished session
+(every store for ``full_sync``); an idle run makes none. A store whose modes differ from what it
+was sent gets a session (data group ``delivery-modes``) with an upsert per new or changed mode (its full data)
 and a delete per mode it lost; ``full_sync`` sends every targeted store all its modes. A mode
 without product lines is reported as a warning (§1 rule 4).
 """
