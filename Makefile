@@ -29,7 +29,7 @@ demo: $(STAMP) catalogs  ## run every job on the embedded local stack; outputs i
 	$(PY) -m devstack demo
 
 serve: $(STAMP) catalogs  ## keep the local stack running: HTTP API, schedules, migration drops
-	$(PY) -m devstack serve
+	$(PY) -m devstack serve --workers $(or $(WORKERS),1)
 
 # With make serve running: make token ROLE=operator | make token ROLE=store STORE=S001. STORE counts
 # only on the command line: the shell's $$STORE is the store token that make serve's export line sets.
@@ -57,8 +57,8 @@ lint: $(STAMP)
 openapi: $(STAMP)  ## regenerate the committed contract docs/openapi.json from the routes and their models
 	$(PY) -m chalicelib.http.openapi docs/openapi.json
 
-bench: $(STAMP) catalogs  ## make bench SCALE=M: per-job requests, time and memory into BENCHMARKS.md
-	$(PY) -m devstack bench --scale $(SCALE)
+bench: $(STAMP) catalogs  ## make bench SCALE=M [WORKERS=1]: per-job requests, time and memory into BENCHMARKS.md
+	$(PY) -m devstack bench --scale $(SCALE) --workers $(or $(WORKERS),1)
 
 import-time: $(STAMP)  ## make import-time [RUNS=21]: median `import app` beside chalice, pynamodb.models, boto3
 	$(PY) -m devstack importtime --runs $(or $(RUNS),21)

@@ -63,6 +63,12 @@ def shard_queue_url() -> str | None:
     return _env("SHARD_QUEUE_URL")
 
 
+def local_shard_workers() -> bool:
+    """The local stack with worker processes draining the shard queue (``devstack/workers.py``):
+    runs execute inline, but a fan-out's shards go through the queue as deployed."""
+    return _env("LOCAL_SHARD_WORKERS") == "1"
+
+
 def shard_queue_name() -> str:
     return f"{APP_NAME}-{stage()}-shards"
 

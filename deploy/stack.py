@@ -145,7 +145,10 @@ def _buckets(stage: Stage) -> dict:
     resources["aws_s3_bucket_lifecycle_configuration"]["data"] = {
         "bucket": "${aws_s3_bucket.data.id}",
         "rule": [{"id": "expire-old-packages", "status": "Enabled", "filter": {"prefix": "${var.package_prefix}"},
-                  "expiration": {"days": "${var.package_retention_days}"}}, abort_uploads]}
+                  "expiration": {"days": "${var.package_retention_days}"}},
+                 # what a distribution fan-out's parent hands its shards; its close deletes them
+                 {"id": "expire-fanout-plans", "status": "Enabled", "filter": {"prefix": "fanout-plans/"},
+                  "expiration": {"days": 7}}, abort_uploads]}
     # Versioning keeps every migration file that was replaced or deleted, for a while.
     resources["aws_s3_bucket_versioning"]["migration"] = {
         "bucket": "${aws_s3_bucket.migration.id}", "versioning_configuration": {"status": "Enabled"}}

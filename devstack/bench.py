@@ -1,14 +1,24 @@
 """``make bench SCALE=M``: every job on the local stack at a realistic scale.
 
 For each measured step: records processed, wall seconds, AWS requests by operation, requests per
-record and peak Python memory (tracemalloc) — written to ``BENCHMARKS.md``. Job families add
-their scenarios to ``SCENARIOS``: ``scenario(bench) -> None`` calling ``bench.measure``.
+record and peak memory — written to ``BENCHMARKS.md``. Job families add their scenarios to
+``SCENARIOS``: ``scenario(bench) -> None`` calling ``bench.measure``.
+
+A job runs in a process of its own (``bench.run_job``: ``python -m devstack.bench_job``), as in
+Lambda, and its peak is that process's peak RSS (``localenv.peak_rss_mb``). With ``WORKERS=N``
+(default 1) a fan-out's shards run in N worker processes from the shard queue (``devstack/workers.py``),
+started afresh for each step; a fanning-out step then also reports its number of shards, the
+mean and slowest shard's seconds and the largest peak RSS of a worker process that ran one. A step
+made of HTTP requests (uploads, approvals) runs in the bench process and has no peak of its own.
+``--only`` runs the named scenarios (the master data is always loaded first).
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,8 +38,9 @@ class Row:
     unit: str
     seconds: float
     requests: dict[str, int]
-    peak_mb: float
+    peak_mb: float | None  # the job's process's peak RSS; None for a step run in the bench process
     status: str
+    shards: list[dict] = field(default_factory=list)  # per shard run: seconds, maxrss_mb (worker processes)
 
     @property
     def per_record(self) -> float:
@@ -42,34 +53,53 @@ class Bench:
     retailer: Any
     scale: str
     operator: str
+    workers: int = 0
     rows: list[Row] = field(default_factory=list)
 
     def measure(self, step: str, unit: str, action: Callable[[], dict], records: Callable[[dict], int]) -> dict:
-        """Run ``action`` (returns a Run) with memory tracing; record its requests per record."""
-        tracemalloc.start()
+        """Run ``action`` (returns a run as the API shows it, with ``peak_mb`` when it ran in a
+        process of its own); record its time, requests per record and peaks."""
+        if self.stack.workers is not None:
+            self.stack.workers.restart()  # each step's shards in fresh workers: their peak is the step's
         started = time.monotonic()
         run = action()
         seconds = time.monotonic() - started
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        # A step run in a process of its own reports that process's peak instead (``peak_mb``).
-        peak_mb = run.get("peak_mb", peak / 2**20)
-        row = Row(step, records(run), unit, seconds, run.get("aws_requests", {}), peak_mb, run["status"])
+        row = Row(step, records(run), unit, seconds, run.get("aws_requests", {}), run.get("peak_mb"), run["status"],
+                  self._shards(run))
         self.rows.append(row)
+        peak = f"peak RSS {row.peak_mb:.0f} MB" if row.peak_mb is not None else "in the bench process"
         print(f"  {step}: {row.status}, {row.records} {unit} in {seconds:.1f}s, "
-              f"{sum(row.requests.values())} requests ({row.per_record:.3f}/record), peak {row.peak_mb:.0f} MB",
-              flush=True)
+              f"{sum(row.requests.values())} requests ({row.per_record:.3f}/record), {peak}"
+              f"{shard_note(row)}", flush=True)
         return run
 
+    def _shards(self, run: dict) -> list[dict]:
+        """The figures the workers recorded for the run's shards (none when shards run inline)."""
+        if self.stack.workers is None or "run_id" not in run:
+            return []
+        from chalicelib.jobs.runtime import get_run
+        from chalicelib.storage.runs import children
+
+        return self.stack.workers.shard_stats({c.run_id for c in children(get_run(run["run_id"]))})
+
     def run_job(self, job: str, params: dict | None = None) -> dict:
-        return run_job(job, params)
+        """One manual run of ``job`` to its end in a process of its own (a fan-out's shards in
+        the worker processes); the run as the API shows it, with ``peak_mb``: the process's peak RSS."""
+        from devstack import localenv
+
+        child = subprocess.run([sys.executable, "-m", "devstack.bench_job", job, json.dumps(params or {})],
+                               cwd=localenv.PROJECT_DIR, env=os.environ.copy(), capture_output=True, text=True)
+        if child.returncode != 0:
+            raise SystemExit(f"{job} failed in its process:\n{child.stderr[-3000:]}")
+        return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def run_job(job: str, params: dict | None = None) -> dict:
-    """One manual run of ``job`` to its end, in this process; the run as the API shows it."""
-    from chalicelib.jobs import runtime
-
-    return runtime.start(job, params or {}, trigger="manual", requested_by="bench").run.to_api()
+def shard_note(row: Row) -> str:
+    if not row.shards:
+        return ""
+    seconds = [s["seconds"] for s in row.shards]
+    return (f"; {len(seconds)} shard(s): {sum(seconds) / len(seconds):.1f}s mean, {max(seconds):.1f}s slowest, "
+            f"worker peak RSS {max(s['maxrss_mb'] for s in row.shards):.0f} MB")
 
 
 def load_master_data(bench: Bench) -> None:
@@ -106,41 +136,50 @@ SCENARIOS: list[tuple[str, Callable[[Bench], None]]] = [
 ]
 
 
-def write_report(bench: Bench, started: float) -> None:
+def write_report(bench: Bench, started: float, out: Path = RESULTS) -> None:
     lines = [
         "# Benchmarks",
         "",
         f"`make bench SCALE={bench.scale}` on the local stack (moto server in a process of its own, loopback HTTP, "
         "2 cores), "
         f"{datetime.now(UTC):%Y-%m-%d}. Total {time.monotonic() - started:.0f}s.",
-        "Requests are counted per run by the runtime's metering (every boto3 and PynamoDB call). Peak memory is",
-        "Python's (tracemalloc) during the step. moto is slower than DynamoDB; compare requests, not seconds.",
+        "Requests are counted per run by the runtime's metering (every boto3 and PynamoDB call). Each job ran in a",
+        "process of its own; peak MB is that process's peak RSS (`VmHWM`), blank for steps made of HTTP requests",
+        "in the bench process. moto is slower than DynamoDB; compare requests, not seconds.",
+        f"Fan-outs' shards ran in {bench.workers} worker process(es) from the shard queue: shards, the mean and "
+        "slowest shard's seconds, and the largest peak RSS (`VmHWM`) of a worker that ran one.",
         "",
-        "| step | status | records | seconds | AWS requests | requests/record | peak MB | requests by operation |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| step | status | records | seconds | AWS requests | requests/record | peak MB | shards | shard s mean / max "
+        "| shard peak RSS MB | requests by operation |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in bench.rows:
         ops = ", ".join(f"{k} {v}" for k, v in sorted(row.requests.items()))
+        seconds = [s["seconds"] for s in row.shards]
+        shards = (f"{len(seconds)} | {sum(seconds) / len(seconds):.1f} / {max(seconds):.1f} | "
+                  f"{max(s['maxrss_mb'] for s in row.shards):.0f}") if seconds else " | | "
         lines.append(f"| {row.step} | {row.status} | {row.records} {row.unit} | {row.seconds:.1f} | "
-                     f"{sum(row.requests.values())} | {row.per_record:.3f} | {row.peak_mb:.0f} | {ops} |")
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {RESULTS}")
+                     f"{sum(row.requests.values())} | {row.per_record:.3f} | "
+                     f"{'' if row.peak_mb is None else f'{row.peak_mb:.0f}'} | {shards} | {ops} |")
+    out.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out}")
 
 
-def main(scale: str = "M") -> int:
+def main(scale: str = "M", workers: int = 1, only: list[str] | None = None, out: Path = RESULTS) -> int:
     from chalicelib.auth import issue_token
     from devstack.datagen import generate
 
     started = time.monotonic()
-    print(f"retail-sync bench, scale {scale}", flush=True)
+    print(f"retail-sync bench, scale {scale}, {workers} worker process(es)", flush=True)
+    scenarios = [(t, s) for t, s in SCENARIOS if not only or t == "master data" or t in only]
     # moto in a process of its own: peak memory and time are the application's, not moto's storage.
-    with local_stack(moto_process=True) as stack:
+    with local_stack(moto_process=True, workers=workers, stats=Path("bench-output", "shards.jsonl")) as stack:
         bench = Bench(stack, generate(scale, end_date=datetime.now(UTC).date()), scale,
-                      issue_token("operator", label="bench"))
-        for title, scenario in SCENARIOS:
+                      issue_token("operator", label="bench"), workers)
+        for title, scenario in scenarios:
             print(f"[{title}]", flush=True)
             scenario(bench)
-    write_report(bench, started)
+    write_report(bench, started, out)
     return 0
 
 

@@ -152,7 +152,9 @@ def _check(bench: Bench, run: dict) -> None:
     if budget is not None:
         verdicts.append(f"{row.per_record:.3f} requests/record (budget {budget})"
                         + ("" if row.per_record <= budget else " OVER BUDGET"))
-    verdicts.append(f"peak {row.peak_mb:.0f} MB (budget {PEAK_MB})" + ("" if row.peak_mb <= PEAK_MB else " OVER"))
+    if row.peak_mb is not None:
+        over = "" if row.peak_mb <= PEAK_MB else " OVER"
+        verdicts.append(f"peak RSS {row.peak_mb:.0f} MB (budget {PEAK_MB}){over}")
     print(f"    {run['job']}: {run['status']}; " + "; ".join(verdicts) + f" — {run['message']}"[:400], flush=True)
 
 

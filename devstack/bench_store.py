@@ -10,10 +10,6 @@ process's (the job modules' imports included), not the bench's, which holds the 
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -26,11 +22,11 @@ def store_operations(bench: Any) -> None:
     bench.measure("upload transactions (POST /stores/{id}/transactions)", "transactions",
                   lambda: _upload_all(bench, lines), lambda run: run["records"])
     seed_stock(SimpleNamespace(retailer=bench.retailer, say=lambda text: print(f"  {text}", flush=True)))
-    bench.measure("post-statements", "transaction lines", lambda: run_apart("post-statements"),
+    bench.measure("post-statements", "transaction lines", lambda: bench.run_job("post-statements"),
                   lambda run: lines["posted"])
-    bench.measure("post-inventory", "journal lines", lambda: run_apart("post-inventory"),
+    bench.measure("post-inventory", "journal lines", lambda: bench.run_job("post-inventory"),
                   lambda run: run["counters"]["read"])
-    run = bench.measure("send-email-receipts", "receipts", lambda: run_apart("send-email-receipts"),
+    run = bench.measure("send-email-receipts", "receipts", lambda: bench.run_job("send-email-receipts"),
                         lambda run: run["counters"]["written"])
     sent = max(run["counters"]["written"], 1)
     by_service = Counter()
@@ -40,18 +36,7 @@ def store_operations(bench: Any) -> None:
           "DynamoDB requests", flush=True)
     # Every 30 and 15 minutes respectively, these jobs mostly find nothing new: what such a run costs.
     for job in ("post-inventory", "send-email-receipts"):
-        bench.measure(f"{job}, rerun with no change", "runs", lambda job=job: run_apart(job), lambda run: 1)
-
-
-def run_apart(job: str) -> dict:
-    """Run ``job`` in a child process against the local stack; returns its run with ``peak_mb``."""
-    from devstack import localenv
-
-    child = subprocess.run([sys.executable, "-m", "devstack.bench_store", job], cwd=localenv.PROJECT_DIR,
-                           env=os.environ.copy(), capture_output=True, text=True)
-    if child.returncode != 0:
-        raise SystemExit(f"{job} failed in its process:\n{child.stderr[-3000:]}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
+        bench.measure(f"{job}, rerun with no change", "runs", lambda job=job: bench.run_job(job), lambda run: 1)
 
 
 def _upload_all(bench: Any, lines: Counter) -> dict:
@@ -69,20 +54,3 @@ def _upload_all(bench: Any, lines: Counter) -> dict:
             uploaded += len(batch)
             lines["posted"] += sum(len(t["lines"]) for t in batch if t["status"] == "Completed")
     return {"status": "Ended", "aws_requests": dict(requests), "records": uploaded}
-
-
-def _run_traced(job: str) -> None:
-    """The child: one run of ``job``, its memory traced, the run as the last line of stdout."""
-    import tracemalloc
-
-    import chalicelib.jobs.runtime  # noqa: F401 - loaded before tracing; the job's own modules load inside it
-    from devstack.bench import run_job
-
-    tracemalloc.start()
-    run = run_job(job)
-    _, peak = tracemalloc.get_traced_memory()
-    print(json.dumps({**run, "peak_mb": peak / 2**20}, default=str))
-
-
-if __name__ == "__main__":
-    _run_traced(sys.argv[1])

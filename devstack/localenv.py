@@ -25,3 +25,20 @@ def apply(stage: str = "local", endpoint: str | None = None) -> None:
     os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
     if endpoint:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM`` of ``/proc/self/status``, the high-water
+    mark of its own address space. (``ru_maxrss`` would not do for a process the bench starts: Linux
+    carries the parent's peak over fork and exec, so a child of a large process reports the
+    parent's size.) Elsewhere, ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -146,14 +146,14 @@ def tokens(argv: list[str]) -> int:
     return cli(["tokens", *argv])
 
 
-def main(port: int = 8000, scale: str = "S") -> int:
+def main(port: int = 8000, scale: str = "S", workers: int = 1) -> int:
     import app
     from chalicelib.auth import issue_token
     from chalicelib.storage import records
     from devstack.datagen import generate
     from devstack.demo_migration import rms_products_export
 
-    with local_stack() as stack:
+    with local_stack(workers=workers, stats=Path("bench-output", "serve-shards.jsonl")) as stack:
         retailer = generate(scale)
         for entity, items in retailer.master_data().items():
             for start in range(0, len(items), 1000):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from devstack import localenv
@@ -24,10 +25,11 @@ MIGRATION_DROP_QUEUE = "migration-drops"
 class LocalStack:
     """A running moto server plus a ``chalice.test.Client`` bound to the ``local`` stage."""
 
-    def __init__(self, server, client):
+    def __init__(self, server, client, workers=None):
         self.server = server
         self.client = client
         self.endpoint = os.environ["AWS_ENDPOINT_URL"]
+        self.workers = workers  # devstack.workers.Workers draining the shard queue, or None: shards inline
         self._tick = 0
 
     # --- invoking functions ---------------------------------------------------------------
@@ -138,9 +140,12 @@ def _free_port(ip_address: str) -> int:
 
 
 @contextmanager
-def local_stack(port: int = 0, moto_process: bool = False) -> Iterator[LocalStack]:
+def local_stack(port: int = 0, moto_process: bool = False, workers: int = 0,
+                stats: Path | None = None) -> Iterator[LocalStack]:
     """moto on 127.0.0.1 (``port`` 0 = random), provisioned, with a test client on stage local;
-    ``moto_process``: moto in a child process rather than a thread of this one."""
+    ``moto_process``: moto in a child process rather than a thread of this one; ``workers``: that
+    many worker processes run the fan-outs' shards from the shard queue (0: shards run inline),
+    each shard's figures appended to ``stats``."""
     from moto.server import ThreadedMotoServer
 
     from devstack import moto_transactions
@@ -157,6 +162,7 @@ def local_stack(port: int = 0, moto_process: bool = False) -> Iterator[LocalStac
     host, bound = server.get_host_and_port()
     localenv.apply("local", endpoint=f"http://{host}:{bound}")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    pool = None
     try:
         from chalice.test import Client
 
@@ -168,14 +174,31 @@ def local_stack(port: int = 0, moto_process: bool = False) -> Iterator[LocalStac
         reset_connections()
         provision()
         _wire_migration_notifications()
+        pool = _start_workers(workers, stats) if workers else None
         import app
 
         with Client(app.app, stage_name="local", project_dir=str(localenv.PROJECT_DIR)) as client:
-            yield LocalStack(server, client)
+            yield LocalStack(server, client, pool)
     finally:
+        if pool is not None:
+            pool.stop()
+            os.environ.pop("SHARD_QUEUE_URL", None)
+            os.environ.pop("LOCAL_SHARD_WORKERS", None)
         server.stop()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _start_workers(count: int, stats: Path | None):
+    """Shards through the shard queue (``SHARD_QUEUE_URL``), drained by ``count`` worker processes."""
+    from chalicelib import settings
+    from chalicelib.storage import aws
+    from devstack.workers import Workers
+
+    url = aws.client("sqs").get_queue_url(QueueName=settings.shard_queue_name())["QueueUrl"]
+    os.environ["SHARD_QUEUE_URL"] = url
+    os.environ["LOCAL_SHARD_WORKERS"] = "1"
+    return Workers(count, os.environ["AWS_ENDPOINT_URL"], url, stats or Path("bench-output", "shards.jsonl"))
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

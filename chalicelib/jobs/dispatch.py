@@ -17,8 +17,9 @@ def to_lambda() -> bool:
 
 
 def via_queue() -> bool:
-    """Whether a fan-out's shards go through the shard queue (deployed with one)."""
-    return bool(settings.shard_queue_url()) and to_lambda()
+    """Whether a fan-out's shards go through the shard queue: deployed, or on the local stack
+    with worker processes draining it (``devstack/workers.py``)."""
+    return bool(settings.shard_queue_url()) and (to_lambda() or settings.local_shard_workers())
 
 
 def invoke_run_job(run_id: str) -> None:

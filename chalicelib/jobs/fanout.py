@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from chalicelib import clock
 from chalicelib.domain.runs import OPEN_STATUSES, fan_out_outcome
 from chalicelib.jobs.context import MAX_ERRORS, MAX_OUTPUTS
+from chalicelib.jobs.registry import get_job
 from chalicelib.observability import emit_run_metrics
 from chalicelib.storage.runs import (
     RunRecord,
@@ -56,9 +57,9 @@ def close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
             shards[i] = find_run(c.run_id) or c  # the index lags a little
             if not shards[i].is_final:
                 return
-    counters: Counter = Counter()
+    counters: Counter = Counter(parent.counters or {})
     requests: Counter = Counter(parent.aws_requests or {})
-    errors, outputs = [], []
+    errors, outputs = list(parent.errors or []), []
     for c in shards:
         counters.update(c.counters)
         requests.update(c.aws_requests or {})
@@ -66,12 +67,25 @@ def close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
         outputs.extend(c.outputs)
     status, message = fan_out_outcome([(c.params.get("store_ids", ["?"])[0], c.status) for c in shards],
                                       bool(parent.cancel_requested))
+    summary = closing_summary(parent, shards, dict(counters), outputs)
+    warnings = [f"warning: {w}" for w in (parent.checkpoint or {}).get("warnings", [])]
+    message = "; ".join([message, *([summary] if summary else []), *warnings])
     results = {"counters": dict(counters), "errors": errors[:MAX_ERRORS], "outputs": outputs[:MAX_OUTPUTS],
                "aws_requests": dict(sorted(requests.items()))}
     if not finish(parent, status, message, OPEN_STATUSES, results=results):
         return  # closed already
     release_lock(parent.job, parent.lock_scope, parent.run_id)
     emit_run_metrics(parent.job, status, 0.0, dict(counters))
+
+
+def closing_summary(parent: RunRecord, shards: list[RunRecord], counters: dict, outputs: list) -> str | None:
+    """The job's own last step of a fan-out once every shard has ended (``Job.close``: e.g. the
+    assortments every store of the run now has are published), and its summary of the whole run;
+    ``None`` for a job without one."""
+    job = get_job(parent.job)
+    if job is None or job.close is None:
+        return None
+    return job.close(parent, shards, counters, outputs)
 
 
 def close_parent_of(shard: RunRecord) -> None:

@@ -87,6 +87,9 @@ class Job:
     lock_scope: Callable[[dict], str] = _whole_job
     # For per-store fan-out: returns the shard keys (store ids) of a run, or None to run whole.
     shards: Callable | str | None = None
+    # For a fan-out: the parent's last step once every shard has ended (and when no store needed
+    # one), ``close(parent, shards, counters, outputs) -> summary``; runs once per run.
+    close: Callable | str | None = None
     # What the job touches in AWS beyond the runtime; the default is nothing more.
     resources: Resources = field(default_factory=Resources)
 
@@ -95,6 +98,8 @@ class Job:
             self.run = Ref(self.run)
         if isinstance(self.shards, str):
             self.shards = Ref(self.shards)
+        if isinstance(self.close, str):
+            self.close = Ref(self.close)
 
     @property
     def implementation(self) -> str:
@@ -216,10 +221,12 @@ JOBS: dict[str, Job] = _jobs(
                     "publishes InProgress assortments and expires ended ones.",
         schedule="cron(5 * * * ? *)",
         run="chalicelib.jobs.process_assortments:run",
+        shards="chalicelib.jobs.process_assortments:changed_stores",
+        close="chalicelib.jobs.process_assortments:close",
         params="ProcessAssortments",
         defaults={"full_sync": False},
         resources=Resources(tables={StoreState: "write", DownloadSession: "write", MasterRecord: "write"},
-                            objects={"data/packages/": "write"}),
+                            objects={"data/packages/": "write", "data/fanout-plans/": "delete"}),
     ),
     Job(
         name="process-delivery-modes",
@@ -228,10 +235,12 @@ JOBS: dict[str, Job] = _jobs(
                     "and sends each changed store a download session (data group delivery-modes).",
         schedule="cron(15 2 * * ? *)",
         run="chalicelib.jobs.process_delivery_modes:run",
+        shards="chalicelib.jobs.process_delivery_modes:changed_stores",
+        close="chalicelib.jobs.process_delivery_modes:close",
         params="ProcessDeliveryModes",
         defaults={"full_sync": False},
         resources=Resources(tables={StoreState: "write", DownloadSession: "write"},
-                            objects={"data/packages/": "write"}),
+                            objects={"data/packages/": "write", "data/fanout-plans/": "delete"}),
     ),
     Job(
         name="process-status-messages",

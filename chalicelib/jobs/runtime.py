@@ -273,6 +273,7 @@ def _execute(run: RunRecord, budget: Budget, log) -> str:
                 raise Cancelled()
             if job.shards and not run.parent_run_id:
                 _close_open_fan_outs(job, run.run_id)
+                ctx.counters, ctx.errors = {}, []  # a resumed fan-out counts its stores afresh
                 shard_keys = job.shards(ctx)
                 if shard_keys is not None:
                     return _fan_out(ctx, shard_keys)
@@ -437,7 +438,8 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
     existing = {fanout.shard_key(c): c for c in runs.children(parent)}
     keys = sorted(set(shard_keys) | set(existing))
     if not keys:
-        _finish(parent, RunStatus.ENDED, ctx.message("nothing to do"), ctx)
+        _finish(parent, RunStatus.ENDED, ctx.message(fanout.closing_summary(parent, [], ctx.counters, [])
+                                                    or "nothing to do"), ctx)
         return "done"
     children = []
     for key in keys:
@@ -458,7 +460,10 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
     requests["dynamodb.DeleteItem"] += 1
     if via_queue:
         requests["sqs.SendMessageBatch"] += handover.queue_batches(len(waiting))
-    runs.mark_fanned_out(parent, f"fanned out to {len(keys)} store shard(s)", dict(sorted(requests.items())))
+    # The parent's own counters, errors and warnings (stores it found unchanged, unknown ids) are
+    # kept for its close, which adds the shards' to them.
+    runs.mark_fanned_out(parent, f"fanned out to {len(keys)} store shard(s)", dict(sorted(requests.items())),
+                         ctx.counters, ctx.errors, ctx.warnings)
     if via_queue:
         handover.send_shards([c.run_id for c in waiting])
     else:

@@ -4,7 +4,8 @@
 resolved at run time so new stores are picked up. Neither given: every store.
 
 Per-store jobs fan out with ``shards=store_shards``: one child run per targeted store, each with
-``params.store_ids = [store]``.
+``params.store_ids = [store]``; the distribution jobs only to the stores with something to send
+(``stores_to_send``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from typing import Any
 from chalicelib.domain.catalog import OrgTree
 from chalicelib.jobs.runtime import JobContext
 from chalicelib.storage import records
+from chalicelib.storage.base import BATCH_GET_LIMIT
+from chalicelib.storage.download_sessions import started_sessions
+
+# A store's state item of a data group and its resend request: 50 stores a BatchGetItem.
+STATE_PAGE = BATCH_GET_LIMIT // 2
 
 
 def target_store_ids(ctx: JobContext) -> list[str]:
@@ -60,3 +66,24 @@ def store_shards(ctx: JobContext, with_work: Callable[[], set[str]] | None = Non
         return targeted
     busy = with_work()
     return [store_id for store_id in targeted if store_id in busy]
+
+
+def stores_to_send(ctx: JobContext, stores: list[str], group: str, read_state: Callable[[list[str]], dict],
+                   changed: Callable[[str, Any], bool]) -> list[str] | None:
+    """The parent of a distribution run (process-assortments, process-delivery-modes): the stores
+    of ``stores`` to fan out to, one shard each, or ``None`` when the run targets a single store
+    (it then runs whole). Every store for ``full_sync``; otherwise the stores whose committed state
+    (``read_state``: 50 stores a request, no package built) differs from what they must have
+    (``changed(store_id, stored)``), those with a pending full resend, and those a dead run left a
+    ``Started`` session of the group (one index query). Nothing changed: no store."""
+    if len(stores) <= 1:
+        return None
+    if ctx.params.get("full_sync"):
+        return sorted(stores)
+    unfinished = started_sessions(group)
+    pending, busy = sorted(stores), []
+    for start in range(0, len(pending), STATE_PAGE):
+        page = pending[start:start + STATE_PAGE]
+        stored = read_state(page)
+        busy += [s for s in page if s in unfinished or stored[s].resend is not None or changed(s, stored[s])]
+    return busy

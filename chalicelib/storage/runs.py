@@ -290,10 +290,14 @@ def finish(run: RunRecord, status: str, message: str | None, expect: tuple, *, r
     return True
 
 
-def mark_fanned_out(parent: RunRecord, message: str, aws_requests: dict) -> None:
-    """Every shard of the parent exists: it is marked open in the ``open_fanouts`` index."""
+def mark_fanned_out(parent: RunRecord, message: str, aws_requests: dict, counters: dict | None = None,
+                    errors: list | None = None, warnings: list | None = None) -> None:
+    """Every shard of the parent exists: it is marked open in the ``open_fanouts`` index, with its
+    own counters, errors and warnings so far (its close adds the shards' to them)."""
     parent.update(actions=[RunRecord.fanned_out.set(True), RunRecord.open_fanout.set(parent.job),
-                           RunRecord.message.set(message), RunRecord.aws_requests.set(aws_requests)])
+                           RunRecord.message.set(message), RunRecord.aws_requests.set(aws_requests),
+                           RunRecord.counters.set(counters or {}), RunRecord.errors.set(errors or []),
+                           RunRecord.checkpoint.set({**(parent.checkpoint or {}), "warnings": warnings or []})])
 
 
 def shard_ended(parent_run_id: str) -> RunRecord | None:

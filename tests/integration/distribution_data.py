@@ -97,6 +97,14 @@ def run_job(client, operator, job, params=None, dry_run=False):
     return run
 
 
+def shard_of(run_id, store_id):
+    """The run id of the shard of run ``run_id`` that worked for ``store_id``."""
+    from chalicelib.storage.runs import RunRecord
+
+    [shard] = [r.run_id for r in RunRecord.scan() if r.parent_run_id == run_id and r.params["store_ids"] == [store_id]]
+    return shard
+
+
 def sessions_of(run):
     return [o["id"] for o in run["outputs"] if o["kind"] == "session"]
 

@@ -15,6 +15,7 @@ from tests.integration.distribution_data import (
     put,
     run_job,
     sessions_of,
+    shard_of,
 )
 
 STATUSES = [s.value for s in SessionStatus]
@@ -281,7 +282,7 @@ def test_a_rerun_sends_the_stores_current_data_not_the_old_package(client, opera
     put(client, operator, "products", [product("PEAR", "FOOD")])
     delta = run_job(client, operator, "process-assortments")
     [_, second] = available(client, "S1")
-    assert second["job_run_id"] == delta["run_id"] and pairs(download(second)[1]) == {"PEAR/*"}
+    assert second["job_run_id"] == shard_of(delta["run_id"], "S1") and pairs(download(second)[1]) == {"PEAR/*"}
 
     _rerun(client, operator, full["session_id"])
     latest = available(client, "S1")[-1]
@@ -298,10 +299,10 @@ def test_a_rerun_while_the_job_is_busy_can_be_asked_again(client, operator):
     load(client, operator)
     publish(client, operator, "CORE")
     [first] = available(client, "S1")
-    acquire_lock("process-assortments", "all", "another-run", 60)
+    acquire_lock("process-assortments", "store#S1", "another-run", 60)  # a one-store run locks its store
     busy = _rerun(client, operator, first["session_id"])
     assert busy["status"] == "NotRun"
-    release_lock("process-assortments", "all", "another-run")
+    release_lock("process-assortments", "store#S1", "another-run")
     again = _rerun(client, operator, first["session_id"])
     assert again["status"] == "Ended" and again["run_id"] != busy["run_id"]
     assert session(client, operator, first["session_id"])["replaced_by"] == available(client, "S1")[-1]["session_id"]

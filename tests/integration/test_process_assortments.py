@@ -24,6 +24,7 @@ from tests.integration.distribution_data import (
     put,
     run_job,
     sessions_of,
+    shard_of,
 )
 
 
@@ -45,7 +46,7 @@ def test_publishing_sends_every_covered_store_its_whole_assortment(client, opera
     packages = {}
     for store in STORES:
         [session] = available(client, store["id"])
-        assert session["data_group"] == "assortments" and session["job_run_id"] == run["run_id"]
+        assert session["data_group"] == "assortments" and session["job_run_id"] == shard_of(run["run_id"], store["id"])
         assert session["package_url"].startswith("http") and session["seq"] == 1
         header, rows = download(session)
         assert header["full"] is True and header["store_id"] == store["id"] and header["rows"] == len(rows)
@@ -69,6 +70,74 @@ def test_a_rerun_with_nothing_changed_writes_nothing_and_creates_no_session(clie
     assert writes == set(), rerun["aws_requests"]
     assert {(i.store_id, i.part): i.updated_at for i in StoreState.scan()} == state_before
     assert all(len(available(client, s["id"])) == 1 for s in STORES)
+    # Found in the parent from the stores' digest items: no store needed a shard.
+    assert "nothing to do" not in rerun["message"] and "shard" not in rerun["message"], rerun["message"]
+    assert shards_of(rerun) == []
+    assert rerun["aws_requests"]["dynamodb.BatchGetItem"] == 1  # 3 stores' digest and resend items
+
+
+def shards_of(run):
+    from chalicelib.storage.runs import RunRecord
+
+    return sorted(r.params["store_ids"][0] for r in RunRecord.scan() if r.parent_run_id == run["run_id"])
+
+
+def test_a_run_fans_out_to_one_shard_per_changed_store_only(client, operator):
+    load(client, operator)
+    published = publish(client, operator, "CORE")
+    assert shards_of(published) == ["S1", "S2", "S3"]  # a first run: every store changed
+    put(client, operator, "products", [product("MAPLE2", "FOOD", released=["CART"])])  # released in Canada: S3
+
+    run = run_job(client, operator, "process-assortments")
+
+    assert shards_of(run) == ["S3"]
+    assert run["message"].startswith("1 shard: 1 Ended; 3 store(s)"), run["message"]
+    assert run["counters"]["skipped"] == 2 and run["counters"]["written"] == 1  # the parent's count and S3's
+    assert [o["store_id"] for o in run["outputs"]] == ["S3"]
+
+
+def shard_runs(run):
+    from chalicelib.storage.runs import RunRecord
+
+    return {r.params["store_ids"][0]: r for r in RunRecord.scan() if r.parent_run_id == run["run_id"]}
+
+
+def plan_objects():
+    import boto3
+
+    from chalicelib import settings
+
+    listed = boto3.client("s3").list_objects_v2(Bucket=settings.data_bucket(), Prefix="fanout-plans/")
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def test_a_shard_takes_its_stores_assortment_from_the_parents_plan_not_the_catalogue(client, operator):
+    load(client, operator)
+    publish(client, operator, "CORE")
+    put(client, operator, "products", [product("MAPLE2", "FOOD", released=["CART"])])
+
+    run = run_job(client, operator, "process-assortments")
+
+    [shard] = shard_runs(run).values()
+    # Two plan reads (the store's group, its keys) and no master-data query: the parent exploded.
+    assert shard.aws_requests["s3.GetObject"] == 2, shard.aws_requests
+    assert shard.aws_requests.get("dynamodb.Query", 0) <= 1, shard.aws_requests  # the Started sessions only
+    assert "MAPLE2/*" in pairs(download(available(client, "S3")[-1])[1], "upsert")
+    assert plan_objects() == []  # the parent's close deleted them
+
+
+def test_a_shard_whose_plan_is_gone_explodes_its_store_itself(client, operator, monkeypatch):
+    from chalicelib.storage import fanout_plans
+
+    load(client, operator)
+    publish(client, operator, "CORE")
+    put(client, operator, "products", [product("MAPLE2", "FOOD", released=["CART"])])
+    monkeypatch.setattr(fanout_plans, "read_lines", lambda run_id, name: None)  # e.g. removed by the lifecycle
+
+    run = run_job(client, operator, "process-assortments")
+
+    assert run["status"] == "Ended" and shards_of(run) == ["S3"]
+    assert "MAPLE2/*" in pairs(download(available(client, "S3")[-1])[1], "upsert")
 
 
 def test_one_product_added_to_a_category_sends_exactly_that_change(client, operator):
@@ -216,7 +285,7 @@ def test_a_run_that_dies_before_committing_sends_each_store_once_what_is_true_no
 
     _in_progress(client, operator)
     monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
-    _die_on_call(monkeypatch, distribution, "put_package", 2)  # S1, S2 Started with packages; no state
+    _die_on_call(monkeypatch, distribution, "put_package", 1)  # S1's shard: Started with its package; no state
     run, _ = runtime.submit("process-assortments", trigger="manual")
     with pytest.raises(Crash):
         runtime.dispatch(run.run_id)
@@ -228,7 +297,7 @@ def test_a_run_that_dies_before_committing_sends_each_store_once_what_is_true_no
 
     for store in STORES:
         [session] = available(client, store["id"])
-        assert session["job_run_id"] == run.run_id and session["seq"] == 1
+        assert session["job_run_id"] == shard_of(run.run_id, store["id"]) and session["seq"] == 1
         assert "APPLE/*" not in pairs(download(session)[1])
         # A Started session is rebuilt in place: the same seq, one package object.
         listed = clients.client("s3").list_objects_v2(Bucket=session["package"]["bucket"],
@@ -243,7 +312,7 @@ def test_a_run_that_dies_after_committing_finishes_and_sends_what_changed_since(
 
     _in_progress(client, operator)
     monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "1")
-    _die_on_call(monkeypatch, distribution, "make_available", 1)  # state committed, S1 Available only
+    _die_on_call(monkeypatch, distribution, "make_available", 1)  # S1's shard: state committed, still Started
     run, _ = runtime.submit("process-assortments", trigger="manual")
     with pytest.raises(Crash):
         runtime.dispatch(run.run_id)
@@ -251,10 +320,15 @@ def test_a_run_that_dies_after_committing_finishes_and_sends_what_changed_since(
 
     final = _resume(monkeypatch, run.run_id)
     assert final.status == "Ended", final.message
-    for store in STORES:
-        first, second = available(client, store["id"])
-        assert first["job_run_id"] == run.run_id and "APPLE/*" in pairs(download(first)[1])
-        assert pairs(download(second)[1], "delete") == {"APPLE/*"} and second["seq"] > first["seq"]
+    # S1 was committed with APPLE: it is finished, then sent the change; S2 and S3 (their shards had
+    # not started) get what is true now.
+    first, second = available(client, "S1")
+    assert first["job_run_id"] == shard_of(run.run_id, "S1") and "APPLE/*" in pairs(download(first)[1])
+    assert pairs(download(second)[1], "delete") == {"APPLE/*"} and second["seq"] > first["seq"]
+    for store in STORES[1:]:
+        [session] = available(client, store["id"])
+        assert session["job_run_id"] == shard_of(run.run_id, store["id"])
+        assert "APPLE/*" not in pairs(download(session)[1])
     assert records.get("assortments", "CORE")["status"] == "Published"
     assert sessions_of(run_job(client, operator, "process-assortments")) == []
 

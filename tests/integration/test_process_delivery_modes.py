@@ -43,6 +43,32 @@ def test_a_rerun_with_nothing_changed_writes_nothing_and_creates_no_session(clie
     rerun = run_job(client, operator, "process-delivery-modes")
     assert sessions_of(rerun) == [] and rerun["counters"]["written"] == 0 and rerun["counters"]["skipped"] == 3
     assert not {"dynamodb.BatchWriteItem", "dynamodb.TransactWriteItems", "s3.PutObject"} & set(rerun["aws_requests"])
+    assert shards_of(rerun) == [] and "0 session(s)" in rerun["message"], rerun["message"]
+
+
+def shards_of(run):
+    from chalicelib.storage.runs import RunRecord
+
+    return sorted(r.params["store_ids"][0] for r in RunRecord.scan() if r.parent_run_id == run["run_id"])
+
+
+def test_a_run_fans_out_to_one_shard_per_changed_store_only(client, operator):
+    from chalicelib.storage.runs import RunRecord
+
+    load(client, operator, delivery_modes=DELIVERY_MODES)
+    assert shards_of(run_job(client, operator, "process-delivery-modes")) == ["S1", "S2", "S3"]
+    std, pickup = DELIVERY_MODES
+    put(client, operator, "delivery-modes", [{**pickup, "channel_lines": [{"store_id": "S1"}, {"store_id": "S2"}]}])
+
+    run = run_job(client, operator, "process-delivery-modes")  # S2 gains PICKUP; nothing else changed
+
+    assert shards_of(run) == ["S2"] and [o["store_id"] for o in run["outputs"]] == ["S2"]
+    assert run["counters"]["skipped"] == 2 and run["counters"]["written"] == 1, run
+    assert mode_rows("S2", client)[1]["PICKUP"][0] == "upsert"
+    # The shard read its store's modes from the parent's plan (one object), not the catalogue.
+    [shard] = [r for r in RunRecord.scan() if r.parent_run_id == run["run_id"]]
+    assert shard.aws_requests["s3.GetObject"] == 1 and shard.aws_requests.get("dynamodb.Query", 0) <= 1, \
+        shard.aws_requests
 
 
 def test_removing_a_channel_line_deletes_that_stores_rows_and_a_change_updates_every_store(client, operator):
