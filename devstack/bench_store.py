@@ -5,11 +5,15 @@ Targets (issue 4, scale M): post-statements ≤ 0.1 AWS requests per transaction
 ≤ 0.1 per journal line, send-email-receipts ≤ 1 SES call and ≤ 3 DynamoDB requests per receipt,
 peak memory ≤ 512 MB each.
 
-The jobs run in a process of their own, as in their Lambda: the peak memory reported is that
-process's (the job modules' imports included), not the bench's, which holds the generated retailer.
+The jobs run in a process of their own, as in their Lambda (``bench.run_job``). The stores upload
+at once, as stores do: ``max(WORKERS, 1)`` processes, each uploading a share of the stores.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -40,17 +44,62 @@ def store_operations(bench: Any) -> None:
 
 
 def _upload_all(bench: Any, lines: Counter) -> dict:
+    """Every store uploads its transactions, as stores do: at once, here ``max(WORKERS, 1)``
+    processes each uploading the stores of its share (``python -m devstack.bench_store``)."""
+    from devstack import localenv
+
+    count = max(bench.workers, 1)
+    children = [subprocess.Popen([sys.executable, "-m", "devstack.bench_store", bench.scale,
+                                  bench.retailer.end_date.isoformat(), str(index), str(count)],
+                                 cwd=localenv.PROJECT_DIR, env=os.environ.copy(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for index in range(count)]
+    requests: Counter = Counter()
+    uploaded = 0
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"upload failed in its process:\n{err[-3000:]}")
+        share = json.loads(out.strip().splitlines()[-1])
+        requests.update(share["aws_requests"])
+        uploaded += share["records"]
+        lines["posted"] += share["posted"]
+    return {"status": "Ended", "aws_requests": dict(requests), "records": uploaded}
+
+
+def upload_share(scale: str, end_date: str, index: int, count: int) -> None:
+    """A child: the stores whose position in the store list is ``index`` modulo ``count`` upload
+    their transactions through the API (a test client of its own); prints what it did."""
+    from datetime import date
+
+    from chalice.test import Client
+
+    from devstack import localenv
+
+    localenv.apply("local", endpoint=os.environ["AWS_ENDPOINT_URL"])
+    import app
     from chalicelib.auth import issue_token
     from chalicelib.storage.metering import metered
+    from devstack.datagen import generate
 
+    retailer = generate(scale, end_date=date.fromisoformat(end_date))
+    mine = {store["id"] for position, store in enumerate(retailer.stores) if position % count == index}
     tokens: dict[str, str] = {}
-    uploaded = 0
-    with metered(Counter()) as requests:
-        for store_id, batch in store_batches(bench.retailer):
+    uploaded = posted = 0
+    with Client(app.app, stage_name="local", project_dir=str(localenv.PROJECT_DIR)) as client, \
+            metered(Counter()) as requests:
+        for store_id, batch in store_batches(retailer):
+            if store_id not in mine:
+                continue
             token = tokens.get(store_id) or tokens.setdefault(store_id, issue_token("store", store_id=store_id))
-            response = bench.stack.http("POST", f"/stores/{store_id}/transactions", token, {"transactions": batch})
+            response = client.http.post(f"/stores/{store_id}/transactions", body=json.dumps(
+                {"transactions": batch}, default=str), headers={"Content-Type": "application/json",
+                                                                "Authorization": f"Bearer {token}"})
             if response.status_code != 200:
                 raise SystemExit(f"upload for {store_id}: HTTP {response.status_code} {response.body[:300]!r}")
             uploaded += len(batch)
-            lines["posted"] += sum(len(t["lines"]) for t in batch if t["status"] == "Completed")
-    return {"status": "Ended", "aws_requests": dict(requests), "records": uploaded}
+            posted += sum(len(t["lines"]) for t in batch if t["status"] == "Completed")
+    print(json.dumps({"aws_requests": dict(requests), "records": uploaded, "posted": posted}))
+
+
+if __name__ == "__main__":
+    upload_share(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

@@ -25,3 +25,37 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws, monkeypatch):
     assert {(i.item_key, i.qty) for i in OnHand.query("W")} == {("A/*", Decimal(5))}
     assert write_transaction(updates=[Update(OnHand("W", "A/*"), [OnHand.qty.add(-2)])]) == []
     assert OnHand.get("W", "A/*").qty == Decimal(3)
+
+
+def test_a_key_query_reads_its_partition_and_answers_as_moto_does(aws, monkeypatch):
+    import moto.dynamodb.models as backend
+    from moto.dynamodb.models.table import Table
+
+    from chalicelib.storage.inventory import OnHand
+
+    for name in ("query", "all_items"):
+        monkeypatch.setattr(Table, name, getattr(Table, name))
+    monkeypatch.setattr(backend.DynamoDBBackend, "transact_write_items", backend.DynamoDBBackend.transact_write_items)
+    monkeypatch.setattr(backend, "copy", backend.copy)
+    for warehouse in ("W1", "W2", "W3"):
+        for n in range(30):
+            OnHand(warehouse, f"P{n:02d}/*", product_id=f"P{n:02d}", qty=Decimal(n)).save()
+    before = [i.item_key for i in OnHand.query("W2", OnHand.item_key.between("P05", "P20"), page_size=4)]
+    moto_transactions.install()
+    walked = []
+    monkeypatch.setattr(Table, "all_items", _counting(Table.all_items, walked))
+
+    after = [i.item_key for i in OnHand.query("W2", OnHand.item_key.between("P05", "P20"), page_size=4)]
+
+    assert after == before and len(after) == 15
+    assert [i.item_key for i in OnHand.query("W9")] == []
+    assert walked and max(walked) == 30  # each page walked W2's 30 items, not the table's 90
+    assert sum(1 for _ in OnHand.scan()) == 90  # a scan still sees every item
+
+
+def _counting(all_items, walked):
+    def counted(self):
+        items = all_items(self)
+        walked.append(len(items))
+        return items
+    return counted
