@@ -105,7 +105,10 @@ def _query_partitions_only(table_type: type) -> None:
 
 
 if __name__ == "__main__":  # python -m devstack.moto_transactions -H <host> -p <port>
+    import logging
+
     from moto.server import main
 
     install()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     main()
