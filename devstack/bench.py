@@ -173,7 +173,9 @@ def main(scale: str = "M", workers: int = 1, only: list[str] | None = None, out:
     print(f"retail-sync bench, scale {scale}, {workers} worker process(es)", flush=True)
     scenarios = [(t, s) for t, s in SCENARIOS if not only or t == "master data" or t in only]
     # moto in a process of its own: peak memory and time are the application's, not moto's storage.
-    with local_stack(moto_process=True, workers=workers, stats=Path("bench-output", "shards.jsonl")) as stack:
+    # Each bench its own shard figures: two benches (M and L, say) may run at once.
+    stats = Path("bench-output", f"shards-{out.stem}-{os.getpid()}.jsonl")
+    with local_stack(moto_process=True, workers=workers, stats=stats) as stack:
         bench = Bench(stack, generate(scale, end_date=datetime.now(UTC).date()), scale,
                       issue_token("operator", label="bench"), workers)
         for title, scenario in scenarios:
