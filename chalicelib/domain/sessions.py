@@ -323,7 +323,20 @@ _encode_text = json.encoder.encode_basestring  # what ``_ENCODER`` writes a ``st
 
 
 def _json_value(value: Any) -> str:
-    return _encode_text(value) if type(value) is str else _ENCODER.encode(value)
+    """``_ENCODER.encode(value)``, faster for a string and for a flat dict of strings (an
+    assortment row's ``data``): the encoder's per-call set-up costs more than such a value."""
+    kind = type(value)
+    if kind is str:
+        return _encode_text(value)
+    if kind is dict:
+        parts = []
+        for name in sorted(value):
+            item = value[name]
+            if type(name) is not str or type(item) is not str:
+                return _ENCODER.encode(value)
+            parts.append(f"{_encode_text(name)}:{_encode_text(item)}")
+        return "{" + ",".join(parts) + "}"
+    return _ENCODER.encode(value)
 
 
 def _json_line(obj: Mapping[str, Any]) -> bytes:
@@ -331,12 +344,14 @@ def _json_line(obj: Mapping[str, Any]) -> bytes:
 
 
 def _row_line(op: Any, entity: Any, key: Any, data: Any) -> bytes:
-    """``_json_line({"op", "entity", "key", "data"})`` without building the dict: the four keys
-    in their sorted order, each value encoded as ``_ENCODER`` would (plain strings directly)."""
-    return (
-        f'{{"data":{_json_value(data)},"entity":{_json_value(entity)},'
-        f'"key":{_json_value(key)},"op":{_json_value(op)}}}\n'
-    ).encode()
+    """``_json_line({"op", "entity", "key", "data"})`` without building the dict when ``op``,
+    ``entity`` and ``key`` are plain strings: the four keys in their sorted order."""
+    if type(op) is str and type(entity) is str and type(key) is str:
+        return (
+            f'{{"data":{_json_value(data)},"entity":{_encode_text(entity)},'
+            f'"key":{_encode_text(key)},"op":{_encode_text(op)}}}\n'
+        ).encode()
+    return _json_line({"op": op, "entity": entity, "key": key, "data": data})
 
 
 def build_package_lines(

@@ -327,6 +327,10 @@ TRICKY_ROWS = [
                                                               "tags": {"β", "α"}, "ratio": 0.1, "ok": True}},
     {"entity": "assortment", "op": "upsert", "key": "日本/中", "extra": "dropped"},
     {"op": "upsert", "entity": "text", "key": "k", "data": "just a \"string\" \U0001f600"},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {"é": "ü\n", "Z": "", "a\"b": "\\"}},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {}},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {2: "x", 1: "y"}},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {"b": "x", "a": _Kind.CHAIN}},
 ]
 
 
