@@ -19,6 +19,7 @@ Both views treat their input as read-only and never re-read it after constructio
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,6 +36,12 @@ Record = Mapping[str, Any]
 def variant_key_text(key: VariantKey) -> str:
     """The package ``key`` of a (product, variant) pair: ``product_id/variant_id`` (DOMAIN §12)."""
     return f"{key[0]}/{key[1]}"
+
+
+def _shared(variant_id: Any) -> Any:
+    """One string object per distinct variant id: ``RED-M`` recurs across thousands of products,
+    and each decoded record brings its own copy."""
+    return sys.intern(variant_id) if type(variant_id) is str else variant_id
 
 
 def _subtree(root: str, children: Mapping[str, list[str]]) -> list[str]:
@@ -129,7 +136,7 @@ class Catalog:
             pid = product["id"]
             variants = product.get("variants") or ()
             self._variant_keys[pid] = (
-                tuple((pid, v["id"]) for v in variants) if variants else ((pid, NO_VARIANT),)
+                tuple((pid, _shared(v["id"])) for v in variants) if variants else ((pid, NO_VARIANT),)
             )
             self._by_category[product.get("category_id")].append(pid)
             for legal_entity in product.get("released_to") or ():

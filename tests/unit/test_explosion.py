@@ -144,6 +144,13 @@ def test_catalog_keeps_its_indexes_not_the_product_records():
     assert catalog.variant_keys_in_category(ALL_CATEGORY) == EVERY_KEY
 
 
+def test_catalog_holds_one_string_per_distinct_variant_id():
+    decoded = [json.loads(json.dumps(product(pid, "SHIRTS", ["S", "RED-M"]))) for pid in ("A", "B")]
+    assert decoded[0]["variants"][1]["id"] is not decoded[1]["variants"][1]["id"]  # as records arrive
+    catalog = Catalog(CATEGORIES, decoded)
+    assert catalog.variant_keys("A")[1][1] is catalog.variant_keys("B")[1][1] == "RED-M"
+
+
 def test_a_cycle_in_bad_data_does_not_hang():
     tree = OrgTree(
         [{"id": "A", "parent_id": "B"}, {"id": "B", "parent_id": "A"}],
