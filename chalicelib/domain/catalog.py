@@ -19,6 +19,7 @@ Both views treat their input as read-only and never re-read it after constructio
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,6 +36,12 @@ Record = Mapping[str, Any]
 def variant_key_text(key: VariantKey) -> str:
     """The package ``key`` of a (product, variant) pair: ``product_id/variant_id`` (DOMAIN §12)."""
     return f"{key[0]}/{key[1]}"
+
+
+def _shared(variant_id: Any) -> Any:
+    """One string object per distinct variant id: ``RED-M`` recurs across thousands of products,
+    and each decoded record brings its own copy."""
+    return sys.intern(variant_id) if type(variant_id) is str else variant_id
 
 
 def _subtree(root: str, children: Mapping[str, list[str]]) -> list[str]:
@@ -108,6 +115,9 @@ class Catalog:
 
     ``ALL`` is the root of the category tree and always means every product, even a product
     whose ``category_id`` names no known category (DOMAIN §1 rule 3).
+
+    Only the indexes are kept, never a product record: products given as a generator (a query's
+    pages) are freed as they are indexed, so 100k products cost their keys, not their records.
     """
 
     def __init__(self, categories: Iterable[Record], products: Iterable[Record]) -> None:
@@ -118,17 +128,15 @@ class Catalog:
             parent = category.get("parent_id")
             if parent is not None and category["id"] != ALL_CATEGORY:
                 self._child_categories[parent].append(category["id"])
-        self._products: dict[str, Record] = {}
-        self._variant_keys: dict[str, tuple[VariantKey, ...]] = {}
+        self._variant_keys: dict[str, tuple[VariantKey, ...]] = {}  # every product, by id
         self._by_category: dict[str, list[str]] = defaultdict(list)
         self._released: dict[str, list[str]] = defaultdict(list)
         self._stopped: set[str] = set()
         for product in products:
             pid = product["id"]
-            self._products[pid] = product
             variants = product.get("variants") or ()
             self._variant_keys[pid] = (
-                tuple((pid, v["id"]) for v in variants) if variants else ((pid, NO_VARIANT),)
+                tuple((pid, _shared(v["id"])) for v in variants) if variants else ((pid, NO_VARIANT),)
             )
             self._by_category[product.get("category_id")].append(pid)
             for legal_entity in product.get("released_to") or ():
@@ -142,7 +150,7 @@ class Catalog:
         return category_id == ALL_CATEGORY or category_id in self._categories
 
     def has_product(self, product_id: str) -> bool:
-        return product_id in self._products
+        return product_id in self._variant_keys
 
     def has_variant(self, product_id: str, variant_id: str) -> bool:
         """True when ``(product_id, variant_id)`` is one of the product's variant keys.
@@ -162,7 +170,7 @@ class Catalog:
     def products_in_category(self, category_id: str) -> set[str]:
         """Products in the category or any sub-category; ``ALL`` = every product."""
         if category_id == ALL_CATEGORY:
-            return set(self._products)
+            return set(self._variant_keys)
         return {
             pid
             for category in self.category_descendants(category_id)

@@ -70,3 +70,16 @@ def test_batch_get_reads_a_hundred_keys_per_request(aws):
         found = list(base.get_many(MasterRecord, [("stores", f"S{i:03d}") for i in range(250)] + [("stores", "nope")]))
     assert len(found) == 250
     assert requests["dynamodb.BatchGetItem"] == 3
+
+
+def test_an_entity_is_read_in_1_mb_pages_not_1000_items(aws):
+    from collections import Counter
+
+    from chalicelib.storage import records
+    from chalicelib.storage.metering import metered
+
+    base.write_all(MasterRecord, puts=_records(2500))
+    with metered(Counter()) as requests:
+        found = list(records.scan_entity("stores"))
+    assert sorted(r["id"] for r in found) == sorted(f"S{i:03d}" for i in range(2500))
+    assert requests["dynamodb.Query"] == 1  # 2,500 small records are far below 1 MB

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
+import weakref
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -119,6 +121,34 @@ def test_product_without_variants_has_the_star_variant(catalog):
     assert catalog.variant_keys("JACKET") == [("JACKET", "*")]
     assert catalog.variant_keys("TEE") == [("TEE", "RED-M"), ("TEE", "RED-L"), ("TEE", "BLUE-M")]
     assert catalog.variant_keys("NOPE") == []
+
+
+class _ProductRecord(dict):
+    """A product record that can be watched with a weak reference."""
+
+
+def test_catalog_keeps_its_indexes_not_the_product_records():
+    watched = []
+
+    def products():
+        for product in PRODUCTS:
+            record = _ProductRecord(product)
+            watched.append(weakref.ref(record))
+            yield record
+
+    catalog = Catalog(CATEGORIES, products())
+    gc.collect()
+    assert len(watched) == len(PRODUCTS) and all(ref() is None for ref in watched)  # freed as indexed
+    assert catalog.has_product("TEE") and not catalog.has_product("NOPE")
+    assert catalog.products_in_category(ALL_CATEGORY) == {p["id"] for p in PRODUCTS}
+    assert catalog.variant_keys_in_category(ALL_CATEGORY) == EVERY_KEY
+
+
+def test_catalog_holds_one_string_per_distinct_variant_id():
+    decoded = [json.loads(json.dumps(product(pid, "SHIRTS", ["S", "RED-M"]))) for pid in ("A", "B")]
+    assert decoded[0]["variants"][1]["id"] is not decoded[1]["variants"][1]["id"]  # as records arrive
+    catalog = Catalog(CATEGORIES, decoded)
+    assert catalog.variant_keys("A")[1][1] is catalog.variant_keys("B")[1][1] == "RED-M"
 
 
 def test_a_cycle_in_bad_data_does_not_hang():

@@ -6,15 +6,20 @@ import gzip
 import hashlib
 import io
 import itertools
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 import pytest
 
 from chalicelib.domain.errors import DomainError, ValidationError
+from chalicelib.domain.jsonvalues import json_default
 from chalicelib.domain.sessions import (
     ALLOWED,
     FINAL_STATUSES,
+    GZIP_WRITE_BYTES,
+    PACKAGE_GZIP_LEVEL,
     OutcomeKind,
     PackageError,
     SessionState,
@@ -299,6 +304,56 @@ def test_packages_are_deterministic_and_compact():
         b'"rows":2,"seq":7,"session_id":"DS-1","store_id":"S1"}'
     )
     assert lines[1] == b'{"data":null,"entity":"delivery-mode","key":"AIR","op":"delete"}'
+
+
+def _reference_line(obj) -> bytes:
+    """How a package line was written before the encoder was tuned: the specification of its bytes."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default)
+    return text.encode() + b"\n"
+
+
+class _Kind(StrEnum):
+    CHAIN = "chaîne"
+
+
+TRICKY_ROWS = [
+    {"op": "upsert", "entity": "assortment", "key": 'SHIRT "Oxford"/XL',
+     "data": {"variant_id": "XL", "product_id": 'SHIRT "Oxford"'}},
+    {"op": "upsert", "entity": "price", "key": "Crème brûlée \\ 🍮",
+     "data": {"price": Decimal("9.90"), "was": Decimal("1E+2")}},
+    {"op": "delete", "entity": "delivery-mode", "key": "línea\u2028sep\ttab\x00nul", "data": None},
+    {"op": "upsert", "entity": _Kind.CHAIN, "key": 42, "data": {"z": [date(2024, 2, 29), {"b": 1, "a": None}],
+                                                              "a": datetime(2024, 3, 15, 8, 0, tzinfo=UTC),
+                                                              "tags": {"β", "α"}, "ratio": 0.1, "ok": True}},
+    {"entity": "assortment", "op": "upsert", "key": "日本/中", "extra": "dropped"},
+    {"op": "upsert", "entity": "text", "key": "k", "data": "just a \"string\" \U0001f600"},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {"é": "ü\n", "Z": "", "a\"b": "\\"}},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {}},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {2: "x", 1: "y"}},
+    {"op": "upsert", "entity": "flat", "key": "k", "data": {"b": "x", "a": _Kind.CHAIN}},
+]
+
+
+def test_package_lines_are_byte_identical_to_the_reference_encoding():
+    lines = list(build_package_lines({**HEADER, "note": "ünïcode \"q\""}, TRICKY_ROWS))
+    assert lines[0] == _reference_line({**HEADER, "note": "ünïcode \"q\"", "rows": len(TRICKY_ROWS)})
+    assert lines[1:] == [
+        _reference_line({"op": r["op"], "entity": r["entity"], "key": r["key"], "data": r.get("data")})
+        for r in TRICKY_ROWS
+    ]
+
+
+def test_gzip_is_byte_identical_whatever_the_pieces_it_is_written_in():
+    rows = assortment_rows((), (), full=True, all_items={(f"P{i:06d}", v) for i in range(20_000) for v in "SML"})
+    lines = list(build_package_lines({**HEADER, "rows": 60_000}, rows))
+    line_by_line = io.BytesIO()
+    with gzip.GzipFile(fileobj=line_by_line, mode="wb", filename="", mtime=0, compresslevel=PACKAGE_GZIP_LEVEL) as g:
+        for line in lines:
+            g.write(line)
+    body, checksum = packed(iter(lines))
+    assert len(b"".join(lines)) > 10 * GZIP_WRITE_BYTES  # written in many pieces
+    assert body == line_by_line.getvalue()
+    assert checksum == hashlib.sha256(line_by_line.getvalue()).hexdigest()
 
 
 def test_a_corrupted_package_is_refused():
