@@ -83,8 +83,8 @@ deploy-smoke: package  ## terraform apply the dev package to a local moto server
 iam-audit: $(STAMP) catalogs  ## the demo replayed as deployed: AWS requests per function and route, IAM denials
 	$(PY) -m deploy audit
 
-cost: $(STAMP)  ## monthly AWS cost at the benchmarked scale (BENCHMARKS.md, public prices), arithmetic shown
-	$(PY) -m deploy cost
+cost: $(STAMP)  ## make cost [SCALE=M]: monthly AWS cost at a benchmarked scale (BENCHMARKS.md, public prices), arithmetic shown
+	$(PY) -m deploy cost --scale $(SCALE)
 
 clean:  ## removes what make builds; never the Terraform state in .terraform-state/
 	rm -rf $(VENV) demo-output bench-output build .pytest_cache chalicelib/locales/*/LC_MESSAGES/*.mo

@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--stage", action="append")
     smoke = sub.add_parser("smoke", help="terraform apply a packaged stage to a local moto server")
     smoke.add_argument("--stage", default="dev")
-    sub.add_parser("cost", help="monthly cost at the benchmarked scale, from BENCHMARKS.md and public prices")
+    cost = sub.add_parser("cost", help="monthly cost at a benchmarked scale, from BENCHMARKS.md and public prices")
+    cost.add_argument("--scale", default="M", choices=["S", "M", "L"])
     audit = sub.add_parser("audit", help="replay the demo as deployed: requests per function and route, IAM denials")
     audit.add_argument("--scale", default="S", choices=["S", "M", "L"])
     args = parser.parse_args(argv)
@@ -47,7 +48,7 @@ def _run(args) -> int:
     if args.command == "cost":
         from deploy.cost import main as run
 
-        return run()
+        return run(scale=args.scale)
     if args.command == "audit":
         from deploy.audit import main as run
 

@@ -50,16 +50,25 @@ class Row:
     requests: dict[str, int]
 
 
-def read_benchmarks(path: Path) -> tuple[str, list[Row]]:
-    text = path.read_text()
-    scale = re.search(r"SCALE=(\w)", text).group(1)
+def read_benchmarks(path: Path, scale: str = "M") -> tuple[str, list[Row]]:
+    """The rows of the scale's section of ``BENCHMARKS.md`` (``devstack/bench.py`` writes it). A
+    fan-out's Lambda seconds are its shards' (their number times their mean) plus the parent's
+    wall time (an upper bound: the parent's invocation ends once its shards are queued)."""
+    from devstack.bench import report_sections
+
+    section = report_sections(path.read_text()).get(scale)
+    if section is None:
+        raise SystemExit(f"{path} has no scale {scale} section: run make bench SCALE={scale}")
     rows = []
-    for line in text.splitlines():
+    for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 8 or not re.fullmatch(r"[\d.]+", cells[3]):
+        if len(cells) != 11 or not re.fullmatch(r"[\d.]+", cells[3]):
             continue
-        requests = {op: int(n) for op, n in (part.rsplit(" ", 1) for part in cells[7].split(", ") if part)}
-        rows.append(Row(cells[0], float(cells[3]), requests))
+        requests = {op: int(n) for op, n in (part.rsplit(" ", 1) for part in cells[10].split(", ") if part)}
+        seconds = float(cells[3])
+        if cells[7]:
+            seconds += int(cells[7]) * float(cells[8].split(" / ")[0])
+        rows.append(Row(cells[0], seconds, requests))
     return scale, rows
 
 
@@ -114,8 +123,8 @@ def frequency(step: str, scale: str) -> tuple[str, float, float, str]:
     return step, runs, runs, function
 
 
-def estimate(benchmarks: Path) -> str:
-    scale, rows = read_benchmarks(benchmarks)
+def estimate(benchmarks: Path, scale: str = "M") -> str:
+    scale, rows = read_benchmarks(benchmarks, scale)
     lines = [f"Scale {scale} ({SCALES[scale].stores} stores), prices: {PRICES_AS_OF}.", "",
              "| source | runs or calls / month | arithmetic | USD / month |", "|---|---:|---|---:|"]
     total = 0.0
@@ -157,6 +166,6 @@ def estimate(benchmarks: Path) -> str:
     return "\n".join(lines)
 
 
-def main(benchmarks: str = "BENCHMARKS.md") -> int:
-    print(estimate(PROJECT_DIR / benchmarks))
+def main(benchmarks: str = "BENCHMARKS.md", scale: str = "M") -> int:
+    print(estimate(PROJECT_DIR / benchmarks, scale))
     return 0

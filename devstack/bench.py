@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -136,33 +137,45 @@ SCENARIOS: list[tuple[str, Callable[[Bench], None]]] = [
 ]
 
 
+INTRO = [
+    "# Benchmarks",
+    "",
+    "`make bench SCALE=<S|M|L> WORKERS=<n>` on the local stack (moto server in a process of its own, loopback HTTP,",
+    "2 cores); each run rewrites its scale's section. Requests are counted per run by the runtime's metering (every",
+    "boto3 and PynamoDB call). Each job ran in a process of its own; peak MB is that process's peak RSS (`VmHWM`),",
+    "blank for steps made of HTTP requests in the bench process. A fan-out's shards ran in the worker processes from",
+    "the shard queue: shards, the mean and slowest shard's seconds, and the largest peak RSS of a worker that ran one.",
+    "moto is slower than DynamoDB; compare requests, not seconds.",
+]
+HEADER = ["| step | status | records | seconds | AWS requests | requests/record | peak MB | shards | "
+          "shard s mean / max | shard peak RSS MB | requests by operation |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+
 def write_report(bench: Bench, started: float, out: Path = RESULTS) -> None:
-    lines = [
-        "# Benchmarks",
-        "",
-        f"`make bench SCALE={bench.scale}` on the local stack (moto server in a process of its own, loopback HTTP, "
-        "2 cores), "
-        f"{datetime.now(UTC):%Y-%m-%d}. Total {time.monotonic() - started:.0f}s.",
-        "Requests are counted per run by the runtime's metering (every boto3 and PynamoDB call). Each job ran in a",
-        "process of its own; peak MB is that process's peak RSS (`VmHWM`), blank for steps made of HTTP requests",
-        "in the bench process. moto is slower than DynamoDB; compare requests, not seconds.",
-        f"Fan-outs' shards ran in {bench.workers} worker process(es) from the shard queue: shards, the mean and "
-        "slowest shard's seconds, and the largest peak RSS (`VmHWM`) of a worker that ran one.",
-        "",
-        "| step | status | records | seconds | AWS requests | requests/record | peak MB | shards | shard s mean / max "
-        "| shard peak RSS MB | requests by operation |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    """Replace this scale's section of ``out`` (``## Scale M``), keeping the other scales'."""
+    lines = [f"## Scale {bench.scale}", "",
+             f"`make bench SCALE={bench.scale} WORKERS={bench.workers}`, {datetime.now(UTC):%Y-%m-%d}: "
+             f"total {time.monotonic() - started:.0f} s.", "", *HEADER]
     for row in bench.rows:
         ops = ", ".join(f"{k} {v}" for k, v in sorted(row.requests.items()))
         seconds = [s["seconds"] for s in row.shards]
         shards = (f"{len(seconds)} | {sum(seconds) / len(seconds):.1f} / {max(seconds):.1f} | "
-                  f"{max(s['maxrss_mb'] for s in row.shards):.0f}") if seconds else " | | "
+                  f"{max(s['maxrss_mb'] for s in row.shards):.0f}") if seconds else " |  | "
         lines.append(f"| {row.step} | {row.status} | {row.records} {row.unit} | {row.seconds:.1f} | "
                      f"{sum(row.requests.values())} | {row.per_record:.3f} | "
                      f"{'' if row.peak_mb is None else f'{row.peak_mb:.0f}'} | {shards} | {ops} |")
-    out.write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out}")
+    sections = report_sections(out.read_text() if out.exists() else "")
+    sections[bench.scale] = "\n".join(lines)
+    out.write_text("\n".join(INTRO) + "\n\n" + "\n\n".join(sections[s] for s in sorted(sections, key="SML".index))
+                   + "\n")
+    print(f"\nwrote the scale {bench.scale} section of {out}")
+
+
+def report_sections(text: str) -> dict[str, str]:
+    """The ``## Scale X`` sections of a report, by scale."""
+    found = re.split(r"^(?=## Scale [SML]$)", text, flags=re.M)
+    return {part[len("## Scale "):][0]: part.rstrip() for part in found if part.startswith("## Scale ")}
 
 
 def main(scale: str = "M", workers: int = 1, only: list[str] | None = None, out: Path = RESULTS) -> int:

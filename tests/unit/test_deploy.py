@@ -286,13 +286,21 @@ def test_cost_inputs_come_from_the_bench_table_and_the_schedules(tmp_path):
     from deploy import cost
 
     bench = tmp_path / "BENCHMARKS.md"
-    bench.write_text("`make bench SCALE=M` on the local stack\n\n| step | status | records | seconds | AWS requests | "
-                     "requests/record | peak MB | requests by operation |\n|---|---|---:|---:|---:|---:|---:|---|\n"
-                     "| purge-run-history | Ended | 0 runs | 0.2 | 4 | 0.000 | 10 | dynamodb.GetItem 1, "
-                     "dynamodb.Query 1, dynamodb.UpdateItem 2 |\n")
+    bench.write_text("# Benchmarks\n\nintro\n\n## Scale M\n\n`make bench SCALE=M WORKERS=2`\n\n"
+                     "| step | status | records | seconds | AWS requests | requests/record | peak MB | shards | "
+                     "shard s mean / max | shard peak RSS MB | requests by operation |\n"
+                     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+                     "| purge-run-history | Ended | 0 runs | 0.2 | 4 | 0.000 | 10 |  |  |  | dynamodb.GetItem 1, "
+                     "dynamodb.Query 1, dynamodb.UpdateItem 2 |\n"
+                     "| post-inventory | Ended | 9 journal lines | 3.0 | 2 | 0.222 | 50 | 4 | 1.5 / 2.0 | 60 | "
+                     "dynamodb.Query 2 |\n\n"
+                     "## Scale L\n\n| purge-run-history | Ended | 0 runs | 9.0 | 1 | 0.000 | 10 |  |  |  | "
+                     "dynamodb.Query 1 |\n")
     scale, rows = cost.read_benchmarks(bench)
-    assert scale == "M" and rows == [cost.Row("purge-run-history", 0.2, {"dynamodb.GetItem": 1, "dynamodb.Query": 1,
-                                                                          "dynamodb.UpdateItem": 2})]
+    assert scale == "M" and rows == [
+        cost.Row("purge-run-history", 0.2, {"dynamodb.GetItem": 1, "dynamodb.Query": 1, "dynamodb.UpdateItem": 2}),
+        cost.Row("post-inventory", 3.0 + 4 * 1.5, {"dynamodb.Query": 2})]  # the parent's time and its shards'
+    assert cost.read_benchmarks(bench, "L")[1] == [cost.Row("purge-run-history", 9.0, {"dynamodb.Query": 1})]
     assert cost.runs_per_month("cron(30 4 * * ? *)") == 30
     assert cost.runs_per_month("rate(1 hour)") == 720
     usage = cost.monthly({"dynamodb.BatchWriteItem": 2, "dynamodb.GetItem": 3, "s3.PutObject": 5, "s3.GetObject": 7,
