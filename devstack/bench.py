@@ -69,6 +69,7 @@ class Bench:
                   self._shards(run))
         self.rows.append(row)
         peak = f"peak RSS {row.peak_mb:.0f} MB" if row.peak_mb is not None else "in the bench process"
+        peak += "".join(f"; {verdict}" for verdict in floor_verdicts([row]))
         print(f"  {step}: {row.status}, {row.records} {unit} in {seconds:.1f}s, "
               f"{sum(row.requests.values())} requests ({row.per_record:.3f}/record), {peak}"
               f"{shard_note(row)}", flush=True)
@@ -152,6 +153,16 @@ HEADER = ["| step | status | records | seconds | AWS requests | requests/record 
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 
 
+# Requests per record each of these steps may make at most (issue 16: a ratio to the physical floor).
+FLOORS = {"send-email-receipts": 2.05, "approve time registrations (operator route)": 0.05,
+          "post-statements": 0.035, "post-inventory": 0.035}
+
+
+def floor_verdicts(rows: list[Row]) -> list[str]:
+    return [f"{row.step} {row.per_record:.4f} requests/record (floor {FLOORS[row.step]}): "
+            + ("met" if row.per_record <= FLOORS[row.step] else "NOT MET") for row in rows if row.step in FLOORS]
+
+
 def write_report(bench: Bench, started: float, out: Path = RESULTS) -> None:
     """Replace this scale's section of ``out`` (``## Scale M``), keeping the other scales'."""
     lines = [f"## Scale {bench.scale}", "",
@@ -165,6 +176,8 @@ def write_report(bench: Bench, started: float, out: Path = RESULTS) -> None:
         lines.append(f"| {row.step} | {row.status} | {row.records} {row.unit} | {row.seconds:.1f} | "
                      f"{sum(row.requests.values())} | {row.per_record:.3f} | "
                      f"{'' if row.peak_mb is None else f'{row.peak_mb:.0f}'} | {shards} | {ops} |")
+    verdicts = floor_verdicts(bench.rows)
+    lines += ["", "Request floors: " + "; ".join(verdicts) + "."] if verdicts else []
     sections = report_sections(out.read_text() if out.exists() else "")
     sections[bench.scale] = "\n".join(lines)
     out.write_text("\n".join(INTRO) + "\n\n" + "\n\n".join(sections[s] for s in sorted(sections, key="SML".index))
