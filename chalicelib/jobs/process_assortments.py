@@ -29,6 +29,7 @@ status is only written if the record is still as read, so an operator's edit (wh
 """
 from __future__ import annotations
 
+from chalicelib.domain.catalog import variant_key_text
 from chalicelib.domain.explosion import AssortmentGroups, assortment_groups, is_expired, resolve_channels
 from chalicelib.domain.runs import RunStatus
 from chalicelib.domain.sessions import assortment_rows
@@ -48,6 +49,7 @@ from chalicelib.storage.base import utcnow
 from chalicelib.storage.distribution import (
     BucketedAssortment,
     assortment_state,
+    pair_of_line,
     read_assortment_chunks,
     read_assortment_digests,
     stray_chunks,
@@ -106,7 +108,7 @@ def changed_stores(ctx: JobContext) -> list[str] | None:
         ctx.count(read=len(groups.for_store(store_id)), skipped=1)
     needed = sorted({groups.group_of[s] for s in busy})
     for index in needed:
-        fanout_plans.put_lines(ctx.run_id, f"group-{index}", (f"{p}/{v}" for p, v in sorted(groups.items[index])))
+        fanout_plans.put_lines(ctx.run_id, f"group-{index}", map(variant_key_text, sorted(groups.items[index])))
     if busy:
         fanout_plans.put_json(ctx.run_id, STORES_PLAN, {s: groups.group_of[s] for s in busy})
     return busy
@@ -150,7 +152,7 @@ def _shard_groups(ctx: JobContext, stores: list[str], today) -> AssortmentGroups
             lines = fanout_plans.read_lines(parent, f"group-{index}")
             if lines is None:
                 break
-            items.append(frozenset(tuple(line.split("/", 1)) for line in lines))
+            items.append(frozenset(map(pair_of_line, lines)))
         else:
             return AssortmentGroups({s: indexes.index(plan[s]) for s in stores}, items)
     return _explode(load_org_tree(), list(records.scan_entity("assortments")), stores, today, [])

@@ -140,10 +140,11 @@ class BucketedAssortment:
         return sum(len(bucket) for bucket in self.lines)
 
     def keys(self, bucket: int) -> set[VariantKey]:
-        return {_key(line) for line in self.lines[bucket]}
+        return {pair_of_line(line) for line in self.lines[bucket]}
 
 
-def _key(line: str) -> VariantKey:
+def pair_of_line(line: str) -> VariantKey:
+    """A ``pid/vid`` line (a chunk's, a fan-out plan's) back to its key."""
     product_id, _, variant_id = line.partition("/")
     return product_id, variant_id
 
@@ -187,7 +188,8 @@ def read_assortment_chunks(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, i
     chunks: dict[tuple[str, int], set[VariantKey]] = {}
     for item in get_many(StoreState, list(keys)):
         text = zlib.decompress(item.chunk).decode()
-        chunks[(item.store_id, int(item.part.split("#")[1]))] = {_key(line) for line in text.split("\n") if line}
+        bucket = int(item.part.split("#")[1])
+        chunks[(item.store_id, bucket)] = {pair_of_line(line) for line in text.split("\n") if line}
     return chunks
 
 

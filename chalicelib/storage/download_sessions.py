@@ -44,7 +44,6 @@ from chalicelib.storage.base import JSONAttribute, get_many, meta
 
 DATA_GROUPS = {"assortments": "AS", "delivery-modes": "DM"}
 PACKAGE_URL_SECONDS = 300
-S3_DELETE_LIMIT = 1000
 MESSAGE_ERRORS = 20  # refused status messages kept on a session, newest last
 
 
@@ -309,14 +308,11 @@ def package_head(package: dict, limit: int) -> tuple[dict, list[dict]]:
 
 def delete_packages(packages: list[dict]) -> None:
     """Delete package objects, 1000 keys a request (S3 DeleteObjects)."""
-    s3 = aws.client("s3")
     by_bucket: dict[str, list[str]] = {}
     for package in packages:
         by_bucket.setdefault(package["bucket"], []).append(package["key"])
     for bucket, keys in by_bucket.items():
-        for start in range(0, len(keys), S3_DELETE_LIMIT):
-            s3.delete_objects(Bucket=bucket, Delete={
-                "Objects": [{"Key": k} for k in keys[start:start + S3_DELETE_LIMIT]], "Quiet": True})
+        exports.delete_objects(bucket, keys)
 
 
 def package_url(package: dict) -> str:

@@ -37,6 +37,17 @@ def upload(key: str, write: Callable[[BinaryIO], object], content_type: str, buc
     return size
 
 
+S3_DELETE_LIMIT = 1000  # keys a DeleteObjects request takes
+
+
+def delete_objects(bucket: str, keys: list[str]) -> None:
+    """Delete objects of ``bucket``, 1,000 keys a request (S3 DeleteObjects; none for no key)."""
+    s3 = aws.client("s3")
+    for start in range(0, len(keys), S3_DELETE_LIMIT):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + S3_DELETE_LIMIT]],
+                                                 "Quiet": True})
+
+
 def as_text(write: Callable[[TextIO], object]) -> Callable[[BinaryIO], None]:
     """Adapt a text writer (csv) to ``upload``: UTF-8, newlines left to the writer (CRLF in CSV)."""
 

@@ -21,7 +21,6 @@ from chalicelib.storage import aws, exports, faults
 from chalicelib.storage.base import dumps
 
 PREFIX = "fanout-plans/"
-S3_DELETE_LIMIT = 1000
 
 
 def plan_key(run_id: str, name: str) -> str:
@@ -71,11 +70,7 @@ def read_json(run_id: str, name: str) -> Any | None:
 
 
 def delete_plans(run_id: str) -> None:
-    """Delete a run's plans (a listing and one DeleteObjects per 1,000 keys; nothing when none)."""
-    s3 = aws.client("s3")
+    """Delete a run's plans (a listing, and a DeleteObjects when there are any)."""
     bucket = settings.data_bucket()
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}{run_id}/")
-    keys = [item["Key"] for item in listed.get("Contents", [])]
-    for start in range(0, len(keys), S3_DELETE_LIMIT):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + S3_DELETE_LIMIT]],
-                                                 "Quiet": True})
+    listed = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}{run_id}/")
+    exports.delete_objects(bucket, [item["Key"] for item in listed.get("Contents", [])])
