@@ -30,6 +30,7 @@ class Workers:
     """N worker processes on the stack's shard queue; ``stop()`` ends them (by their pids)."""
 
     def __init__(self, count: int, endpoint: str, queue_url: str, stats: Path):
+        stats = stats.resolve()  # the workers run in the project folder, not in the caller's
         self.stats, self.count, self.args = stats, count, [endpoint, queue_url, str(stats)]
         stats.parent.mkdir(parents=True, exist_ok=True)
         stats.write_text("")
