@@ -31,8 +31,8 @@ from chalicelib.storage.runs import (
 
 
 def shard_key(shard: RunRecord) -> str | None:
-    """The store a shard run works for."""
-    return shard.params.get("store_ids", [None])[0]
+    """The store a shard run works for, or the key of its group of stores (``params.shard``)."""
+    return shard.params.get("shard") or shard.params.get("store_ids", [None])[0]
 
 
 def shard_summaries(parent: RunRecord) -> list[dict]:
@@ -65,7 +65,7 @@ def close_parent(parent: RunRecord, ended: RunRecord | None = None) -> None:
         requests.update(c.aws_requests or {})
         errors.extend(c.errors)
         outputs.extend(c.outputs)
-    status, message = fan_out_outcome([(c.params.get("store_ids", ["?"])[0], c.status) for c in shards],
+    status, message = fan_out_outcome([(shard_key(c) or "?", c.status) for c in shards],
                                       bool(parent.cancel_requested))
     summary = closing_summary(parent, shards, dict(counters), outputs)
     warnings = [f"warning: {w}" for w in (parent.checkpoint or {}).get("warnings", [])]

@@ -22,6 +22,10 @@ not yet marked, so no ledger line, journal or transaction is written twice. Tran
 arrive after a date was posted go into the next statement of that date (``seq`` + 1), and the run's
 message names them ("1 late statement for 2026-11-20").
 
+A run over stores of several legal entities fans out one shard per legal entity (``legal_entity_shards``):
+a legal entity's ledger numbers come from one counter, so its stores post one after another
+without contending for it, and the run keeps each product's category id for all of them.
+
 Without ``through_date`` a store posts through its own yesterday: the day before today in its
 ``time_zone`` (DOMAIN §13 "Days are local"), so a Toronto store's evening sales are never posted
 while its day is still open.
@@ -29,6 +33,7 @@ while its day is still open.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 from chalicelib.domain.days import local_yesterday
 from chalicelib.domain.errors import DomainError
@@ -60,6 +65,7 @@ class CannotPost(DomainError):
 def run(ctx: JobContext) -> str:
     poster = _Poster(ctx, ctx.params.get("through_date"), retail_parameters()["accounts"])
     store_ids = target_store_ids(ctx)
+    poster.stores = records.get_by_ids("stores", store_ids)  # 100 a request, not one per store
     for store_id in store_ids:
         poster.post_store(store_id)
     verb = "would post" if ctx.dry_run else "posted"
@@ -67,6 +73,21 @@ def run(ctx: JobContext) -> str:
     finished = f"; finished {poster.finished} interrupted statement(s)" if poster.finished else ""
     return (f"{verb} {poster.posted} statement(s) of {poster.transactions} transaction(s) for "
             f"{len(store_ids)} store(s) through {through}{finished}{_late_note(poster.late)}")
+
+
+def legal_entity_shards(ctx: JobContext) -> dict[str, list[str]] | None:
+    """The run's shards: one per legal entity with its targeted stores, or ``None`` (run whole)
+    when they are all of one. A legal entity's ledger lines are numbered from one gapless counter,
+    so its stores post one after another in any case: as shards of their own they contended for
+    it (with two running, nearly every statement's transaction was refused once and retried)."""
+    targeted = target_store_ids(ctx)
+    if len(targeted) <= 1:
+        return None
+    stores = {store["id"]: store for store in records.scan_entity("stores")}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for store_id in targeted:
+        groups[stores.get(store_id, {}).get("legal_entity") or UNKNOWN_LEGAL_ENTITY].append(store_id)
+    return dict(groups) if len(groups) > 1 else None
 
 
 def _late_note(late: Counter) -> str:
@@ -86,7 +107,8 @@ class _Poster:
         self.now = utcnow()
         self.accounts = accounts
         self.categories = {c["id"]: c for c in records.scan_entity("categories")}
-        self.products: dict[str, dict | None] = {}
+        self.stores: dict[str, dict] = {}
+        self.category_of: dict[str, str | None] = {}  # product -> category id (None: no product): small
         self.posted = self.transactions = self.finished = 0
         self.late: Counter = Counter()  # business date -> statements made for a date that had one
         self.ledger_sequence: dict[str, int] = {}  # last number seen per legal entity (write_numbered)
@@ -99,7 +121,7 @@ class _Poster:
             candidates[business_date].append(transaction_id)
         if not candidates:
             return
-        store = records.get("stores", store_id) or {"id": store_id}
+        store = self.stores.get(store_id) or {"id": store_id}
         through = self.through or local_yesterday(store.get("time_zone"), self.now).isoformat()
         dates = sorted(d for d in candidates if d <= through)
         if not dates:
@@ -119,6 +141,7 @@ class _Poster:
                 batch.append(pending.pop(0))
                 count += len(batch[-1][1])
             found = read_consistent(store_id, [t for _, ids in batch for t in ids])
+            self._read_products(found.values())  # for all the batch's dates: full batch gets
             for business_date, ids in batch:
                 self._post_date(store, business_date, [found[t] for t in sorted(ids) if t in found],
                                 last_seq[business_date] + 1)
@@ -161,14 +184,19 @@ class _Poster:
         self.finished += 1
         self.ctx.count(read=len(unposted), written=1)
 
-    def _categories_by_product(self, transactions: list[PosTransaction]) -> dict[str, dict]:
-        wanted = {line["product_id"] for t in transactions for line in t.data["lines"]}
-        missing = wanted - self.products.keys()
+    def _read_products(self, transactions: Iterable[PosTransaction]) -> None:
+        """The categories of the products of ``transactions`` not read yet this run (kept for its later
+        statements: only the category id, so a run over many stores stays small)."""
+        missing = {line["product_id"] for t in transactions for line in t.data["lines"]} - self.category_of.keys()
         if missing:
             found = records.get_by_ids("products", missing)
-            self.products.update({pid: found.get(pid) for pid in missing})
-        return {pid: self.categories.get(self.products[pid]["category_id"])
-                for pid in wanted if self.products[pid]}
+            self.category_of.update({pid: (found[pid] or {}).get("category_id") if pid in found else None
+                                     for pid in missing})
+
+    def _categories_by_product(self, transactions: list[PosTransaction]) -> dict[str, dict]:
+        self._read_products(transactions)  # read with their batch already, unless finishing one
+        wanted = {line["product_id"] for t in transactions for line in t.data["lines"]}
+        return {pid: self.categories.get(self.category_of[pid]) for pid in wanted if pid in self.category_of}
 
 
 def _write_statement(statement: Statement, seq: int, now: str, store: dict, ledger_sequence: dict[str, int],

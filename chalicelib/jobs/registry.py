@@ -85,7 +85,8 @@ class Job:
     defaults: dict = field(default_factory=dict)
     # Runs whose scopes are equal never execute at once; the default serialises the whole job.
     lock_scope: Callable[[dict], str] = _whole_job
-    # For per-store fan-out: returns the shard keys (store ids) of a run, or None to run whole.
+    # For fan-out: returns the shard keys of a run (store ids: a shard per store), or a dict of
+    # key -> store ids (a shard per group, e.g. per legal entity), or None to run whole.
     shards: Callable | str | None = None
     # For a fan-out: the parent's last step once every shard has ended (and when no store needed
     # one), ``close(parent, shards, counters, outputs) -> summary``; runs once per run.
@@ -209,7 +210,7 @@ JOBS: dict[str, Job] = _jobs(
         schedule="cron(0 1 * * ? *)",
         run="chalicelib.jobs.post_statements:run",
         params="PostStatements",
-        shards="chalicelib.jobs.targeting:store_shards",
+        shards="chalicelib.jobs.post_statements:legal_entity_shards",
         resources=Resources(tables={PosTransaction: "write", StatementRecord: "write", LedgerLine: "write",
                                     LedgerSequence: "write", InventoryJournalRecord: "write"}),
     ),

@@ -424,9 +424,10 @@ def _follow_up(run_id: str, outcome: str) -> None:
 
 # --- per-store fan-out --------------------------------------------------------------------
 
-def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
-    """Split a run into one child run per store, each locking its store; the last child to end
-    closes the parent (``jobs/fanout.py``).
+def _fan_out(ctx: JobContext, shard_keys: list[str] | dict[str, list[str]]) -> str:
+    """Split a run into one child run per store, each locking its store, or per group of stores
+    (``{key: store ids}``, each child locking its key); the last child to end closes the parent
+    (``jobs/fanout.py``).
 
     The parent holds the job lock only until its shards exist and are dispatched: a parent that
     dies before keeps it for one lease, and the next trigger resumes it (``submit``), finding
@@ -435,6 +436,7 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
     often the fan-out is resumed.
     """
     parent = ctx.run
+    groups = shard_keys if isinstance(shard_keys, dict) else None
     existing = {fanout.shard_key(c): c for c in runs.children(parent)}
     keys = sorted(set(shard_keys) | set(existing))
     if not keys:
@@ -445,11 +447,12 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
     for key in keys:
         child = existing.get(key)
         if child is None:
-            child, _ = submit(parent.job, {**parent.params, "store_ids": [key]}, trigger=parent.trigger,
+            scope = {"store_ids": [key]} if groups is None else {"store_ids": groups[key], "shard": key}
+            child, _ = submit(parent.job, {**parent.params, **scope}, trigger=parent.trigger,
                               requested_by=parent.requested_by, requested_by_label=parent.requested_by_label,
                               dry_run=parent.dry_run,
                               idempotency_key=f"{parent.run_id}#{key}", parent_run_id=parent.run_id,
-                              lock_scope=f"store#{key}")
+                              lock_scope=f"{'store' if groups is None else 'shard'}#{key}")
         children.append(child)
     waiting = [c for c in children if not c.is_final]
     via_queue = handover.via_queue()
@@ -462,7 +465,8 @@ def _fan_out(ctx: JobContext, shard_keys: list[str]) -> str:
         requests["sqs.SendMessageBatch"] += handover.queue_batches(len(waiting))
     # The parent's own counters, errors and warnings (stores it found unchanged, unknown ids) are
     # kept for its close, which adds the shards' to them.
-    runs.mark_fanned_out(parent, f"fanned out to {len(keys)} store shard(s)", dict(sorted(requests.items())),
+    what = "store shard(s)" if groups is None else "shard(s)"
+    runs.mark_fanned_out(parent, f"fanned out to {len(keys)} {what}", dict(sorted(requests.items())),
                          ctx.counters, ctx.errors, ctx.warnings)
     if via_queue:
         handover.send_shards([c.run_id for c in waiting])

@@ -5,7 +5,7 @@ resolved at run time so new stores are picked up. Neither given: every store.
 
 Per-store jobs fan out with ``shards=store_shards``: one child run per targeted store, each with
 ``params.store_ids = [store]``; the distribution jobs only to the stores with something to send
-(``stores_to_send``).
+(``stores_to_send``); post-statements one per legal entity (``params.shard``, its stores).
 """
 from __future__ import annotations
 

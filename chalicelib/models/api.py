@@ -366,7 +366,8 @@ class Counters(StrictModel):
 class Shard(StrictModel):
     run_id: str
     status: choice(*RUN_STATUSES)
-    scope: str | None = Field(description="what the shard works for: its store's id")
+    scope: str | None = Field(description="what the shard works for: its store's id, or its group's key "
+                                          "(post-statements: the legal entity)")
     ended_at: str | None
 
 

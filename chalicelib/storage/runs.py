@@ -262,7 +262,8 @@ def finish(run: RunRecord, status: str, message: str | None, expect: tuple, *, r
     kind = run_end_kind(status, counters)
     if kind is None:
         return update_if(run, actions, condition)
-    store_id = (run.params or {}).get("store_ids", [None])[0] if run.parent_run_id else None
+    shard_stores = (run.params or {}).get("store_ids") or [] if run.parent_run_id else []
+    store_id = shard_stores[0] if len(shard_stores) == 1 else None  # a store's shard, not a group's
     alert = new_alert(alert_id(kind, run.run_id), kind,
                       run_end_message(kind, run.job, status, counters, message, bool(run.dry_run)),
                       job=run.job, store_id=store_id, run_id=run.run_id)

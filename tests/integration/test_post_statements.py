@@ -217,11 +217,37 @@ def test_through_date_and_targeting(retailer, operator):
 
     run = run_job(retailer, operator, "post-statements", {"org_node_ids": ["D1"], "through_date": YESTERDAY})
 
-    assert run["status"] == "Ended" and "2 shards: 2 Ended" in run["message"], run
+    # S1 and S2 are both USRT's: one run posts them one after the other, no shards.
+    assert run["status"] == "Ended" and "shard" not in run["message"], run
+    assert "posted 2 statement(s) of 2 transaction(s) for 2 store(s)" in run["message"], run
     assert transaction(retailer, "S1", "A1")["status"] == "Posted"
     assert transaction(retailer, "S1", "A2")["status"] == "Completed"  # after through_date
     assert transaction(retailer, "S2", "B1")["status"] == "Posted"
     assert transaction(retailer, "S3", "C1")["status"] == "Completed"  # not under D1
+
+
+def test_each_legal_entity_posts_in_a_shard_of_its_own_with_its_own_gapless_numbers(retailer, operator):
+    for store_id in ("S1", "S2", "S3"):
+        upload(retailer, store_id, [sale(f"{store_id}-{n}", [("BALL", None, 1, "5.00")], store_id=store_id,
+                                         business_date=(date.fromisoformat(YESTERDAY) - timedelta(days=n)).isoformat())
+                                    for n in range(3)])
+
+    run = run_job(retailer, operator, "post-statements", {"through_date": YESTERDAY})
+
+    assert run["status"] == "Ended" and run["message"].startswith("2 shards: 2 Ended"), run
+    detail = retailer.http.get(f"/runs/{run['run_id']}", headers=operator).json_body
+    assert sorted(s["scope"] for s in detail["shards"]) == ["CART", "USRT"]
+    assert run["counters"]["written"] == 9  # 3 stores x 3 days
+    for store_id in ("S1", "S2", "S3"):
+        assert all(transaction(retailer, store_id, f"{store_id}-{n}")["status"] == "Posted" for n in range(3))
+    numbers: dict[str, list[int]] = {}
+    for line in ledger_lines():
+        numbers.setdefault(line.legal_entity, []).append(line.seq)
+    assert {entity: sorted(seqs) == list(range(1, len(seqs) + 1)) for entity, seqs in numbers.items()} == \
+        {"USRT": True, "CART": True}
+    # Nothing contended: one transaction per statement, and one creating each shard (the shards'
+    # requests add up on the parent).
+    assert run["aws_requests"]["dynamodb.TransactWriteItems"] == 9 + 2, run["aws_requests"]
 
 
 def test_dry_run_posts_nothing(retailer, operator):
