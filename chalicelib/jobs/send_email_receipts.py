@@ -19,8 +19,9 @@ index (never a scan) a page at a time, then for each receipt:
 2. renders it (HTML, text, PDF attachment) and sends one raw MIME message;
 3. records the outcome: Sent with the SES message id; Failed when SES rejects the message or after
    ``email_max_attempts`` transient failures (else back to Pending); Expired, unsent, once the sale
-   is ``email_expiry_days`` old (a page's expired receipts 100 a request). The Sent record is retried a few times past the SDK's retries on a
-   transient fault: losing it would send the receipt again.
+   is ``email_expiry_days`` old (a page's expired receipts 100 a request). The Sent record is
+   retried a few times past the SDK's retries on a transient fault: losing it would send the
+   receipt again.
 
 SES throttling ends the run early; the receipt in hand and the rest stay Pending for the next run
 (claims not sent yet are released, 100 a request). Per receipt sent: one SES call and one
