@@ -19,12 +19,14 @@ index (never a scan) a page at a time, then for each receipt:
 2. renders it (HTML, text, PDF attachment) and sends one raw MIME message;
 3. records the outcome: Sent with the SES message id; Failed when SES rejects the message or after
    ``email_max_attempts`` transient failures (else back to Pending); Expired, unsent, once the sale
-   is ``email_expiry_days`` old. The Sent record is retried a few times past the SDK's retries on a
-   transient fault: losing it would send the receipt again.
+   is ``email_expiry_days`` old (a page's expired receipts 100 a request). The Sent record is
+   retried a few times past the SDK's retries on a transient fault: losing it would send the
+   receipt again.
 
 SES throttling ends the run early; the receipt in hand and the rest stay Pending for the next run
 (claims not sent yet are released, 100 a request). Per receipt sent: one SES call and one
-UpdateItem, plus a hundredth of a claim, a query page and the batch reads.
+UpdateItem, plus a hundredth of a claim, a query page and the batch reads (customers and products
+are read once a run, the 20,000 most recently used kept).
 Addresses never reach logs or run errors: those name transaction ids.
 """
 from __future__ import annotations
@@ -54,6 +56,7 @@ from chalicelib.storage.transactions import (
 )
 
 PAGE = 200  # receipts a query page (a checkpoint each); claimed MAX_ACTIONS at a time
+KEPT = 20_000  # customers, and products, remembered between pages (tens of MB at most)
 RECORD_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each retry of a Sent record after a transient fault
 THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"})
 # The account cannot send at all: no receipt is at fault, an operator must act.
@@ -94,7 +97,9 @@ class _ReceiptSender:
         self.parameters = parameters
         self.include_unposted = include_unposted
         self.stores: dict[str, dict] = {}
-        self.products: dict[str, dict] = {}
+        # Read once a run, the least recently used first (``_load``): customers buy again, products sell again.
+        self.products: dict[str, dict | None] = {}
+        self.customers: dict[str, dict | None] = {}
         self.sent = self.failed = self.retry = self.expired = 0
         self.missing_glyphs: set[str] = set()
         self.dead_claims: set[str] = set()  # claims of dead invocations whose first receipt was taken over
@@ -105,20 +110,22 @@ class _ReceiptSender:
         # A claim is a lease of the job lock's length, never renewed: older, its invocation is gone.
         stale_before = iso(clock.utcnow() - timedelta(seconds=settings.lock_lease_seconds()))
         self.ctx.count(read=len(page))
-        due = []
+        due, expiring = [], []
         for receipt in page:
             busy = receipt.email_status == EMAIL_SENDING and (receipt.email_claimed_at or "") >= stale_before
             if busy or receipt.email_status not in (EMAIL_PENDING, EMAIL_SENDING):
                 self.ctx.count(skipped=1)  # another run holds it, or the index has not caught up yet
             elif receipt.created_at < expired_before:
-                self._expire(receipt, stale_before)
+                expiring.append(receipt)
             else:
                 due.append(receipt)
+        self._expire(expiring, stale_before)
         if not due:
             return
-        customers = records.get_by_ids("customers", {r.data["customer_id"] for r in due if r.data.get("customer_id")})
+        customers = self.customers
+        self._load("customers", customers, {r.data["customer_id"] for r in due if r.data.get("customer_id")}, KEPT)
         self._load("stores", self.stores, {r.store_id for r in due})
-        self._load("products", self.products, {line["product_id"] for r in due for line in r.data["lines"]})
+        self._load("products", self.products, {line["product_id"] for r in due for line in r.data["lines"]}, KEPT)
         for start in range(0, len(due), MAX_ACTIONS):
             chunk = due[start:start + MAX_ACTIONS]
             if self.ctx.dry_run:
@@ -250,21 +257,29 @@ class _ReceiptSender:
             actions.append(PosTransaction.email_queue.remove())
         return actions
 
-    def _expire(self, receipt: PosTransaction, stale_before: str) -> None:
-        if self.ctx.dry_run:
-            self.expired += 1
+    def _expire(self, receipts: list[PosTransaction], stale_before: str) -> None:
+        """Mark ``receipts`` Expired (100 a request), each only while no live run holds it."""
+        if self.ctx.dry_run or not receipts:
+            self.expired += len(receipts)
             return
         unclaimed = (PosTransaction.email_status == EMAIL_PENDING) | (
             (PosTransaction.email_status == EMAIL_SENDING) & (PosTransaction.email_claimed_at < stale_before))
-        if update_if(receipt, [PosTransaction.email_status.set(EMAIL_EXPIRED),
-                                         PosTransaction.email_queue.remove()], unclaimed):
-            self.expired += 1
-            self.ctx.count(skipped=1)  # "written" counts emails sent
+        written = sum(write_each([Update(r, [PosTransaction.email_status.set(EMAIL_EXPIRED),
+                                             PosTransaction.email_queue.remove()], unclaimed) for r in receipts]))
+        self.expired += written
+        self.ctx.count(skipped=written)  # "written" counts emails sent
 
-    def _load(self, entity: str, cache: dict[str, dict], ids: set[str]) -> None:
+    @staticmethod
+    def _load(entity: str, cache: dict[str, dict | None], ids: set[str], keep: int | None = None) -> None:
+        """Read the records of ``ids`` not in ``cache`` (100 a request; a missing one is kept as
+        None) and make ``ids`` the most recent; with ``keep``, the least recently used beyond it go,
+        so that a run over many pages stays bounded (a page's own are the most recent: they stay)."""
         missing = ids - cache.keys()
-        if missing:
-            cache.update(records.get_by_ids(entity, missing))
+        found = records.get_by_ids(entity, missing) if missing else {}
+        for record_id in ids:
+            cache[record_id] = found.get(record_id) if record_id in missing else cache.pop(record_id)
+        while keep is not None and len(cache) > keep:
+            del cache[next(iter(cache))]
 
 
 def _without_addresses(text: str) -> str:

@@ -230,17 +230,37 @@ def test_transient_failures_retry_then_fail_after_max_attempts(retailer, operato
     assert sent_messages() == []
 
 
-def test_receipts_unsent_after_the_expiry_days_expire(retailer, operator):
+def test_receipts_unsent_after_the_expiry_days_expire_together(retailer, operator):
     old = (TODAY - timedelta(days=40)).isoformat()
-    post(retailer, operator, "S1", [sale("OLD", [("BALL", None, 1, "5.00")], business_date=old, customer_id="C1"),
-                                    sale("NEW", [("BALL", None, 1, "5.00")], customer_id="C1")])
+    post(retailer, operator, "S1", [
+        *(sale(f"OLD{n}", [("BALL", None, 1, "5.00")], business_date=old, customer_id="C1") for n in range(3)),
+        sale("NEW", [("BALL", None, 1, "5.00")], customer_id="C1")])
 
     run = run_job(retailer, operator, "send-email-receipts")
 
-    assert "sent 1 receipt(s)" in run["message"] and "1 expired" in run["message"]
-    assert (run["counters"]["written"], run["counters"]["skipped"]) == (1, 1)
-    assert transaction(retailer, "S1", "OLD")["email_status"] == "Expired"
+    assert "sent 1 receipt(s)" in run["message"] and "3 expired" in run["message"]
+    assert (run["counters"]["written"], run["counters"]["skipped"]) == (1, 3)
+    assert [transaction(retailer, "S1", f"OLD{n}")["email_status"] for n in range(3)] == ["Expired"] * 3
     assert len(sent_messages()) == 1
+    # The three expire in one transaction, beside the claim of the one sent; its Sent record is
+    # the one UpdateItem of a receipt (the others are the run's own record).
+    assert run["aws_requests"]["dynamodb.TransactWriteItems"] == 2, run["aws_requests"]
+    idle = run_job(retailer, operator, "send-email-receipts")
+    assert run["aws_requests"]["dynamodb.UpdateItem"] == idle["aws_requests"]["dynamodb.UpdateItem"] + 1
+
+
+def test_customers_and_products_are_read_once_a_run_across_pages(retailer, operator, monkeypatch):
+    from chalicelib.jobs import send_email_receipts
+
+    monkeypatch.setattr(send_email_receipts, "PAGE", 2)
+    post(retailer, operator, "S1", [sale(f"T{n}", [("BALL", None, 1, "5.00")], customer_id="C1") for n in range(5)])
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    assert run["counters"]["written"] == 5 == len(sent_messages())
+    assert [m.destinations[0] for m in sent_messages()] == ["juergen@example.com"] * 5
+    # three pages; the customer, the store and the product read on the first only
+    assert run["aws_requests"]["dynamodb.BatchGetItem"] == 3, run["aws_requests"]
 
 
 def test_a_claim_older_than_the_lease_is_taken_over_and_a_live_one_left_alone(retailer, operator):

@@ -44,6 +44,34 @@ def test_a_key_query_reads_its_partition_and_answers_as_moto_does(aws, monkeypat
     assert sum(1 for _ in OnHand.scan()) == 90  # a scan still sees every item
 
 
+def test_an_index_query_reads_the_items_of_its_key_only_and_answers_as_moto_does(aws, monkeypatch):
+    from moto.dynamodb.models.table import Table
+
+    from chalicelib.storage.ledger import LedgerLine, make_line
+
+    for n in range(60):  # three legal entities' lines, interleaved; one line without a number
+        make_line(f"ST{n:03d}", 1, posting_date="2026-11-01", main_account="4000", debit=Decimal(n),
+                  credit=Decimal(0), store_id="S1", legal_entity=("US", "CA", "MX")[n % 3],
+                  seq=None if n == 4 else n // 3 + 1).save()
+
+    def pages():
+        return ([(i.statement_id, i.seq) for i in LedgerLine.by_seq.query("CA", LedgerLine.seq >= 5, page_size=3)],
+                [i.statement_id for i in LedgerLine.by_seq.query("MX", scan_index_forward=False, limit=4)],
+                [i.statement_id for i in LedgerLine.by_date.query("2026-11-01", page_size=7)])
+
+    before = pages()
+    _installed_for_this_test(monkeypatch)
+    walked = []
+    monkeypatch.setattr(Table, "all_items", _counting(Table.all_items, walked))
+
+    after = pages()
+
+    assert after == before and len(after[0]) == 16 and len(after[1]) == 4 and len(after[2]) == 60
+    assert [i.statement_id for i in LedgerLine.by_seq.query("BR")] == []
+    # CA's and MX's pages walked their 20 lines, by_date's its 60 (every line has that date), BR's none
+    assert set(walked) == {0, 20, 60}, walked
+
+
 def _installed_for_this_test(monkeypatch):
     """moto patched for this test only: monkeypatch puts moto back as it was afterwards."""
     import moto.dynamodb.models as backend
