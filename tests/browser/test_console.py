@@ -281,7 +281,11 @@ def test_statements_with_totals_and_stock_on_hand_after_posting(page, stack):
     sales = list(transactions(generate("S"), days=1, per_store_per_day=3, store_ids=[store_id]))
     assert stack.call("POST", f"/stores/{store_id}/transactions", {"transactions": sales},
                       token=stack.tokens("create", "--role", "store", "--store-id", store_id))["accepted"]
-    stack.call("POST", "/jobs/post-statements/runs", {"params": {"store_ids": [store_id]}})
+    # through the sales' own date: before 06:00 UTC a US store's local yesterday is the day before it
+    through = max(sale["business_date"] for sale in sales)
+    posted = stack.call("POST", "/jobs/post-statements/runs", {"params": {"store_ids": [store_id],
+                                                                          "through_date": through}})["run"]
+    assert posted["status"] == "Ended" and "posted 1 statement(s)" in posted["message"], posted
     stack.call("POST", "/jobs/post-inventory/runs", {"params": {"store_ids": [store_id]}})
     sign_in(page, stack, view=f"stock?store_id={store_id}")
     statement = page.locator("section", has=page.get_by_role("heading", name=f"Statements of store {store_id}"))
