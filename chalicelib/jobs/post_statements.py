@@ -78,8 +78,9 @@ def run(ctx: JobContext) -> str:
 def legal_entity_shards(ctx: JobContext) -> dict[str, list[str]] | None:
     """The run's shards: one per legal entity with its targeted stores, or ``None`` (run whole)
     when they are all of one. A legal entity's ledger lines are numbered from one gapless counter,
-    so its stores post one after another in any case: as shards of their own they contended for
-    it (with two running, nearly every statement's transaction was refused once and retried)."""
+    so its stores post one after another in any case: as shards of their own they contend for it
+    (a refused transaction, a counter read and a retry whenever two post at once), and each shard
+    read its products afresh and paid its own run record and lock."""
     targeted = target_store_ids(ctx)
     if len(targeted) <= 1:
         return None
