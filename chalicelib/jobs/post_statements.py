@@ -43,7 +43,7 @@ from chalicelib.domain.statements import STATEMENT_POSTING as POSTING
 from chalicelib.domain.statements import Statement, build_statement
 from chalicelib.jobs.parameters import retail_parameters
 from chalicelib.jobs.runtime import JobContext
-from chalicelib.jobs.targeting import target_store_ids
+from chalicelib.jobs.targeting import target_stores
 from chalicelib.storage import records
 from chalicelib.storage.base import iso, utcnow
 from chalicelib.storage.journals import InventoryJournalRecord
@@ -64,8 +64,8 @@ class CannotPost(DomainError):
 
 def run(ctx: JobContext) -> str:
     poster = _Poster(ctx, ctx.params.get("through_date"), retail_parameters()["accounts"])
-    store_ids = target_store_ids(ctx)
-    poster.stores = records.get_by_ids("stores", store_ids)  # 100 a request, not one per store
+    poster.stores = target_stores(ctx)
+    store_ids = list(poster.stores)
     for store_id in store_ids:
         poster.post_store(store_id)
     verb = "would post" if ctx.dry_run else "posted"
@@ -81,13 +81,12 @@ def legal_entity_shards(ctx: JobContext) -> dict[str, list[str]] | None:
     so its stores post one after another in any case: as shards of their own they contend for it
     (a refused transaction, a counter read and a retry whenever two post at once), and each shard
     read its products afresh and paid its own run record and lock."""
-    targeted = target_store_ids(ctx)
+    targeted = target_stores(ctx)
     if len(targeted) <= 1:
         return None
-    stores = {store["id"]: store for store in records.scan_entity("stores")}
     groups: dict[str, list[str]] = defaultdict(list)
-    for store_id in targeted:
-        groups[stores.get(store_id, {}).get("legal_entity") or UNKNOWN_LEGAL_ENTITY].append(store_id)
+    for store_id, store in targeted.items():
+        groups[store.get("legal_entity") or UNKNOWN_LEGAL_ENTITY].append(store_id)
     return dict(groups) if len(groups) > 1 else None
 
 
