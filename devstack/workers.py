@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,8 +87,12 @@ def work(endpoint: str, queue_url: str, stats: str) -> None:
     from chalicelib.storage import aws
 
     sqs = aws.client("sqs")
+    # SIGTERM (``stop``) ends the worker after its receive: killed mid-poll, moto would still hand
+    # the next message to the dead poll and hide it for the queue's 90-minute visibility.
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     with Client(app.app, stage_name="local", project_dir=str(localenv.PROJECT_DIR)) as client:
-        while True:
+        while not stopping:
             messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1,
                                            WaitTimeSeconds=1).get("Messages", [])
             for message in messages:
