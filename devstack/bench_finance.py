@@ -7,7 +7,7 @@ registrations, uploaded and approved over the HTTP routes.
 
 Budgets (issue 5): generate-account-activity ≤ 0.05 AWS requests per ledger line read,
 transfer-to-pay ≤ 0.1 per registration read, exports streamed with peak memory ≤ 512 MB; approvals
-(issue 16) ≤ 0.05 per registration approved, a store at a time.
+(issue 16) ≤ 0.05 per registration approved, 50 stores at a time.
 """
 from __future__ import annotations
 
@@ -121,25 +121,27 @@ def _upload(bench: Bench, registrations: list[dict]) -> dict:
 
 
 def _approve(bench: Bench) -> dict:
-    """The operator approves store by store (the batch form), over the scale's days in windows of
-    at most 62 (the route's limit); the local days reach a day either side of the UTC ones."""
-    from chalicelib.models.api import MAX_BATCH_DAYS
+    """The operator approves 50 stores at a time (``store_ids``, a district or region), over the
+    scale's days in windows of at most 14 (the form's limit); the local days reach a day either
+    side of the UTC ones."""
+    from chalicelib.models.api import MAX_APPROVAL_STORES, MAX_STORES_DAYS
     from chalicelib.storage.metering import metered
     from devstack.datagen import SCALES
 
     end = bench.retailer.end_date
     first = end - timedelta(days=SCALES[bench.scale].days + 1)
+    store_ids = [store["id"] for store in bench.retailer.stores]
     approved = 0
     with metered(Counter()) as requests:
-        for store in bench.retailer.stores:
+        for group in range(0, len(store_ids), MAX_APPROVAL_STORES):
+            stores = store_ids[group:group + MAX_APPROVAL_STORES]
             start = first
             while start <= end:
-                last = min(end, start + timedelta(days=MAX_BATCH_DAYS - 1))
+                last = min(end, start + timedelta(days=MAX_STORES_DAYS - 1))
                 response = bench.stack.http("POST", "/time-registrations/approve", bench.operator,
-                                            {"store_id": store["id"], "from": start.isoformat(),
-                                             "to": last.isoformat()})
+                                            {"store_ids": stores, "from": start.isoformat(), "to": last.isoformat()})
                 if response.status_code != 200 or response.json_body["not_approved"]:
-                    raise SystemExit(f"approve {store['id']}: {response.status_code} {response.body!r}")
+                    raise SystemExit(f"approve {stores[0]}…: {response.status_code} {response.body!r}")
                 approved += response.json_body["approved"]
                 start = last + timedelta(days=1)
     return {"status": "Ended", "aws_requests": dict(requests), "records": approved}

@@ -59,8 +59,9 @@ def upload_time_registrations(store_id, body):
 
 @operation(bp, "POST", "/time-registrations/approve", body="Approval", response="ApprovalOutcome", errors=(404,))
 def approve_time_registrations(body):
-    """Approve the pending registrations of a worker, up to 100 workers or a store's, of the days
-    ``from`` through ``to`` (the store's local days); answers the counts and what was not approved."""
+    """Approve the pending registrations of a worker, up to 100 workers, a store's or up to 50
+    stores', of the days ``from`` through ``to`` (the store's local days); answers the counts and
+    what was not approved."""
     from chalicelib.storage import pay, records
 
     selector = body.selector
@@ -73,6 +74,14 @@ def approve_time_registrations(body):
         # Looked up only when nothing was found: the store's query answers for it otherwise.
         if not found and records.get("stores", body.store_id) is None:
             raise NotFound(f"store {body.store_id} not found")
+    elif selector == "store_ids":
+        stores = records.get_by_ids("stores", body.store_ids)
+        unknown = [FieldError(f"store_ids[{i}]", f"unknown store {store_id}")
+                   for i, store_id in enumerate(body.store_ids) if store_id not in stores]
+        if unknown:
+            raise ValidationError(unknown)
+        found = pay.stores_registrations(body.store_ids, start, end)
+        workers = records.get_by_ids("workers", {r.worker_id for r in found if r.period_type is None})
     else:
         ids = [body.worker_id] if selector == "worker_id" else body.worker_ids
         workers = records.get_by_ids("workers", ids)

@@ -40,6 +40,8 @@ MAX_TRANSACTIONS = 500
 MAX_REGISTRATIONS = 1000
 MAX_MESSAGES = 1000
 MAX_APPROVAL_WORKERS = 100
+MAX_APPROVAL_STORES = 50  # store_ids: a district or region a request (each day read once for all of them)
+MAX_STORES_DAYS = 14  # store_ids: a (two-)week's registrations of 50 stores, tens of thousands at most
 MAX_BATCH_DAYS = 62  # worker_ids / store_id / the registration list: about two months
 MAX_WORKER_DAYS = 366  # one worker's approval
 
@@ -271,19 +273,22 @@ class CopyToTarget(StrictModel):
     rows: choice(*COPY_ROWS) = "all"
 
 
-SELECTORS = ("worker_id", "worker_ids", "store_id")
+SELECTORS = ("worker_id", "worker_ids", "store_id", "store_ids")
 
 
 class Approval(StrictModel):
-    """One worker (a year at most), up to 100 workers or a store (62 days at most), of the days
-    ``from`` through ``to`` (the store's local days)."""
+    """One worker (a year at most), up to 100 workers or a store (62 days at most), or up to 50
+    stores (14 days at most), of the days ``from`` through ``to`` (the store's local days)."""
 
     worker_id: ID = None
     worker_ids: list[ID] = Field(None, description=f"1 to {MAX_APPROVAL_WORKERS} worker ids, each once")
     store_id: ID = None
+    store_ids: list[ID] = Field(None, description=f"1 to {MAX_APPROVAL_STORES} store ids, each once: every "
+                                                  "registration their POS uploaded")
     start: DATE = Field(alias="from", description="the first day (the store's local days)")
     end: DATE = Field(alias="to", description=f"the last day: at most {MAX_WORKER_DAYS} days from the first for "
-                                              f"worker_id, {MAX_BATCH_DAYS} for worker_ids or store_id")
+                                              f"worker_id, {MAX_BATCH_DAYS} for worker_ids or store_id, "
+                                              f"{MAX_STORES_DAYS} for store_ids")
 
     @field_validator("worker_ids", mode="before")
     @classmethod
@@ -292,21 +297,30 @@ class Approval(StrictModel):
             raise ValueError(f"must be a list of 1 to {MAX_APPROVAL_WORKERS} worker ids")
         return value
 
+    @field_validator("store_ids", mode="before")
+    @classmethod
+    def _store_count(cls, value):
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_APPROVAL_STORES:
+            raise ValueError(f"must be a list of 1 to {MAX_APPROVAL_STORES} store ids")
+        return value
+
     @model_validator(mode="after")
     def _rules(self):
         given = [name for name in SELECTORS if getattr(self, name) is not None]
         problems = []
         if not given:
-            problems.append((("worker_id",), "one of worker_id, worker_ids or store_id is required"))
-        problems += [((name,), f"give only one of worker_id, worker_ids or store_id (got {given[0]} too)")
+            problems.append((("worker_id",), "one of worker_id, worker_ids, store_id or store_ids is required"))
+        problems += [((name,), f"give only one of worker_id, worker_ids, store_id or store_ids (got {given[0]} too)")
                      for name in given[1:]]
-        seen = set()
-        for i, worker_id in enumerate(self.worker_ids or ()):
-            if worker_id in seen:
-                problems.append((("worker_ids", i), f"worker {worker_id} is listed twice"))
-            seen.add(worker_id)
-        problems += _range_errors(self.start, self.end,
-                                  MAX_WORKER_DAYS if given == ["worker_id"] else MAX_BATCH_DAYS)
+        for field, kind in (("worker_ids", "worker"), ("store_ids", "store")):
+            seen = set()
+            for i, value in enumerate(getattr(self, field) or ()):
+                if value in seen:
+                    problems.append(((field, i), f"{kind} {value} is listed twice"))
+                seen.add(value)
+        longest = {"worker_id": MAX_WORKER_DAYS, "store_ids": MAX_STORES_DAYS}.get(given[0] if given else "",
+                                                                                    MAX_BATCH_DAYS)
+        problems += _range_errors(self.start, self.end, longest)
         if problems:
             raise errors_at(*problems)
         return self
@@ -447,6 +461,7 @@ class ApprovalOutcome(StrictModel):
     worker_id: str | None = None
     worker_ids: list[str] | None = None
     store_id: str | None = None
+    store_ids: list[str] | None = None
     start: str = Field(alias="from")
     end: str = Field(alias="to")
     approved: int

@@ -4,8 +4,9 @@
 upload finds resent registrations with batch gets); ``by_clock_in`` (a local index, strongly
 consistent) serves an approval's date range for one worker, ``by_store`` (the store it was
 uploaded by, then clock-in) a store's approval or list in one query instead of one per worker,
-and ``by_day`` (the local work date) serves transfer to pay: a period is one query per day for
-every worker, instead of one query per worker for a handful of registrations.
+and ``by_day`` (the local work date) serves transfer to pay and an approval of several stores: a
+period is one query per day for every worker, instead of one query per worker (or store) for a
+handful of registrations.
 
 Approvals are conditional updates written in TransactWriteItems of up to 100 actions, each one's
 backlog entries (below) in the same transaction: a batch write cannot carry a condition, and an
@@ -278,6 +279,19 @@ def store_registrations(store_id: str, from_date: date, to_date: date) -> list[T
     (the ``by_store`` index: eventually consistent; approval's conditions catch what it lags on)."""
     return _on_days(TimeRegistration.by_store.query(store_id, _window(from_date, to_date), page_size=PAGE_SIZE),
                     from_date, to_date)
+
+
+def stores_registrations(store_ids: Iterable[str], from_date: date, to_date: date) -> list[TimeRegistration]:
+    """The registrations uploaded by the stores ``store_ids`` (at most 100: DynamoDB's ``IN``) that
+    count for ``from_date`` through ``to_date``: one ``by_day`` query a day for all of them,
+    filtered to the stores (eventually consistent, as ``by_store``), where ``by_store`` takes a
+    query per store for a few dozen registrations."""
+    wanted = TimeRegistration.store_id.is_in(*sorted(set(store_ids)))
+    found, day = [], from_date
+    while day <= to_date:
+        found += TimeRegistration.by_day.query(day.isoformat(), filter_condition=wanted, page_size=PAGE_SIZE)
+        day += timedelta(days=1)
+    return found
 
 
 @dataclass(frozen=True)

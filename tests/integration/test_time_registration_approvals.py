@@ -1,5 +1,5 @@
 """Operators approve and list time registrations (issues 15 and 16): a worker's, up to 100
-workers' or a store's registrations of a date range at once, conditionally (a registration changed
+workers', a store's or up to 50 stores' registrations of a date range at once, conditionally (a registration changed
 after it was read is not approved), at ≤ 0.05 AWS requests per registration approved."""
 import json
 from collections import Counter
@@ -89,6 +89,34 @@ def test_the_worker_ids_form_approves_the_named_workers_only(setup, operator):
     assert {r for r, s in s1.items() if s == "approved"} == {reg_id("W-A", d) for d in DAYS[:7]}
     assert set(statuses(client, operator, worker_id="W-X", **{"from": "2026-09-28", "to": "2026-10-04"}).values()) \
         == {"approved"}
+
+
+def test_the_store_ids_form_approves_the_named_stores_only_reading_each_day_once(big_store, operator):
+    from chalicelib.storage.metering import metered
+
+    approve(big_store, operator, worker_id="W-A", **{"from": "2026-09-28", "to": "2026-09-28"})  # token in use
+    with metered(Counter()) as requests:
+        response = approve(big_store, operator, store_ids=["S2", "S1"], **{"from": "2026-09-29", "to": "2026-10-04"})
+
+    assert response.status_code == 200, response.body
+    assert response.json_body == {"store_ids": ["S2", "S1"], "from": "2026-09-29", "to": "2026-10-04",
+                                  "approved": 3 * 6 + 6, "already_approved": 0, "not_approved": []}
+    # The token, the stores, one by_day query a day for both (not a query a store), one transaction.
+    assert requests == {"dynamodb.GetItem": 1, "dynamodb.BatchGetItem": 1, "dynamodb.Query": 6,
+                        "dynamodb.TransactWriteItems": 1}, dict(requests)
+    s1 = statuses(big_store, operator, store_id="S1", **{"from": "2026-09-28", "to": "2026-10-11"})
+    assert {r for r, s in s1.items() if s == "approved"} == {reg_id(w, d) for w in ("W-A", "W-B", "W-C")
+                                                             for d in DAYS[1:7]} | {reg_id("W-A", DAYS[0])}
+    assert set(statuses(big_store, operator, store_id="S9", **{"from": "2026-09-28", "to": "2026-10-11"}).values()) \
+        == {"pending"}  # a store not named, the same days
+
+
+def test_an_unknown_store_in_store_ids_is_refused_by_position_and_nothing_is_approved(setup, operator):
+    response = approve(setup, operator, store_ids=["S1", "S-NOWHERE"], **{"from": "2026-09-28", "to": "2026-10-04"})
+    assert response.status_code == 400, response.body
+    assert "store_ids[1]" in response.body.decode() and "unknown store S-NOWHERE" in response.body.decode()
+    assert set(statuses(setup, operator, store_id="S1", **{"from": "2026-09-28", "to": "2026-10-04"}).values()) \
+        == {"pending"}
 
 
 def test_the_single_worker_form_still_answers_as_before(setup, operator):

@@ -30,4 +30,13 @@ def test_a_date_range_is_checked_on_to():
     assert fields(Approval, {"worker_ids": ["W1"], "from": "2026-01-01", "to": "2026-12-31"}) == {
         "to": "the range may span at most 62 days"}
     assert fields(Approval, {"worker_ids": ["W1", "W1"], **week}) == {"worker_ids[1]": "worker W1 is listed twice"}
-    assert fields(Approval, week) == {"worker_id": "one of worker_id, worker_ids or store_id is required"}
+    assert fields(Approval, week) == {"worker_id": "one of worker_id, worker_ids, store_id or store_ids is required"}
+    assert parse(Approval, {"store_ids": ["S1", "S2"], **week}).selector == "store_ids"
+    assert fields(Approval, {"store_ids": ["S1", "S2", "S1"], **week}) == {"store_ids[2]": "store S1 is listed twice"}
+    assert fields(Approval, {"store_ids": [], **week}) == {"store_ids": "must be a list of 1 to 50 store ids"}
+    assert fields(Approval, {"store_ids": [f"S{i}" for i in range(51)], **week}) == {
+        "store_ids": "must be a list of 1 to 50 store ids"}
+    assert fields(Approval, {"store_ids": ["S1"], "from": "2026-09-28", "to": "2026-10-12"}) == {
+        "to": "the range may span at most 14 days"}
+    assert fields(Approval, {"store_id": "S1", "store_ids": ["S2"], **week}) == {
+        "store_ids": "give only one of worker_id, worker_ids, store_id or store_ids (got store_id too)"}
