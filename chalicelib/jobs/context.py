@@ -63,6 +63,9 @@ class JobContext:
         self.errors: list = list(run.errors)
         self.outputs: list = list(run.outputs)
         self.warnings: list[str] = list((run.checkpoint or {}).get("warnings", []))
+        # What a job's ``shards`` read and its ``run`` may use in the same invocation instead of
+        # reading it again (never saved: a continuation reads afresh).
+        self.found: dict[str, Any] = {}
         self._budget = budget
         self._requests = requests
         self._base_requests = base_requests

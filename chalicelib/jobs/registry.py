@@ -279,6 +279,8 @@ JOBS: dict[str, Job] = _jobs(
                     "posted; each receipt is claimed before it is sent, so none goes twice.",
         schedule="cron(0/15 * * * ? *)",
         run="chalicelib.jobs.send_email_receipts:run",
+        shards="chalicelib.jobs.send_email_receipts:queue_shards",
+        close="chalicelib.jobs.send_email_receipts:close",
         params="SendEmailReceipts",
         defaults={"include_unposted": False},
         resources=Resources(tables={PosTransaction: "write"}, email=True),

@@ -275,6 +275,10 @@ def _execute(run: RunRecord, budget: Budget, log) -> str:
                 _close_open_fan_outs(job, run.run_id)
                 ctx.counters, ctx.errors = {}, []  # a resumed fan-out counts its stores afresh
                 shard_keys = job.shards(ctx)
+                if shard_keys is None and run.shards_pending is not None:
+                    # Resumed after it had made shards, which did part of the work: it goes on
+                    # with those it made, whatever the rest would now need.
+                    shard_keys = {}
                 if shard_keys is not None:
                     return _fan_out(ctx, shard_keys)
             summary = job.run(ctx)

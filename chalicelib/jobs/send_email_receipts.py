@@ -2,7 +2,10 @@
 
 Eligible: a posted transaction (any completed one with ``include_unposted``) whose customer asked
 for a receipt at the sale, with email status Pending. The job reads them from the email queue
-index (never a scan) a page at a time, then for each receipt:
+index (never a scan) a page at a time (a checkpoint each), partition after partition: a store's
+receipts wait in one of ``QUEUE_PARTITIONS``. With a backlog (``FAN_OUT_FULL`` partitions holding
+more than a page) it fans out a shard per partition instead, sending in parallel (``queue_shards``).
+Then for each receipt:
 
 1. claims it: a conditional update Pending → Sending with this run's token and time, so two runs
    never send the same receipt. Claims are written 100 at a time (one DynamoDB transaction of
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -51,11 +55,15 @@ from chalicelib.storage.transactions import (
     EMAIL_SENDING,
     EMAIL_SENT,
     POSTED,
+    QUEUES,
     PosTransaction,
     queued_receipts,
 )
 
 PAGE = 200  # receipts a query page (a checkpoint each); claimed MAX_ACTIONS at a time
+# A backlog, not the quarter-hour's trickle: this many partitions of the queue hold more than a
+# page. Then a shard per partition with receipts waiting sends them in parallel.
+FAN_OUT_FULL = 2
 KEPT = 20_000  # customers, and products, remembered between pages (tens of MB at most)
 RECORD_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each retry of a Sent record after a transient fault
 THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"})
@@ -70,11 +78,31 @@ class _Throttled(Exception):
     pass
 
 
+def queue_shards(ctx: JobContext) -> dict[str, list[str]] | None:
+    """A shard per partition of the email queue with receipts waiting when ``FAN_OUT_FULL``
+    partitions hold more than a page (each partition's first page read); else ``None``: the run
+    sends them itself, starting with the pages read here, since a shard's own bookkeeping (about
+    ten requests) would cost more than it saves."""
+    include_unposted = bool(ctx.params.get("include_unposted"))
+    first = {queue: queued_receipts(queue, include_unposted, None, PAGE) for queue in QUEUES}
+    if sum(more is not None for _, more in first.values()) < FAN_OUT_FULL:
+        ctx.found["queue"] = first
+        return None
+    return {queue: [] for queue, (items, _) in first.items() if items}
+
+
+def close(parent, shards: list, counters: dict, outputs: list) -> str:
+    """A fan-out's summary over its shards (each shard's message has its retries and expiries)."""
+    verb = "would send" if parent.dry_run else "sent"
+    return f"{verb} {counters.get('written', 0)} receipt(s); {counters.get('failed', 0)} failed"
+
+
 def run(ctx: JobContext) -> str:
     include_unposted = bool(ctx.params.get("include_unposted"))
     sender = _ReceiptSender(ctx, retail_parameters(), include_unposted)
     throttled = False
-    for page in ctx.pages("queue", lambda cursor: queued_receipts(include_unposted, cursor, PAGE)):
+    queues = [ctx.params["shard"]] if ctx.params.get("shard") else QUEUES
+    for page in ctx.pages("queues", _queue_pages(queues, include_unposted, ctx.found.pop("queue", {}))):
         try:
             sender.send_page(page)
         except _Throttled:
@@ -89,6 +117,32 @@ def run(ctx: JobContext) -> str:
     if throttled:
         summary += "; SES throttled: stopped early, the rest stay Pending for the next run"
     return summary
+
+
+def _queue_pages(queues: Sequence[str], include_unposted: bool, first: dict[str, tuple]) -> Callable:
+    """``fetch(cursor)`` for ``ctx.pages``: the partitions' pages in turn, the cursor being
+    ``[partition position, its query's key]``; ``first`` has partitions' first pages read already
+    (those known to be empty are passed over: no empty page, no checkpoint for them)."""
+    def following(position: int) -> int:
+        position += 1
+        while position < len(queues) and first.get(queues[position]) == ([], None):
+            del first[queues[position]]
+            position += 1
+        return position
+
+    def fetch(cursor: list | None) -> tuple[list[PosTransaction], list | None]:
+        position, key = cursor or (following(-1), None)
+        while position < len(queues):
+            queue = queues[position]
+            read = first.pop(queue) if key is None and queue in first else None
+            items, key = read or queued_receipts(queue, include_unposted, key, PAGE)
+            if key is not None:
+                return items, [position, key]
+            position = following(position)
+            if items or position == len(queues):
+                return items, [position, None] if position < len(queues) else None
+        return [], None
+    return fetch
 
 
 class _ReceiptSender:

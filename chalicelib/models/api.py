@@ -381,7 +381,8 @@ class Shard(StrictModel):
     run_id: str
     status: choice(*RUN_STATUSES)
     scope: str | None = Field(description="what the shard works for: its store's id, or its group's key "
-                                          "(post-statements: the legal entity)")
+                                          "(post-statements: the legal entity; send-email-receipts: the email "
+                                          "queue partition)")
     ended_at: str | None
 
 

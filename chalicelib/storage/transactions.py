@@ -7,13 +7,15 @@ jobs find their work without scanning:
   transaction waits for its statement. Post-statements queries one store's dates up to
   ``through_date``, then reads the transactions with a strongly consistent batch get, because an
   index lags its table and a transaction must never be posted twice.
-- ``by_email_queue``: ``email_queue`` is set while a requested receipt is Pending or Sending, and
+- ``by_email_queue``: ``email_queue`` (the store's partition of the queue, ``queue_of``) is set
+  while a requested receipt is Pending or Sending, and
   ``email_order`` sorts it: ``P#<created_at>`` once posted, ``U#<created_at>`` before. Send email
   receipts queries the posted ones (all of them with ``include_unposted``, unposted ones last);
   the claim's condition, not the index, decides.
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
@@ -39,7 +41,11 @@ EMAIL_SENDING = "Sending"
 EMAIL_SENT = "Sent"
 EMAIL_FAILED = "Failed"
 EMAIL_EXPIRED = "Expired"
-QUEUED = "Pending"  # the one ``email_queue`` value: the index holds only receipts still to send
+QUEUED = "Pending"  # the email queue's first partition: the index holds only receipts still to send
+QUEUE_PARTITIONS = 4  # a store's receipts wait in one of these; send-email-receipts sends them in parallel
+# The partitions' ``email_queue`` values; the first is the one the queue had before it was split, so
+# receipts queued before then are sent by that partition's run.
+QUEUES = (QUEUED, *(f"{QUEUED}#{n}" for n in range(1, QUEUE_PARTITIONS)))
 POSTED_ORDER, UNPOSTED_ORDER = "P#", "U#"
 
 
@@ -106,7 +112,7 @@ def from_upload(record: dict, receipt_requested: bool, now: str) -> PosTransacti
         created_at=record["created_at"], status=record["status"], data=record, uploaded_at=now,
         content_hash=canonical_hash(record),
         unposted_store=record["store_id"] if completed else None, receipt_requested=receipt_requested,
-        email_status=EMAIL_PENDING if queued else None, email_queue=QUEUED if queued else None,
+        email_status=EMAIL_PENDING if queued else None, email_queue=queue_of(record["store_id"]) if queued else None,
         email_order=UNPOSTED_ORDER + record["created_at"] if queued else None,
     )
 
@@ -189,10 +195,15 @@ def mark_posted(item: PosTransaction, statement_id: str, now: str) -> Update:
     return Update(item, actions, condition)
 
 
-def queued_receipts(include_unposted: bool, cursor: dict | None,
+def queue_of(store_id: str) -> str:
+    """The email queue partition of a store's receipts (a stable hash of the store id)."""
+    return QUEUES[zlib.crc32(store_id.encode()) % QUEUE_PARTITIONS]
+
+
+def queued_receipts(queue: str, include_unposted: bool, cursor: dict | None,
                     limit: int) -> tuple[list[PosTransaction], dict | None]:
-    """One page of the email queue, oldest first: posted transactions only unless ``include_unposted``."""
+    """One page of an email queue partition, oldest first: posted transactions only unless ``include_unposted``."""
     order = None if include_unposted else PosTransaction.email_order.startswith(POSTED_ORDER)
-    page = PosTransaction.by_email_queue.query(QUEUED, order, limit=limit, page_size=limit, last_evaluated_key=cursor)
+    page = PosTransaction.by_email_queue.query(queue, order, limit=limit, page_size=limit, last_evaluated_key=cursor)
     items = list(page)
     return items, page.last_evaluated_key if len(items) == limit else None

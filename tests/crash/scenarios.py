@@ -136,6 +136,19 @@ def _posted_sales(world: World) -> None:
     run_fault_free(world, "post-statements")
 
 
+def _receipts_in_two_queues(world: World) -> None:
+    """Posted sales of S1 and S2, two receipts asked for in each: two partitions of the email queue."""
+    from tests.integration.retail import sale, upload
+
+    _upload_sales(world)
+    response = upload(world.client, "S1", [sale("T3", [("BALL", None, 1, "5.00")], receipt_email="t3@example.com")])
+    assert response.status_code == 200, response.body
+    response = upload(world.client, "S2", [sale(f"U{n}", [("BALL", None, 1, "5.00")], store_id="S2",
+                                                receipt_email=f"u{n}@example.com") for n in (1, 2)])
+    assert response.status_code == 200, response.body
+    run_fault_free(world, "post-statements")
+
+
 # --- distribution ---------------------------------------------------------------------------------
 
 def _published(world: World) -> None:
@@ -269,7 +282,7 @@ SCENARIOS: dict[str, Scenario] = {s.job: s for s in [
     Scenario("export-account-activity", _export_setup),
     Scenario("post-statements", _upload_sales),
     Scenario("post-inventory", _posted_sales),
-    Scenario("send-email-receipts", _posted_sales),
+    Scenario("send-email-receipts", _receipts_in_two_queues),
     Scenario("process-assortments", _assortment_changed),
     Scenario("process-delivery-modes", _delivery_modes),
     Scenario("process-status-messages", _status_reported),

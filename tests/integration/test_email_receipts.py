@@ -383,3 +383,46 @@ def test_posting_leaves_requested_receipts_pending(retailer, operator):
     post(retailer, operator, "S1", [sale("T1", [("BALL", None, 1, "5.00")], customer_id="C3")])
     read = transaction(retailer, "S1", "T1")
     assert (read["status"], read["email_status"], read["business_date"]) == ("Posted", "Pending", YESTERDAY)
+
+
+def test_a_backlog_fans_out_a_shard_per_queue_partition_and_each_receipt_goes_once(retailer, operator,
+                                                                                     monkeypatch):
+    from chalicelib.jobs import send_email_receipts
+    from chalicelib.storage.transactions import queue_of
+
+    monkeypatch.setattr(send_email_receipts, "PAGE", 2)  # two partitions holding more than a page: a backlog
+    assert queue_of("S1") != queue_of("S2")  # two partitions of the queue
+    post(retailer, operator, "S1", [sale(f"T{n}", [("BALL", None, 1, "5.00")], customer_id="C1") for n in range(3)])
+    post(retailer, operator, "S2", [sale(f"U{n}", [("BALL", None, 1, "5.00")], store_id="S2",
+                                         receipt_email="guest@example.com") for n in range(3)])
+
+    started = run_job(retailer, operator, "send-email-receipts")
+    run = retailer.http.get(f"/runs/{started['run_id']}", headers=operator).json_body
+
+    assert run["status"] == "Ended", run
+    assert sorted(s["scope"] for s in run["shards"]) == sorted([queue_of("S1"), queue_of("S2")])
+    assert all(s["status"] == "Ended" for s in run["shards"]), run["shards"]
+    assert run["counters"]["written"] == 6 == len(sent_messages())
+    assert sorted(m.destinations[0] for m in sent_messages()) == ["guest@example.com"] * 3 + ["juergen@example.com"] * 3
+    assert [transaction(retailer, "S2", f"U{n}")["email_status"] for n in range(3)] == ["Sent"] * 3
+    assert run["message"] == "2 shards: 2 Ended; sent 6 receipt(s); 0 failed", run["message"]
+
+    again = run_job(retailer, operator, "send-email-receipts")  # nothing waits: no shard, nothing sent
+    again = retailer.http.get(f"/runs/{again['run_id']}", headers=operator).json_body
+
+    assert again["status"] == "Ended" and not again.get("shards") and len(sent_messages()) == 6, again
+
+
+def test_a_few_receipts_are_sent_by_the_run_itself(retailer, operator, monkeypatch):
+    from chalicelib.jobs import send_email_receipts
+
+    monkeypatch.setattr(send_email_receipts, "PAGE", 2)  # one partition holding more than a page: no backlog
+    post(retailer, operator, "S1", [sale(f"T{n}", [("BALL", None, 1, "5.00")], customer_id="C1") for n in range(3)])
+    post(retailer, operator, "S2", [
+        sale("U1", [("BALL", None, 1, "5.00")], store_id="S2", receipt_email="guest@example.com")])
+
+    started = run_job(retailer, operator, "send-email-receipts")
+    run = retailer.http.get(f"/runs/{started['run_id']}", headers=operator).json_body
+
+    assert run["status"] == "Ended" and not run.get("shards"), run
+    assert "sent 4 receipt(s)" in run["message"] and len(sent_messages()) == 4
