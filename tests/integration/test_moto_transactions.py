@@ -76,6 +76,7 @@ def _installed_for_this_test(monkeypatch):
     """moto patched for this test only: monkeypatch puts moto back as it was afterwards."""
     import moto.dynamodb.models as backend
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.parsing import expressions, validators
     from moto.dynamodb.responses import DynamoHandler
 
     for name in ("query", "all_items"):
@@ -83,6 +84,8 @@ def _installed_for_this_test(monkeypatch):
     monkeypatch.setattr(backend.DynamoDBBackend, "transact_write_items", backend.DynamoDBBackend.transact_write_items)
     monkeypatch.setattr(backend, "copy", backend.copy)
     monkeypatch.setattr(DynamoHandler, "serialized", DynamoHandler.serialized)
+    monkeypatch.setattr(expressions.UpdateExpressionParser, "make", expressions.UpdateExpressionParser.make)
+    monkeypatch.setattr(validators, "deepcopy", validators.deepcopy)
     moto_transactions.install()
 
 
@@ -99,6 +102,28 @@ def test_item_answers_written_as_json_read_back_as_moto_serializes_them(aws, mon
              [i.attribute_values for i in OnHand.query("W")], [i.attribute_values for i in OnHand.scan()])
     assert after == before and after[1]["chunk"] == b"\x00\x01zlib"
     assert OnHand.count("W") == 1 and list(OnHand.batch_get([("W", "A/*"), ("W", "B/*")]))[0].qty == Decimal("2.5")
+
+
+def test_one_update_expression_parsed_once_updates_each_item_with_its_own_values(aws, monkeypatch):
+    import pytest
+    from pynamodb.exceptions import UpdateError
+
+    from chalicelib.storage.inventory import OnHand
+    from chalicelib.storage.transact import Update, write_transaction
+
+    _installed_for_this_test(monkeypatch)
+    for n in range(3):
+        OnHand("W", f"P{n}/*", product_id=f"P{n}", qty=Decimal(10)).save()
+
+    for _ in range(2):  # the second time from the kept parse
+        updates = [Update(OnHand("W", f"P{n}/*"), [OnHand.qty.add(-n), OnHand.product_id.set(f"Q{n}")])
+                   for n in range(3)]
+        assert write_transaction(updates=updates) == []
+
+    assert {(i.item_key, i.product_id, i.qty) for i in OnHand.query("W")} == {
+        ("P0/*", "Q0", Decimal(10)), ("P1/*", "Q1", Decimal(8)), ("P2/*", "Q2", Decimal(6))}
+    with pytest.raises(UpdateError, match="Two document paths overlap"):  # moto's validation still runs
+        OnHand("W", "P0/*").update(actions=[OnHand.qty.set(1), OnHand.qty.add(1)])
 
 
 def _counting(all_items, walked):
