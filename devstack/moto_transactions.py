@@ -18,9 +18,9 @@ The third writes the answers of the item operations (``DATA_PLANE``) as moto's r
 serialize them, about a quarter of its time under the bench. Errors and every other operation keep
 moto's serializer.
 
-The fourth parses an UpdateExpression once per text and copies its tree with pickle
-(``_parse_update_expressions_once``): moto's parsing and copying were half its time while
-inventory was posted at scale L.
+The fourth parses an UpdateExpression once per text, copies its tree with pickle and checks its
+shape once (``_parse_update_expressions_once``): moto's parsing, copying and validating were most
+of its time while inventory was posted at scale L.
 
 The local stack installs all four (demo, serve, bench); the tests' tables are small. Run as a module
 it is moto's server with the patches installed (the bench's moto process).
@@ -156,6 +156,38 @@ def _parse_update_expressions_once() -> None:
     setattr(make, _INSTALLED, True)
     parser.make = make
     validators.deepcopy = _pickled_copy
+    _check_expression_shapes_once(validators.UpdateExpressionValidator)
+
+
+# Checks of an expression's shape alone (its text, the names it maps, the table's key): the same for
+# every item an expression of that text updates; the other processors use the item and the values.
+SHAPE_CHECKS = ("ActionCountValidator", "OverlappingPathsValidator", "UpdateHashRangeKeyValidator")
+
+
+def _check_expression_shapes_once(validator_type: type) -> None:
+    """moto's validator walks the whole tree once per processor for every item updated; the walks
+    that check only the expression's shape are skipped once that shape has passed them (the tree
+    is the kept parse of its text, so the tree names the text)."""
+    passed: set[tuple] = set()
+    init, validate = validator_type.__init__, validator_type.validate
+
+    def shape(expression: Any, names: dict | None, table: Any) -> tuple:
+        # The tree itself, not its id: kept here, it cannot be freed and its id reused.
+        return expression, tuple(sorted((names or {}).items())), tuple(table.table_key_attrs)
+
+    def checked_init(self, expression, expression_attribute_names, expression_attribute_values, item, table):
+        init(self, expression, expression_attribute_names, expression_attribute_values, item, table)
+        self.shape = shape(expression, expression_attribute_names, table)
+        if self.shape in passed:
+            self.processors = [p for p in self.processors if type(p).__name__ not in SHAPE_CHECKS]
+
+    def checked_validate(self):
+        validated = validate(self)
+        passed.add(self.shape)
+        return validated
+
+    validator_type.__init__ = checked_init
+    validator_type.validate = checked_validate
 
 
 def _pickled_copy(value: Any, memo: dict | None = None) -> Any:
