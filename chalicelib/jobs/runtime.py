@@ -273,6 +273,7 @@ def _execute(run: RunRecord, budget: Budget, log) -> str:
                 raise Cancelled()
             if job.shards and not run.parent_run_id:
                 _close_open_fan_outs(job, run.run_id)
+                kept = ctx.counters, ctx.errors
                 ctx.counters, ctx.errors = {}, []  # a resumed fan-out counts its stores afresh
                 shard_keys = job.shards(ctx)
                 if shard_keys is None and run.shards_pending is not None:
@@ -281,6 +282,8 @@ def _execute(run: RunRecord, budget: Budget, log) -> str:
                     shard_keys = {}
                 if shard_keys is not None:
                     return _fan_out(ctx, shard_keys)
+                # Run whole: a continuation keeps what its earlier invocations counted.
+                ctx.counters, ctx.errors = kept
             summary = job.run(ctx)
             status = RunStatus.ENDED
         except HandOver:

@@ -112,8 +112,9 @@ def run(ctx: JobContext) -> str:
         ctx.warn(f"receipt PDFs show \ufffd for {len(sender.missing_glyphs)} character(s) their font lacks "
                  f"(the email text has them): {''.join(sorted(sender.missing_glyphs)[:20])}")
     verb = "would send" if ctx.dry_run else "sent"
-    summary = (f"{verb} {sender.sent} receipt(s); {sender.failed} failed, {sender.retry} to retry, "
-               f"{sender.expired} expired")
+    totals = sender.totals
+    summary = (f"{verb} {totals['sent']} receipt(s); {totals['failed']} failed, {totals['retry']} to retry, "
+               f"{totals['expired']} expired")
     if throttled:
         summary += "; SES throttled: stopped early, the rest stay Pending for the next run"
     return summary
@@ -154,7 +155,8 @@ class _ReceiptSender:
         # Read once a run, the least recently used first (``_load``): customers buy again, products sell again.
         self.products: dict[str, dict | None] = {}
         self.customers: dict[str, dict | None] = {}
-        self.sent = self.failed = self.retry = self.expired = 0
+        # The run's outcomes so far, saved with each page's checkpoint: a continuation goes on counting.
+        self.totals: dict[str, int] = ctx.state.setdefault("totals", {"sent": 0, "failed": 0, "retry": 0, "expired": 0})
         self.missing_glyphs: set[str] = set()
         self.dead_claims: set[str] = set()  # claims of dead invocations whose first receipt was taken over
 
@@ -183,7 +185,7 @@ class _ReceiptSender:
         for start in range(0, len(due), MAX_ACTIONS):
             chunk = due[start:start + MAX_ACTIONS]
             if self.ctx.dry_run:
-                self.sent += sum(receipt_address(r.data, customers.get(r.data.get("customer_id"))) is not None
+                self.totals["sent"] += sum(receipt_address(r.data, customers.get(r.data.get("customer_id"))) is not None
                                  for r in chunk)
                 continue
             claimed = self._claim(chunk, stale_before)
@@ -217,7 +219,7 @@ class _ReceiptSender:
         except BotoCoreError as exc:
             return self._retry_later(receipt, f"SES unreachable ({type(exc).__name__})")
         self._record_sent(receipt, response["MessageId"])
-        self.sent += 1
+        self.totals["sent"] += 1
         self.ctx.count(written=1)
         self.ctx.output("email", transaction_id=receipt.transaction_id, message_id=response["MessageId"])
 
@@ -289,13 +291,13 @@ class _ReceiptSender:
             return self._fail(receipt, f"{reason} (attempt {attempts}, no attempts left)", attempts)
         self._finish(receipt, EMAIL_PENDING, PosTransaction.email_attempts.set(attempts),
                      PosTransaction.email_error.set(reason))
-        self.retry += 1
+        self.totals["retry"] += 1
         self.ctx.error(receipt.transaction_id, f"{reason}; will retry (attempt {attempts})")
 
     def _fail(self, receipt: PosTransaction, reason: str, attempts: int | None = None) -> None:
         counted = [PosTransaction.email_attempts.set(attempts)] if attempts is not None else []
         self._finish(receipt, EMAIL_FAILED, PosTransaction.email_error.set(reason), *counted)
-        self.failed += 1
+        self.totals["failed"] += 1
         self.ctx.error(receipt.transaction_id, reason)
 
     def _finish(self, receipt: PosTransaction, status: str, *actions) -> None:
@@ -314,13 +316,13 @@ class _ReceiptSender:
     def _expire(self, receipts: list[PosTransaction], stale_before: str) -> None:
         """Mark ``receipts`` Expired (100 a request), each only while no live run holds it."""
         if self.ctx.dry_run or not receipts:
-            self.expired += len(receipts)
+            self.totals["expired"] += len(receipts)
             return
         unclaimed = (PosTransaction.email_status == EMAIL_PENDING) | (
             (PosTransaction.email_status == EMAIL_SENDING) & (PosTransaction.email_claimed_at < stale_before))
         written = sum(write_each([Update(r, [PosTransaction.email_status.set(EMAIL_EXPIRED),
                                              PosTransaction.email_queue.remove()], unclaimed) for r in receipts]))
-        self.expired += written
+        self.totals["expired"] += written
         self.ctx.count(skipped=written)  # "written" counts emails sent
 
     @staticmethod

@@ -426,3 +426,19 @@ def test_a_few_receipts_are_sent_by_the_run_itself(retailer, operator, monkeypat
 
     assert run["status"] == "Ended" and not run.get("shards"), run
     assert "sent 4 receipt(s)" in run["message"] and len(sent_messages()) == 4
+
+
+def test_a_run_continued_across_invocations_counts_every_receipt_it_sent(retailer, operator, monkeypatch):
+    from chalicelib.jobs import runtime, send_email_receipts
+
+    monkeypatch.setattr(send_email_receipts, "PAGE", 2)
+    post(retailer, operator, "S1", [sale(f"T{n}", [("BALL", None, 1, "5.00")], customer_id="C1") for n in range(5)])
+    monkeypatch.setenv("JOB_TIME_BUDGET_MS", "0")  # a page an invocation
+
+    run, _ = runtime.submit("send-email-receipts", {}, trigger="manual")
+    runtime.dispatch(run.run_id)
+    run = runtime.get_run(run.run_id)
+
+    assert run.status == "Ended" and run.hops >= 2, (run.status, run.hops)
+    assert run.counters["written"] == 5 == len(sent_messages()), run.counters
+    assert "sent 5 receipt(s)" in run.message
