@@ -60,7 +60,7 @@ from chalicelib.storage.transactions import (
     queued_receipts,
 )
 
-PAGE = 200  # receipts a query page (a checkpoint each); claimed MAX_ACTIONS at a time
+PAGE = 500  # receipts a query page (a checkpoint each); claimed MAX_ACTIONS at a time
 # A backlog, not the quarter-hour's trickle: this many partitions of the queue hold more than a
 # page. Then a shard per partition with receipts waiting sends them in parallel.
 FAN_OUT_FULL = 2
