@@ -290,18 +290,13 @@ class Approval(StrictModel):
                                               f"worker_id, {MAX_BATCH_DAYS} for worker_ids or store_id, "
                                               f"{MAX_STORES_DAYS} for store_ids")
 
-    @field_validator("worker_ids", mode="before")
+    @field_validator("worker_ids", "store_ids", mode="before")
     @classmethod
-    def _worker_count(cls, value):
-        if not isinstance(value, list) or not 1 <= len(value) <= MAX_APPROVAL_WORKERS:
-            raise ValueError(f"must be a list of 1 to {MAX_APPROVAL_WORKERS} worker ids")
-        return value
-
-    @field_validator("store_ids", mode="before")
-    @classmethod
-    def _store_count(cls, value):
-        if not isinstance(value, list) or not 1 <= len(value) <= MAX_APPROVAL_STORES:
-            raise ValueError(f"must be a list of 1 to {MAX_APPROVAL_STORES} store ids")
+    def _id_count(cls, value, info):
+        most, kind = {"worker_ids": (MAX_APPROVAL_WORKERS, "worker"),
+                      "store_ids": (MAX_APPROVAL_STORES, "store")}[info.field_name]
+        if not isinstance(value, list) or not 1 <= len(value) <= most:
+            raise ValueError(f"must be a list of 1 to {most} {kind} ids")
         return value
 
     @model_validator(mode="after")
