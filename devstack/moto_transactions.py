@@ -33,10 +33,13 @@ import functools
 import json
 import pickle
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-_INSTALLED = "_restores_items_only"
+_PATCHED: list[tuple[Any, str, Any]] = []  # (owner, name, what it had) of every replacement installed
+_MISSING = object()  # the owner had no attribute of its own by that name (it was inherited)
 
 
 class _CopyWithoutTables:
@@ -53,14 +56,15 @@ class _CopyWithoutTables:
 
 
 def install() -> None:
+    """Install the four patches (once; ``uninstall`` takes them out)."""
     import moto.dynamodb.models as backend_module
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
+    if _PATCHED:
+        return
     backend = backend_module.DynamoDBBackend
     original = backend.transact_write_items
-    if getattr(original, _INSTALLED, False):
-        return
 
     def transact_write_items(self, transact_items: list[dict[str, Any]]) -> None:
         saved = []
@@ -84,12 +88,36 @@ def install() -> None:
                     table.put_item(item.to_json()["Attributes"], overwrite=True)
             raise
 
-    setattr(transact_write_items, _INSTALLED, True)
-    backend.transact_write_items = transact_write_items
-    backend_module.copy = _CopyWithoutTables(Table)
+    _replace(backend, "transact_write_items", transact_write_items)
+    _replace(backend_module, "copy", _CopyWithoutTables(Table))
     _query_partitions_only(Table)
     _item_answers_as_json()
     _parse_update_expressions_once()
+
+
+def uninstall() -> None:
+    """Put moto back as it was before ``install``."""
+    while _PATCHED:
+        owner, name, original = _PATCHED.pop()
+        if original is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """The patches for the duration of a block (a test of the local stack's moto)."""
+    install()
+    try:
+        yield
+    finally:
+        uninstall()
+
+
+def _replace(owner: Any, name: str, value: Any) -> None:
+    _PATCHED.append((owner, name, vars(owner).get(name, _MISSING)))
+    setattr(owner, name, value)
 
 
 def _query_partitions_only(table_type: type) -> None:
@@ -133,8 +161,8 @@ def _query_partitions_only(table_type: type) -> None:
         finally:
             scope.partition = None
 
-    table_type.all_items = partition_items
-    table_type.query = query_partition
+    _replace(table_type, "all_items", partition_items)
+    _replace(table_type, "query", query_partition)
 
 
 def _parse_update_expressions_once() -> None:
@@ -146,16 +174,8 @@ def _parse_update_expressions_once() -> None:
     from moto.dynamodb.parsing import expressions, validators
 
     parser = expressions.UpdateExpressionParser
-    if getattr(parser.make, _INSTALLED, False):
-        return
-    parse = functools.lru_cache(maxsize=4096)(parser.make)
-
-    def make(expression_str: str):
-        return parse(expression_str)
-
-    setattr(make, _INSTALLED, True)
-    parser.make = make
-    validators.deepcopy = _pickled_copy
+    _replace(parser, "make", staticmethod(functools.lru_cache(maxsize=4096)(parser.make)))
+    _replace(validators, "deepcopy", _pickled_copy)
     _check_expression_shapes_once(validators.UpdateExpressionValidator)
 
 
@@ -186,8 +206,8 @@ def _check_expression_shapes_once(validator_type: type) -> None:
         passed.add(self.shape)
         return validated
 
-    validator_type.__init__ = checked_init
-    validator_type.validate = checked_validate
+    _replace(validator_type, "__init__", checked_init)
+    _replace(validator_type, "validate", checked_validate)
 
 
 def _pickled_copy(value: Any, memo: dict | None = None) -> Any:
@@ -205,8 +225,6 @@ def _item_answers_as_json() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     serialized = DynamoHandler.serialized
-    if getattr(serialized, _INSTALLED, False):
-        return
 
     def as_json(self, action_result) -> tuple:
         if isinstance(action_result.result, Exception) or self._get_action() not in DATA_PLANE:
@@ -214,8 +232,7 @@ def _item_answers_as_json() -> None:
         body = json.dumps(_without_nulls(action_result.result), default=_encode, separators=(",", ":"))
         return 200, {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}, body
 
-    setattr(as_json, _INSTALLED, True)
-    DynamoHandler.serialized = as_json
+    _replace(DynamoHandler, "serialized", as_json)
 
 
 def _without_nulls(value: Any) -> Any:

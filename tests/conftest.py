@@ -22,6 +22,16 @@ def pytest_configure(config):
 
 
 @pytest.fixture
+def local_moto():
+    """moto as the local stack runs it (``devstack.moto_transactions``), for this test only: moto's
+    own transactions copy a table once per action."""
+    from devstack import moto_transactions
+
+    with moto_transactions.installed():
+        yield
+
+
+@pytest.fixture
 def aws():
     """A fresh in-process moto with every table, bucket, queue and the SES sender provisioned."""
     from chalicelib.provision import provision

@@ -1,15 +1,17 @@
 """The local stack's faster moto transactions behave as moto's own: all or nothing."""
 from decimal import Decimal
 
+import pytest
+
 from devstack import moto_transactions
 
 
-def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws, monkeypatch):
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws):
 
     from chalicelib.storage.inventory import OnHand
     from chalicelib.storage.transact import Put, Update, write_transaction
 
-    _installed_for_this_test(monkeypatch)
+    moto_transactions.install()
     OnHand("W", "A/*", product_id="A", qty=Decimal(5)).save()
 
     failed = write_transaction(
@@ -32,7 +34,7 @@ def test_a_key_query_reads_its_partition_and_answers_as_moto_does(aws, monkeypat
         for n in range(30):
             OnHand(warehouse, f"P{n:02d}/*", product_id=f"P{n:02d}", qty=Decimal(n)).save()
     before = [i.item_key for i in OnHand.query("W2", OnHand.item_key.between("P05", "P20"), page_size=4)]
-    _installed_for_this_test(monkeypatch)
+    moto_transactions.install()
     walked = []
     monkeypatch.setattr(Table, "all_items", _counting(Table.all_items, walked))
 
@@ -60,7 +62,7 @@ def test_an_index_query_reads_the_items_of_its_key_only_and_answers_as_moto_does
                 [i.statement_id for i in LedgerLine.by_date.query("2026-11-01", page_size=7)])
 
     before = pages()
-    _installed_for_this_test(monkeypatch)
+    moto_transactions.install()
     walked = []
     monkeypatch.setattr(Table, "all_items", _counting(Table.all_items, walked))
 
@@ -72,24 +74,15 @@ def test_an_index_query_reads_the_items_of_its_key_only_and_answers_as_moto_does
     assert set(walked) == {0, 20, 60}, walked
 
 
-def _installed_for_this_test(monkeypatch):
-    """moto patched for this test only: monkeypatch puts moto back as it was afterwards."""
-    import moto.dynamodb.models as backend
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.parsing import expressions, validators
-    from moto.dynamodb.responses import DynamoHandler
-
-    for name in ("query", "all_items"):
-        monkeypatch.setattr(Table, name, getattr(Table, name))
-    monkeypatch.setattr(backend.DynamoDBBackend, "transact_write_items", backend.DynamoDBBackend.transact_write_items)
-    monkeypatch.setattr(backend, "copy", backend.copy)
-    monkeypatch.setattr(DynamoHandler, "serialized", DynamoHandler.serialized)
-    monkeypatch.setattr(expressions.UpdateExpressionParser, "make", expressions.UpdateExpressionParser.make)
-    monkeypatch.setattr(validators, "deepcopy", validators.deepcopy)
-    moto_transactions.install()
+@pytest.fixture(autouse=True)
+def _uninstalled_after():
+    """Each test installs the patches part-way (after reading what moto answers on its own); moto
+    is put back as it was after it."""
+    yield
+    moto_transactions.uninstall()
 
 
-def test_item_answers_written_as_json_read_back_as_moto_serializes_them(aws, monkeypatch):
+def test_item_answers_written_as_json_read_back_as_moto_serializes_them(aws):
     from chalicelib.storage.distribution import StoreState
     from chalicelib.storage.inventory import OnHand
 
@@ -97,21 +90,20 @@ def test_item_answers_written_as_json_read_back_as_moto_serializes_them(aws, mon
     StoreState("S1", "assortment#01#x", chunk=b"\x00\x01zlib", pairs=3, digests=["a", ""]).save()
     before = (OnHand.get("W", "A/*").attribute_values, StoreState.get("S1", "assortment#01#x").attribute_values,
               [i.attribute_values for i in OnHand.query("W")], [i.attribute_values for i in OnHand.scan()])
-    _installed_for_this_test(monkeypatch)
+    moto_transactions.install()
     after = (OnHand.get("W", "A/*").attribute_values, StoreState.get("S1", "assortment#01#x").attribute_values,
              [i.attribute_values for i in OnHand.query("W")], [i.attribute_values for i in OnHand.scan()])
     assert after == before and after[1]["chunk"] == b"\x00\x01zlib"
     assert OnHand.count("W") == 1 and list(OnHand.batch_get([("W", "A/*"), ("W", "B/*")]))[0].qty == Decimal("2.5")
 
 
-def test_one_update_expression_parsed_once_updates_each_item_with_its_own_values(aws, monkeypatch):
-    import pytest
+def test_one_update_expression_parsed_once_updates_each_item_with_its_own_values(aws):
     from pynamodb.exceptions import UpdateError
 
     from chalicelib.storage.inventory import OnHand
     from chalicelib.storage.transact import Update, write_transaction
 
-    _installed_for_this_test(monkeypatch)
+    moto_transactions.install()
     for n in range(3):
         OnHand("W", f"P{n}/*", product_id=f"P{n}", qty=Decimal(10)).save()
 
@@ -132,3 +124,20 @@ def _counting(all_items, walked):
         walked.append(len(items))
         return items
     return counted
+
+
+def test_uninstall_puts_moto_back_as_it_was(aws):
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.parsing import expressions, validators
+    from moto.dynamodb.responses import DynamoHandler
+
+    def state():
+        return (DynamoDBBackend.transact_write_items, Table.query, Table.all_items, DynamoHandler.serialized,
+                expressions.UpdateExpressionParser.make, validators.deepcopy,
+                validators.UpdateExpressionValidator.__init__, validators.UpdateExpressionValidator.validate)
+
+    before = state()
+    with moto_transactions.installed():
+        assert all(now != then for now, then in zip(state(), before, strict=True))
+    assert state() == before

@@ -39,17 +39,10 @@ def _sales(store_index: int, store_id: str) -> list[dict]:
 
 
 @pytest.fixture
-def retailer(client, monkeypatch):
-    import moto.dynamodb.models as backend
-
+def retailer(client, local_moto, monkeypatch):
     from chalicelib.models.parsing import parse_records
     from chalicelib.storage import records
-    from devstack import moto_transactions
 
-    # The local stack's moto transactions (moto's own copies the table once per action).
-    monkeypatch.setattr(backend.DynamoDBBackend, "transact_write_items", backend.DynamoDBBackend.transact_write_items)
-    monkeypatch.setattr(backend, "copy", backend.copy)
-    moto_transactions.install()
     # Heartbeats come every third of the lock's lease: on a loaded test machine the runs' wall
     # time, not their work, would decide how many there are.
     monkeypatch.setenv("JOB_LOCK_LEASE_SECONDS", "3600")

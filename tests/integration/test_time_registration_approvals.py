@@ -228,16 +228,8 @@ def test_approving_twice_changes_and_writes_nothing_the_second_time(setup, opera
 # --- the request floor (issue 16) -----------------------------------------------------------------
 
 @pytest.fixture
-def big_store(setup, operator, monkeypatch):
+def big_store(setup, operator, local_moto):
     """20 workers x 14 daily shifts in S9: 280 registrations."""
-    import moto.dynamodb.models as backend
-
-    from devstack import moto_transactions
-
-    # The local stack's moto transactions (moto's own copies the table once per action).
-    monkeypatch.setattr(backend.DynamoDBBackend, "transact_write_items", backend.DynamoDBBackend.transact_write_items)
-    monkeypatch.setattr(backend, "copy", backend.copy)
-    moto_transactions.install()
     response = upload(setup, [shift(w, day, 9) for w in BIG for day in DAYS], "S9")
     assert response.json_body["accepted"] == 280, response.body
     return setup
