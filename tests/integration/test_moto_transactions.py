@@ -118,6 +118,54 @@ def test_one_update_expression_parsed_once_updates_each_item_with_its_own_values
         OnHand("W", "P0/*").update(actions=[OnHand.qty.set(1), OnHand.qty.add(1)])
 
 
+UPDATES = [  # (update expression, its values): each processor of moto's validator has work in one
+    ("SET n = if_not_exists(n, :zero) + :one, tags = list_append(if_not_exists(tags, :none), :tag)",
+     {":zero": {"N": "0"}, ":one": {"N": "1"}, ":none": {"L": []}, ":tag": {"L": [{"S": "a"}]}}),
+    ("SET n = n - :one, m.deep = :one REMOVE gone ADD ids :ids", {":one": {"N": "1"}, ":ids": {"SS": ["x"]}}),
+    ("SET n = missing + :one", {":one": {"N": "1"}}),  # a path the item lacks
+    ("ADD n :text", {":text": {"S": "not a number"}}),  # a type mismatch
+    ("SET n = :one, n = :one", {":one": {"N": "1"}}),  # overlapping paths
+    ("SET pk = :key", {":key": {"S": "other"}}),  # the key
+    ("SET s = :empty", {":empty": {"S": ""}}),
+]
+
+
+def _outcomes(table: str) -> list:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("dynamodb")
+    client.put_item(TableName=table, Item={"pk": {"S": "k"}, "m": {"M": {}}, "gone": {"S": "here"}})
+    outcomes = []
+    for expression, values in UPDATES:
+        try:
+            client.update_item(TableName=table, Key={"pk": {"S": "k"}}, UpdateExpression=expression,
+                               ExpressionAttributeValues=values)
+            outcomes.append(client.get_item(TableName=table, Key={"pk": {"S": "k"}})["Item"])
+        except ClientError as error:
+            outcomes.append(error.response["Error"])
+    return outcomes
+
+
+def test_updates_are_applied_and_refused_as_moto_does(aws):
+    import boto3
+
+    client = boto3.client("dynamodb")
+    for table in ("plain", "patched"):
+        client.create_table(TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+
+    plain = _outcomes("plain")
+    with moto_transactions.installed():
+        patched = _outcomes("patched")
+
+    assert patched == plain
+    assert plain[1] == {"pk": {"S": "k"}, "n": {"N": "0"}, "tags": {"L": [{"S": "a"}]},
+                        "m": {"M": {"deep": {"N": "1"}}}, "ids": {"SS": ["x"]}}
+    assert all(outcome.get("Code") == "ValidationException" for outcome in plain[2:6]), plain
+
+
 def _counting(all_items, walked):
     def counted(self):
         items = all_items(self)
@@ -130,12 +178,14 @@ def test_uninstall_puts_moto_back_as_it_was(aws):
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.parsing import expressions, validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
     from moto.dynamodb.responses import DynamoHandler
 
     def state():
         return (DynamoDBBackend.transact_write_items, Table.query, Table.all_items, DynamoHandler.serialized,
                 expressions.UpdateExpressionParser.make, validators.deepcopy,
-                validators.UpdateExpressionValidator.__init__, validators.UpdateExpressionValidator.validate)
+                validators.UpdateExpressionValidator.__init__, validators.UpdateExpressionValidator.validate,
+                DepthFirstTraverser.traverse_node_recursively)
 
     before = state()
     with moto_transactions.installed():
