@@ -450,6 +450,23 @@ def _tender_label(tender: str, translations: gettext.NullTranslations) -> str:
     return translations.gettext(label) if label else tender
 
 
+def sold_products(transaction: Mapping[str, Any], products: Mapping[str, Mapping[str, Any] | None]) -> dict:
+    """What the receipt of ``transaction`` names its lines by, from its product records as they are
+    now (the sale's): each product's name and the variants sold, keyed and shaped as the records, so
+    that a receipt sent later reads no product. A product without a record is left out (read then)."""
+    sold: dict[str, dict] = {}
+    for line in transaction.get("lines", ()):
+        product = products.get(line["product_id"])
+        if product is None:
+            continue
+        kept = sold.setdefault(line["product_id"], {"id": line["product_id"], "name": product.get("name"),
+                                                    "variants": []})
+        variant = next((v for v in product.get("variants") or () if v.get("id") == line.get("variant_id")), None)
+        if variant is not None and all(v["id"] != variant["id"] for v in kept["variants"]):
+            kept["variants"].append({key: variant[key] for key in ("id", "size", "color") if key in variant})
+    return sold
+
+
 def _line_name(line: Mapping[str, Any], product: Mapping[str, Any] | None) -> str:
     name = (product or {}).get("name") or line["product_id"]
     variant_id = line.get("variant_id")

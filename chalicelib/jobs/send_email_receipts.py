@@ -28,14 +28,17 @@ Then for each receipt:
 
 SES throttling ends the run early; the receipt in hand and the rest stay Pending for the next run
 (claims not sent yet are released, 100 a request). Per receipt sent: one SES call and one
-UpdateItem, plus a hundredth of a claim, a query page and the batch reads (customers and products
-are read once a run, the 20,000 most recently used kept).
+UpdateItem, plus a hundredth of a claim, a query page and the batch reads of customers (read once
+a run, the 20,000 most recently used kept: a customer's address and receipt option as they are now).
+The products' names come with the receipt, as sold (``receipt_products``, written at upload);
+products are read only for receipts queued without them.
 Addresses never reach logs or run errors: those name transaction ids.
 """
 from __future__ import annotations
 
 import re
 import time
+from collections import ChainMap
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -181,7 +184,8 @@ class _ReceiptSender:
         customers = self.customers
         self._load("customers", customers, {r.data["customer_id"] for r in due if r.data.get("customer_id")}, KEPT)
         self._load("stores", self.stores, {r.store_id for r in due})
-        self._load("products", self.products, {line["product_id"] for r in due for line in r.data["lines"]}, KEPT)
+        self._load("products", self.products, {line["product_id"] for r in due for line in r.data["lines"]
+                                               if line["product_id"] not in (r.receipt_products or {})}, KEPT)
         for start in range(0, len(due), MAX_ACTIONS):
             chunk = due[start:start + MAX_ACTIONS]
             if self.ctx.dry_run:
@@ -205,7 +209,8 @@ class _ReceiptSender:
             return self._fail(receipt, "no receipt address: the customer's email or receipt option changed")
         store = self.stores.get(receipt.store_id) or {"id": receipt.store_id}
         try:
-            rendered = render_receipt(receipt.data, store, customer, self.products, self.parameters)
+            products = ChainMap(receipt.receipt_products, self.products) if receipt.receipt_products else self.products
+            rendered = render_receipt(receipt.data, store, customer, products, self.parameters)
         except ReceiptTemplateError as exc:
             return self._retry_later(receipt, str(exc))
         self.missing_glyphs.update(rendered.missing_glyphs)

@@ -24,7 +24,7 @@ from chalicelib.domain.alerts import UPLOAD_CONFLICT, alert_id
 from chalicelib.domain.days import business_date_problem, local_today
 from chalicelib.domain.errors import ConflictError, FieldError, NotFoundError
 from chalicelib.domain.parameters import parameters_with_defaults
-from chalicelib.domain.receipts import receipt_address
+from chalicelib.domain.receipts import receipt_address, sold_products
 from chalicelib.domain.uploads import UploadOutcome, canonical_hash
 from chalicelib.models.parsing import check_record
 from chalicelib.storage import alerts, records
@@ -90,8 +90,8 @@ def upload(store_id: str, items: list) -> dict:
             issues.reject(outcome, i, items[i], errors)
             del valid[i]
 
-    stored = {i: from_upload(t, receipt_address(t, customers.get(t["customer_id"])) is not None, now)
-              for i, t in valid.items()}
+    stored = {i: from_upload(t, receipt_address(t, customers.get(t["customer_id"])) is not None, now,
+                             sold_products(t, products)) for i, t in valid.items()}
     existing = insert_new(list(stored.values()))
     for i, item in stored.items():
         old = existing.get(item.transaction_id)
@@ -217,7 +217,8 @@ def accept_issue(store_id: str, issue_id: str, accepted_by: str) -> dict:
                             "must void it and send the correction under a new transaction id")
     record = issue.record
     customer = records.get("customers", record["customer_id"]) if record.get("customer_id") else None
-    new = from_upload(record, receipt_address(record, customer) is not None, now)
+    products = records.get_by_ids("products", {line["product_id"] for line in record["lines"]})
+    new = from_upload(record, receipt_address(record, customer) is not None, now, sold_products(record, products))
     if current.email_status not in (None, "Pending"):  # a receipt already sent or given up is not sent again
         new.email_status, new.email_queue, new.email_order = current.email_status, None, None
         new.email_attempts, new.email_sent_at = current.email_attempts, current.email_sent_at

@@ -91,6 +91,9 @@ class PosTransaction(Model):
     email_message_id = UnicodeAttribute(null=True)
     email_sent_at = UnicodeAttribute(null=True)
     email_error = UnicodeAttribute(null=True)
+    # A queued receipt's products as they were sold (``sold_products``): their names on the receipt
+    # need no read when it is sent. Absent on rows older than it: their products are read then.
+    receipt_products = JSONAttribute(null=True)
     by_unposted = TransactionsUnposted()
     by_email_queue = TransactionsEmailQueue()
 
@@ -102,9 +105,11 @@ class PosTransaction(Model):
                 "email_error": self.email_error}
 
 
-def from_upload(record: dict, receipt_requested: bool, now: str) -> PosTransaction:
+def from_upload(record: dict, receipt_requested: bool, now: str,
+                receipt_products: dict | None = None) -> PosTransaction:
     """A validated upload as stored: completed sales and returns wait for posting; a requested
-    receipt of a completed one waits in the email queue (voided and training never do either)."""
+    receipt of a completed one waits in the email queue (voided and training never do either),
+    with its products as sold (``receipts.sold_products``) when they are given."""
     completed = record["status"] == COMPLETED
     queued = completed and receipt_requested
     return PosTransaction(
@@ -114,6 +119,7 @@ def from_upload(record: dict, receipt_requested: bool, now: str) -> PosTransacti
         unposted_store=record["store_id"] if completed else None, receipt_requested=receipt_requested,
         email_status=EMAIL_PENDING if queued else None, email_queue=queue_of(record["store_id"]) if queued else None,
         email_order=UNPOSTED_ORDER + record["created_at"] if queued else None,
+        receipt_products=receipt_products if queued else None,
     )
 
 

@@ -259,8 +259,41 @@ def test_customers_and_products_are_read_once_a_run_across_pages(retailer, opera
 
     assert run["counters"]["written"] == 5 == len(sent_messages())
     assert [m.destinations[0] for m in sent_messages()] == ["juergen@example.com"] * 5
-    # three pages; the customer, the store and the product read on the first only
-    assert run["aws_requests"]["dynamodb.BatchGetItem"] == 3, run["aws_requests"]
+    # three pages; the customer and the store read on the first only; the product came with the receipts
+    assert run["aws_requests"]["dynamodb.BatchGetItem"] == 2, run["aws_requests"]
+
+
+def test_the_receipt_names_products_as_sold_even_when_renamed_before_it_is_sent(retailer, operator):
+    from chalicelib.models.parsing import parse_records
+    from chalicelib.storage import records
+    from tests.integration.retail import PRODUCTS
+
+    post(retailer, operator, "S1", [sale("T1", [("SHIRT", "M-RED", 1, "20.00")], customer_id="C3")])
+    renamed = [{**p, "name": "Renamed shirt", "variants": [{**v, "color": "Crimson"} for v in p["variants"]]}
+               for p in PRODUCTS if p["id"] == "SHIRT"]
+    records.upsert("products", parse_records("products", renamed))
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    body = parts(parsed(messages_to("lea@example.com")[0]))
+    assert "Oxford Shirt (M / Red)" in body["text/plain"].decode()
+    pdf = next(content for name, content in body.items() if name.endswith(".pdf"))
+    assert "Oxford Shirt (M / Red)" in pdf_text(pdf)
+    assert "Renamed" not in body["text/html"].decode()
+    assert run["aws_requests"]["dynamodb.BatchGetItem"] == 2, run["aws_requests"]  # customer, store: no product
+
+
+def test_a_receipt_queued_without_its_products_reads_them_when_sent(retailer, operator):
+    from chalicelib.storage.transactions import PosTransaction
+
+    post(retailer, operator, "S1", [sale("T1", [("SHIRT", "M-RED", 1, "20.00")], customer_id="C3")])
+    PosTransaction("S1", "T1").update(actions=[PosTransaction.receipt_products.remove()])  # as rows older than it
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    text = parts(parsed(messages_to("lea@example.com")[0]))["text/plain"].decode()
+    assert "Oxford Shirt (M / Red)" in text
+    assert run["aws_requests"]["dynamodb.BatchGetItem"] == 3, run["aws_requests"]  # customer, store, product
 
 
 def test_a_claim_older_than_the_lease_is_taken_over_and_a_live_one_left_alone(retailer, operator):

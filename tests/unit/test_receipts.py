@@ -17,6 +17,7 @@ from chalicelib.domain.receipts import (
     choose_language,
     receipt_address,
     render_receipt,
+    sold_products,
 )
 
 D = Decimal
@@ -82,6 +83,22 @@ def test_an_override_makes_a_language_available():
     parameters = {"receipt_templates": {"es-es": {"html": "<p>Hola</p>", "text": "Hola"}}}
 
     assert choose_language({"language": "es-es"}, parameters) == "es-es"
+
+
+def test_sold_products_keep_each_name_and_only_the_variants_sold():
+    products = {"SHIRT": {"id": "SHIRT", "name": "Oxford shirt", "price": "20.00", "category_id": "SHIRTS",
+                          "variants": [{"id": "M-RED", "size": "M", "color": "Red", "barcode": "1"},
+                                       {"id": "L-RED", "size": "L", "color": "Red"}]},
+                "MUG": {"id": "MUG", "name": "Mug", "variants": []}}
+    shirt = {"product_id": "SHIRT", "variant_id": "M-RED"}
+    transaction = {"lines": [shirt, shirt, {"product_id": "MUG", "variant_id": None},
+                             {"product_id": "GONE", "variant_id": None}]}
+
+    sold = sold_products(transaction, {**products, "GONE": None})
+
+    assert sold == {"SHIRT": {"id": "SHIRT", "name": "Oxford shirt",
+                              "variants": [{"id": "M-RED", "size": "M", "color": "Red"}]},
+                    "MUG": {"id": "MUG", "name": "Mug", "variants": []}}
 
 
 def test_receipt_address():
