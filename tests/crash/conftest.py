@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.crash.harness import FAULTS, fast_dynamodb_responses, fresh_clients, install
+from tests.crash.harness import FAULTS, fresh_clients, install
 
 
 def pytest_collection_modifyitems(config, items):
@@ -25,12 +25,13 @@ def crash_world(aws, monkeypatch):
 
     import app
     from chalicelib import clock
-    from devstack import localenv
+    from devstack import localenv, moto_transactions
     from tests.crash.harness import World
 
     install()
     fresh_clients()
-    fast_dynamodb_responses(monkeypatch)
+    # moto writes its item answers with json.dumps (its serializer was half a crash point's time).
+    moto_transactions.answer_items_as_json()
     # The receipts scenario's few receipts are a backlog (a page is one): its crash points cover the fan-out.
     monkeypatch.setattr("chalicelib.jobs.send_email_receipts.PAGE", 1)
     deployed = {"RUN_DISPATCH": "lambda"}  # runs hand over through run_job, as on AWS
@@ -46,6 +47,7 @@ def crash_world(aws, monkeypatch):
             FAULTS.__init__()
             clock.reset()
             fresh_clients()
+            moto_transactions.uninstall()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -149,38 +149,6 @@ def fresh_clients() -> None:
     reset_connections(force=True)
 
 
-# --- a faster moto -----------------------------------------------------------------------------
-
-ITEM_OPERATIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
-                   "BatchWriteItem", "TransactWriteItems", "TransactGetItems"}
-
-
-def fast_dynamodb_responses(monkeypatch) -> None:
-    """moto 5 serialises every response by walking the botocore output shape, about half of a
-    crash point's time. DynamoDB item operations answer plain DynamoDB JSON, which ``json.dumps``
-    writes as well (binary values base64, as the wire format has them); other answers go the
-    usual way. Only moto's side of the wire changes: the SDK still parses every response."""
-    import base64
-
-    from moto.dynamodb.responses import DynamoHandler
-
-    usual = DynamoHandler.serialized
-
-    def encode(value):
-        if isinstance(value, bytes | bytearray):
-            return base64.b64encode(value).decode()
-        return str(value)
-
-    def serialized(self, action_result):
-        result = action_result.result
-        if not isinstance(result, dict) or self._get_action() not in ITEM_OPERATIONS:
-            return usual(self, action_result)
-        headers = {**self.response_headers, "Content-Type": "application/x-amz-json-1.0"}
-        return 200, headers, json.dumps(result, default=encode)
-
-    monkeypatch.setattr(DynamoHandler, "serialized", serialized)
-
-
 # --- what AWS does: invocations, retries, the next trigger ------------------------------------
 
 @dataclass
