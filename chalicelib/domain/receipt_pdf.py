@@ -110,9 +110,9 @@ def _add_fonts(pdf: FPDF, tier: int) -> None:
 class _Text:
     """Makes text drawable, remembering what it could not draw and the smallest tier drawing the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, tier: int = 0) -> None:
         self.missing: set[str] = set()
-        self.tier = 0
+        self.tier = tier
 
     def __call__(self, value: Any) -> str:
         text = unicodedata.normalize("NFC", str(value))  # one glyph per accented letter
@@ -132,9 +132,8 @@ def render_pdf(context: Mapping[str, Any], gettext: Callable[[str], str], create
     safe = _Text()
     pdf = _draw(context, gettext, created, safe, tier=0)
     if safe.tier:  # a character beyond the first tier: drawn again, from the tier that has them all
-        tier, safe = safe.tier, _Text()
-        safe.tier = tier
-        pdf = _draw(context, gettext, created, safe, tier=tier)
+        safe = _Text(safe.tier)
+        pdf = _draw(context, gettext, created, safe, tier=safe.tier)
     return bytes(pdf.output()), "".join(sorted(safe.missing))
 
 

@@ -249,7 +249,7 @@ def test_receipts_unsent_after_the_expiry_days_expire_together(retailer, operato
     assert run["aws_requests"]["dynamodb.UpdateItem"] == idle["aws_requests"]["dynamodb.UpdateItem"] + 1
 
 
-def test_customers_and_products_are_read_once_a_run_across_pages(retailer, operator, monkeypatch):
+def test_customers_and_stores_are_read_once_a_run_across_pages(retailer, operator, monkeypatch):
     from chalicelib.jobs import send_email_receipts
 
     monkeypatch.setattr(send_email_receipts, "PAGE", 2)
