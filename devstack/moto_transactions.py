@@ -220,7 +220,6 @@ def _dispatch_nodes_by_type() -> None:
     _replace(DepthFirstTraverser, "traverse_node_recursively", traverse_node_recursively)
 
 
-
 # Checks of an expression's shape alone (its text, the names it maps, the table's key): the same for
 # every item an expression of that text updates; the other processors use the item and the values.
 SHAPE_CHECKS = ("ActionCountValidator", "OverlappingPathsValidator", "UpdateHashRangeKeyValidator")
