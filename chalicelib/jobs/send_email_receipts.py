@@ -130,7 +130,6 @@ def _queue_pages(queues: Sequence[str], include_unposted: bool, first: dict[str,
     def following(position: int) -> int:
         position += 1
         while position < len(queues) and first.get(queues[position]) == ([], None):
-            del first[queues[position]]
             position += 1
         return position
 

@@ -283,6 +283,29 @@ def test_the_receipt_names_products_as_sold_even_when_renamed_before_it_is_sent(
     assert run["aws_requests"]["dynamodb.BatchGetItem"] == 2, run["aws_requests"]  # customer, store: no product
 
 
+def test_an_accepted_changed_version_is_named_as_that_version_sold(retailer, operator):
+    from chalicelib.models.parsing import parse_records
+    from chalicelib.storage import records
+    from tests.integration.retail import PRODUCTS
+
+    original = sale("T1", [("BALL", None, 1, "5.00")], customer_id="C3")
+    assert upload(retailer, "S1", [original]).json_body["accepted"] == 1
+    changed = sale("T1", [("SHIRT", "M-RED", 1, "20.00")], customer_id="C3")  # the store corrects the line
+    [conflict] = upload(retailer, "S1", [changed]).json_body["conflicts"]
+    accepted = retailer.http.post(f"/stores/S1/upload-issues/{conflict['issue_id']}/accept", headers=operator)
+    assert accepted.status_code == 200, accepted.body
+    records.upsert("products", parse_records("products", [{**p, "name": "Renamed shirt"}
+                                                          for p in PRODUCTS if p["id"] == "SHIRT"]))
+    run_job(retailer, operator, "post-statements", {"store_ids": ["S1"]})
+
+    run = run_job(retailer, operator, "send-email-receipts")
+
+    text = parts(parsed(messages_to("lea@example.com")[0]))["text/plain"].decode()
+    assert "Oxford Shirt (M / Red)" in text and "Renamed" not in text
+    assert len(sent_messages()) == 1
+    assert run["aws_requests"]["dynamodb.BatchGetItem"] == 2, run["aws_requests"]  # customer, store: no product
+
+
 def test_a_receipt_queued_without_its_products_reads_them_when_sent(retailer, operator):
     from chalicelib.storage.transactions import PosTransaction
 
